@@ -1,0 +1,36 @@
+// Errors as values: every failure carries the operation that failed and its errno.
+#pragma once
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include <tl/expected.hpp>
+
+namespace bpftap {
+
+struct Error {
+  int code = 0;     // errno value (positive); 0 when not an OS error
+  std::string what; // the operation and its object, e.g. "attach tcx ingress on tap-vm1"
+
+  std::string message() const {
+    if (code == 0) return what;
+    return what + ": " + std::strerror(code);
+  }
+};
+
+template <class T = void>
+using Result = tl::expected<T, Error>;
+
+inline tl::unexpected<Error> fail(std::string what, int code = 0) {
+  return tl::unexpected(Error{code, std::move(what)});
+}
+
+// libbpf returns -errno (or sets errno and returns NULL); convert in one place.
+inline tl::unexpected<Error> fail_errno(std::string what, int negative_or_positive_errno) {
+  int c = negative_or_positive_errno < 0 ? -negative_or_positive_errno : negative_or_positive_errno;
+  return tl::unexpected(Error{c, std::move(what)});
+}
+
+} // namespace bpftap

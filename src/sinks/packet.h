@@ -1,0 +1,38 @@
+// What every sink receives: one captured packet with its metadata.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace bpftap {
+
+enum class Direction : uint8_t { Unknown = 0, In = 1, Out = 2 };
+
+struct InterfaceInfo {
+  std::string name;      // e.g. "tap-vm1"; written as pcapng if_name
+  uint32_t ifindex = 0;  // kernel ifindex (informational)
+  uint16_t linktype = 1; // LINKTYPE_ETHERNET
+  uint32_t snaplen = 262144;
+};
+
+struct Packet {
+  uint64_t ts_ns = 0;    // wall clock, UTC, nanoseconds since the epoch
+  uint32_t iface = 0;    // index into the sink's interface list
+  Direction dir = Direction::Unknown;
+  uint32_t wire_len = 0; // original length
+  std::span<const uint8_t> data; // captured bytes (data.size() == captured length)
+};
+
+class PacketSink {
+public:
+  virtual ~PacketSink() = default;
+  virtual Result<> write(const Packet &pkt) = 0;
+  // Push buffered bytes to the OS (called once per reader batch, so streams are live).
+  virtual Result<> flush() = 0;
+};
+
+} // namespace bpftap
