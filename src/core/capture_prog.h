@@ -1,0 +1,50 @@
+// The capture BPF object: loading with the translated filter spliced in, and its handles.
+#pragma once
+
+#include <linux/bpf.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "bpf/bpftap.h"
+#include "core/error.h"
+
+struct capture_bpf;
+
+namespace bpftap {
+
+struct CaptureProgramOptions {
+  std::vector<bpf_insn> filter;  // translate_cbpf() output; empty = accept everything
+  uint32_t snaplen = BPFTAP_MAX_SNAPLEN;
+  bpftap_output output = BPFTAP_OUT_RINGBUF;
+  uint32_t ring_bytes = 1u << 24;  // power of two, ≥ page size
+  bool taps = true;         // load the ingress/egress programs
+  bool filter_test = false; // load bpftap_filter_test (tests only)
+};
+
+class CaptureProgram {
+public:
+  static Result<std::unique_ptr<CaptureProgram>> load(const CaptureProgramOptions &opts);
+  ~CaptureProgram();
+  CaptureProgram(const CaptureProgram &) = delete;
+  CaptureProgram &operator=(const CaptureProgram &) = delete;
+
+  int ingress_fd() const;
+  int egress_fd() const;
+  int filter_test_fd() const;
+  int ring_fd() const;
+  int perf_fd() const;
+  int counters_fd() const;
+
+  // Registers (ifindex, direction) so the programs count and capture its packets.
+  Result<> watch(uint32_t ifindex, uint8_t dir);
+  // Counters summed over CPUs.
+  Result<bpftap_counters> counters(uint32_t ifindex, uint8_t dir) const;
+
+private:
+  explicit CaptureProgram(capture_bpf *skel) : skel_(skel) {}
+  capture_bpf *skel_;
+};
+
+} // namespace bpftap

@@ -1,0 +1,37 @@
+// Helpers for BPF_PROG_TEST_RUN tests.
+#pragma once
+
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace bpftap::test {
+
+struct RunResult {
+  int err = 0;          // 0 or -errno from the syscall
+  uint32_t retval = 0;  // the program's return value
+};
+
+// Runs a TC program once on `frame`; mark is written to skb->mark.
+inline RunResult run_tc(int prog_fd, const std::vector<uint8_t> &frame, uint32_t mark = 0) {
+  __sk_buff ctx{};
+  ctx.mark = mark;
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.data_in = frame.data();
+  opts.data_size_in = static_cast<uint32_t>(frame.size());
+  opts.ctx_in = &ctx;
+  opts.ctx_size_in = sizeof(ctx);
+  opts.repeat = 1;
+  RunResult r;
+  r.err = bpf_prog_test_run_opts(prog_fd, &opts);
+  r.retval = opts.retval;
+  return r;
+}
+
+// BPF_PROG_TEST_RUN builds a linear skb in one page: larger frames cannot be run.
+inline constexpr size_t kMaxTestRunFrame = 3500;
+
+} // namespace bpftap::test
