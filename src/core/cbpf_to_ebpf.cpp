@@ -66,6 +66,11 @@ public:
     emit(insn(cls | op | BPF_X, dst, src, 0, 0));
   }
   void jump(Label target) { jump_imm(BPF_JMP, BPF_JA, 0, 0, target); }
+  bool referenced(Label l) const {
+    for (const auto &f : fixups_)
+      if (f.label == l) return true;
+    return false;
+  }
 
   Result<std::vector<bpf_insn>> finish() {
     for (const auto &f : fixups_) {
@@ -100,19 +105,51 @@ public:
     reject_ = e_.new_label();
     for (size_t i = 0; i < prog_.size(); i++) at_.push_back(e_.new_label());
 
+    auto reachable = reachable_insns();
+    if (!reachable) return tl::unexpected(reachable.error());
     prologue();
     for (size_t i = 0; i < prog_.size(); i++) {
+      if (!(*reachable)[i]) continue;  // the verifier refuses unreachable code
       e_.bind(at_[i]);
       if (auto r = translate(i, prog_[i]); !r) return tl::unexpected(r.error());
     }
-    // Falling off the end cannot happen in a validated program; treat it as a reject.
-    e_.bind(reject_);
-    e_.emit(alu32_imm(BPF_MOV, BPF_REG_0, 0));
-    e_.emit(exit_insn());
+    if (e_.referenced(reject_)) {
+      e_.bind(reject_);
+      e_.emit(alu32_imm(BPF_MOV, BPF_REG_0, 0));
+      e_.emit(exit_insn());
+    }
     return e_.finish();
   }
 
 private:
+  // Marks the instructions reachable from the first one. Jumps must go forward: the only
+  // backward jumps libpcap emits are the loop of `ip6 protochain`, which the verifier cannot
+  // bound, so such programs are refused with a message that says so.
+  Result<std::vector<bool>> reachable_insns() const {
+    std::vector<bool> seen(prog_.size(), false);
+    seen[0] = true;
+    for (size_t i = 0; i < prog_.size(); i++) {
+      if (!seen[i]) continue;
+      const auto &f = prog_[i];
+      uint16_t cls = BPF_CLASS(f.code);
+      if (cls == BPF_RET) continue;
+      std::vector<long> next;
+      if (cls == BPF_JMP && BPF_OP(f.code) == BPF_JA)
+        next = {static_cast<int32_t>(f.k)};
+      else if (cls == BPF_JMP)
+        next = {f.jt, f.jf};
+      else
+        next = {0};
+      for (long rel : next) {
+        if (rel < 0)
+          return fail("the filter needs a loop (as 'protochain' does), which cannot run in the kernel");
+        if (auto r = check_target(i, rel); !r) return tl::unexpected(r.error());
+        seen[i + 1 + static_cast<size_t>(rel)] = true;
+      }
+    }
+    return seen;
+  }
+
   void prologue() {
     e_.emit(alu64_reg(BPF_MOV, kCtx, BPF_REG_1));
     e_.emit(alu32_reg(BPF_MOV, kVtag, BPF_REG_2));
