@@ -1,12 +1,172 @@
+// bpftap capture: tcpdump-like capture from many interfaces at once, and bpftap cleanup.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
 #include "cli/commands.h"
+#include "core/attach.h"
+#include "core/capture.h"
+#include "sinks/rotating_sink.h"
+#include "sinks/text_sink.h"
 
 namespace bpftap::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop = true; }
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a closed pipe ends the capture through a write error instead
+}
+
+struct CaptureArgs {
+  std::vector<std::string> interfaces;
+  std::string direction = "inout";
+  uint32_t snaplen = 0;
+  uint64_t count = 0;
+  std::string write;
+  std::string format = "pcapng";
+  uint64_t rotate_mb = 0;
+  uint32_t rotate_seconds = 0;
+  uint32_t max_files = 0;
+  std::string buffer = "ring";
+  uint32_t buffer_kib = 16384;
+  std::string attach = "auto";
+  std::vector<std::string> expression;
+};
+
+int report(const Error &e) {
+  std::fprintf(stderr, "bpftap: %s\n", e.message().c_str());
+  return e.bad_input ? kExitBadInput : kExitFailure;
+}
+
+void print_summary(const std::vector<InterfaceStats> &stats) {
+  InterfaceStats total;
+  for (const auto &s : stats) {
+    std::fprintf(stderr, "%s: %lu packets captured, %lu packets received by filter, %lu packets dropped by kernel\n",
+                 s.name.c_str(), s.captured, s.matched, s.dropped);
+    total.captured += s.captured;
+    total.matched += s.matched;
+    total.dropped += s.dropped;
+  }
+  std::fprintf(stderr, "%lu packets captured\n%lu packets received by filter\n%lu packets dropped by kernel\n",
+               total.captured, total.matched, total.dropped);
+}
+
+int run_capture(const CaptureArgs &a) {
+  CaptureOptions o;
+  o.interfaces = a.interfaces;
+  o.ingress = a.direction != "out";
+  o.egress = a.direction != "in";
+  o.snaplen = a.snaplen == 0 ? BPFTAP_MAX_SNAPLEN : a.snaplen;
+  o.count = a.count;
+  for (const auto &w : a.expression) o.filter += (o.filter.empty() ? "" : " ") + w;
+  o.output = a.buffer == "perf" ? BPFTAP_OUT_PERFBUF : BPFTAP_OUT_RINGBUF;
+  o.attach = a.attach == "tcx" ? AttachMode::Tcx : a.attach == "tc" ? AttachMode::Tc : AttachMode::Auto;
+  o.buffer_bytes = a.buffer_kib * 1024u;
+  if (a.buffer == "ring" && (o.buffer_bytes & (o.buffer_bytes - 1)))
+    return report(Error{0, "-B: the ring buffer size must be a power of two (KiB)", true});
+  if (a.write.empty() && (a.rotate_mb || a.rotate_seconds || a.max_files))
+    return report(Error{0, "-C, -G and -W need -w FILE", true});
+  if (a.write == "-" && (a.rotate_mb || a.rotate_seconds))
+    return report(Error{0, "cannot rotate standard output (-w - with -C or -G)", true});
+
+  // Check interfaces and filter before creating any file or attaching anything (as tcpdump).
+  auto ifaces = resolve_interfaces(o.interfaces);
+  if (!ifaces) return report(ifaces.error());
+  for (auto &i : *ifaces) i.snaplen = o.snaplen;
+  if (auto f = check_filter(o.filter, o.snaplen); !f) return report(f.error());
+
+  std::unique_ptr<PacketSink> sink;
+  RotatingFileSink *files = nullptr;
+  if (a.write.empty()) {
+    sink = std::make_unique<TextSink>(stdout, *ifaces);
+  } else {
+    RotationOptions r;
+    r.path = a.write;
+    r.format = a.format == "pcap" ? FileFormat::Pcap : FileFormat::Pcapng;
+    r.rotate_bytes = a.rotate_mb * 1'000'000ull;
+    r.rotate_seconds = a.rotate_seconds;
+    r.max_files = a.max_files;
+    auto f = RotatingFileSink::open(r, *ifaces);
+    if (!f) {
+      Error e = f.error();
+      e.bad_input = true;  // an output path that cannot be written
+      return report(e);
+    }
+    files = f->get();
+    sink = std::move(*f);
+  }
+
+  auto cap = Capture::start(o);
+  if (!cap) return report(cap.error());
+  std::string names;
+  for (const auto &i : *ifaces) names += (names.empty() ? "" : ", ") + i.name;
+  std::fprintf(stderr, "bpftap: listening on %s (%s), link-type EN10MB (Ethernet), snapshot length %u bytes\n",
+               names.c_str(), a.direction.c_str(), o.snaplen);
+  auto ran = (*cap)->run(*sink, g_stop, [files] { return files && files->finished(); });
+  auto stats = (*cap)->finish(*sink);
+  if (files)
+    if (auto c = files->close(); !c && ran) ran = tl::unexpected(c.error());
+  if (stats) print_summary(*stats);
+  if (!ran) return report(ran.error());
+  return stats ? kExitOk : report(stats.error());
+}
+
+} // namespace
+
 void add_capture_command(CLI::App &app, Context &ctx) {
-  auto *cap = app.add_subcommand("capture", "capture packets (placeholder)");
-  cap->callback([&ctx] { ctx.exit_code = kExitFailure; });
+  auto a = std::make_shared<CaptureArgs>();
+  auto *cmd = app.add_subcommand("capture", "capture packets from interfaces with eBPF (tcpdump-like)");
+  cmd->add_option("-i,--interface", a->interfaces, "interface name or glob, e.g. 'tap-*' (repeatable)")
+      ->required()
+      ->allow_extra_args(false);
+  cmd->add_option("-Q,--direction", a->direction, "in, out or inout")->check(CLI::IsMember({"in", "out", "inout"}));
+  cmd->add_option("-s,--snapshot-length", a->snaplen, "bytes to keep of each packet (0 = 262144)")
+      ->check(CLI::Range(0u, BPFTAP_MAX_SNAPLEN));
+  cmd->add_option("-c,--count", a->count, "stop after this many packets");
+  cmd->add_option("-w,--write", a->write, "write packets to FILE ('-' = standard output)");
+  cmd->add_option("--format", a->format, "file format")->check(CLI::IsMember({"pcapng", "pcap"}));
+  cmd->add_option("-C", a->rotate_mb, "start a new file when the current one exceeds this many MB (1,000,000 bytes)");
+  cmd->add_option("-G", a->rotate_seconds, "start a new file every this many seconds (FILE may hold strftime escapes)");
+  cmd->add_option("-W", a->max_files, "with -C: keep this many files (ring); with -G: stop after this many files");
+  cmd->add_option("-B,--buffer-size", a->buffer_kib, "kernel buffer size in KiB (power of two for the ring buffer)")
+      ->check(CLI::Range(4u, 1u << 20));
+  cmd->add_option("--buffer", a->buffer, "kernel-to-user transport: ring (one ring buffer) or perf (per-CPU)")
+      ->check(CLI::IsMember({"ring", "perf"}));
+  cmd->add_option("--attach", a->attach, "hook: auto (TCX if the kernel has it), tcx, or tc (clsact + cls_bpf)")
+      ->check(CLI::IsMember({"auto", "tcx", "tc"}));
+  cmd->add_option("expression", a->expression, "pcap-filter expression, as for tcpdump");
+  cmd->callback([a, &ctx] {
+    install_signal_handlers();
+    ctx.exit_code = run_capture(*a);
+  });
 }
+
 void add_cleanup_command(CLI::App &app, Context &ctx) {
-  auto *c = app.add_subcommand("cleanup", "remove leftovers (placeholder)");
-  c->callback([&ctx] { ctx.exit_code = kExitFailure; });
+  auto *cmd = app.add_subcommand("cleanup", "remove hooks and qdiscs a killed bpftap left in this network namespace");
+  cmd->callback([&ctx] {
+    auto r = cleanup_leftovers();
+    if (!r) {
+      ctx.exit_code = report(r.error());
+      return;
+    }
+    for (const auto &line : r->removed) std::printf("removed %s\n", line.c_str());
+    if (r->removed.empty()) std::printf("nothing to clean up\n");
+    ctx.exit_code = kExitOk;
+  });
 }
+
 } // namespace bpftap::cli

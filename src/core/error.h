@@ -13,6 +13,7 @@ namespace bpftap {
 struct Error {
   int code = 0;     // errno value (positive); 0 when not an OS error
   std::string what; // the operation and its object, e.g. "attach tcx ingress on tap-vm1"
+  bool bad_input = false; // the user's input is at fault (CLI exit code 2)
 
   std::string message() const {
     if (code == 0) return what;
@@ -25,6 +26,10 @@ using Result = tl::expected<T, Error>;
 
 inline tl::unexpected<Error> fail(std::string what, int code = 0) {
   return tl::unexpected(Error{code, std::move(what)});
+}
+
+inline tl::unexpected<Error> bad_input(std::string what) {
+  return tl::unexpected(Error{0, std::move(what), true});
 }
 
 // libbpf returns -errno (or sets errno and returns NULL); convert in one place.

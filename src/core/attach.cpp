@@ -1,0 +1,199 @@
+#include "core/attach.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "bpf/bpftap.h"
+#include "core/fd.h"
+
+namespace bpftap {
+namespace {
+
+// Not in bookworm's UAPI headers (linux-libc-dev 6.1); stable kernel ABI since 6.6.
+constexpr int kBpfTcxIngress = 46;
+constexpr int kBpfTcxEgress = 47;
+
+// Our cls_bpf filters have a fixed handle and priority, so cleanup can find them.
+constexpr uint32_t kTcHandle = 0xb7a9;
+constexpr uint32_t kTcPriority = 0xb7a9;
+const char *kStateDir = "/run/bpftap/qdiscs";  // clsact qdiscs we created (for cleanup)
+
+std::string ifname(uint32_t ifindex) {
+  char buf[IF_NAMESIZE] = {};
+  return if_indextoname(ifindex, buf) ? buf : std::to_string(ifindex);
+}
+
+// Identifies the network namespace, so cleanup only touches qdiscs of the current one.
+std::string netns_id() {
+  struct stat st {};
+  if (stat("/proc/self/ns/net", &st) != 0) return "0";
+  return std::to_string(st.st_ino);
+}
+
+std::string state_file(uint32_t ifindex) { return fmt::format("{}/{}-{}", kStateDir, netns_id(), ifindex); }
+
+class TcxHook final : public Hook {
+public:
+  explicit TcxHook(FD link) : link_(std::move(link)) {}
+  const char *kind() const override { return "tcx"; }
+
+private:
+  FD link_;  // closing the last fd of an unpinned link detaches the program
+};
+
+// clsact is shared by both directions: remember who created it and how many hooks use it.
+struct QdiscUse {
+  bool created = false;
+  int hooks = 0;
+};
+std::mutex g_qdisc_mu;
+std::map<uint32_t, QdiscUse> g_qdiscs;
+
+class TcHook final : public Hook {
+public:
+  TcHook(uint32_t ifindex, bpf_tc_attach_point point) : ifindex_(ifindex), point_(point) {}
+  ~TcHook() override {
+    bpf_tc_hook hook{};
+    hook.sz = sizeof(hook);
+    hook.ifindex = static_cast<int>(ifindex_);
+    hook.attach_point = point_;
+    bpf_tc_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.handle = kTcHandle;
+    opts.priority = kTcPriority;
+    bpf_tc_detach(&hook, &opts);
+    std::lock_guard lock(g_qdisc_mu);
+    auto &use = g_qdiscs[ifindex_];
+    if (--use.hooks == 0) {
+      if (use.created) {
+        hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+        bpf_tc_hook_destroy(&hook);
+        std::error_code ec;
+        std::filesystem::remove(state_file(ifindex_), ec);
+      }
+      g_qdiscs.erase(ifindex_);
+    }
+  }
+  const char *kind() const override { return "tc"; }
+
+private:
+  uint32_t ifindex_;
+  bpf_tc_attach_point point_;
+};
+
+Result<std::unique_ptr<Hook>> attach_tcx(int prog_fd, uint32_t ifindex, uint8_t dir) {
+  auto type = static_cast<bpf_attach_type>(dir == BPFTAP_DIR_IN ? kBpfTcxIngress : kBpfTcxEgress);
+  int fd = bpf_link_create(prog_fd, static_cast<int>(ifindex), type, nullptr);
+  if (fd < 0)
+    return fail_errno(fmt::format("attach tcx {} on {}", dir == BPFTAP_DIR_IN ? "ingress" : "egress", ifname(ifindex)), fd);
+  return std::make_unique<TcxHook>(FD(fd));
+}
+
+Result<std::unique_ptr<Hook>> attach_tc(int prog_fd, uint32_t ifindex, uint8_t dir) {
+  auto point = dir == BPFTAP_DIR_IN ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+  std::string what = fmt::format("attach tc {} on {}", dir == BPFTAP_DIR_IN ? "ingress" : "egress", ifname(ifindex));
+  bpf_tc_hook hook{};
+  hook.sz = sizeof(hook);
+  hook.ifindex = static_cast<int>(ifindex);
+  hook.attach_point = point;
+  {
+    std::lock_guard lock(g_qdisc_mu);
+    auto &use = g_qdiscs[ifindex];
+    if (use.hooks == 0) {
+      int err = bpf_tc_hook_create(&hook);
+      if (err && err != -EEXIST) {
+        g_qdiscs.erase(ifindex);
+        return fail_errno(what + ": create clsact qdisc", err);
+      }
+      use.created = err == 0;
+      if (use.created) {
+        std::filesystem::create_directories(kStateDir);
+        std::ofstream(state_file(ifindex)) << ifname(ifindex) << "\n";
+      }
+    }
+    use.hooks++;
+  }
+  auto guard = std::make_unique<TcHook>(ifindex, point);  // undoes the qdisc use on failure
+  bpf_tc_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.handle = kTcHandle;
+  opts.priority = kTcPriority;
+  opts.prog_fd = prog_fd;
+  if (int err = bpf_tc_attach(&hook, &opts); err) {
+    if (err == -EEXIST) return fail(what + ": another bpftap already holds the tc hook (use TCX, or stop it)");
+    return fail_errno(what, err);
+  }
+  return guard;
+}
+
+bool prog_is_ours(uint32_t prog_id) {
+  FD fd(bpf_prog_get_fd_by_id(prog_id));
+  if (!fd) return false;
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return false;
+  return std::string_view(info.name).starts_with("bpftap_");
+}
+
+} // namespace
+
+Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t dir, AttachMode mode) {
+  if (mode == AttachMode::Tc) return attach_tc(prog_fd, ifindex, dir);
+  auto tcx = attach_tcx(prog_fd, ifindex, dir);
+  // EINVAL: a kernel that does not know the TCX attach types.
+  if (tcx || mode == AttachMode::Tcx || tcx.error().code != EINVAL) return tcx;
+  return attach_tc(prog_fd, ifindex, dir);
+}
+
+Result<CleanupReport> cleanup_leftovers() {
+  CleanupReport report;
+  struct if_nameindex *ifs = if_nameindex();
+  if (!ifs) return fail_errno("list interfaces", errno);
+  for (struct if_nameindex *i = ifs; i->if_index != 0; i++) {
+    for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+      bpf_tc_hook hook{};
+      hook.sz = sizeof(hook);
+      hook.ifindex = static_cast<int>(i->if_index);
+      hook.attach_point = point;
+      bpf_tc_opts opts{};
+      opts.sz = sizeof(opts);
+      opts.handle = kTcHandle;
+      opts.priority = kTcPriority;
+      if (bpf_tc_query(&hook, &opts) != 0 || !prog_is_ours(opts.prog_id)) continue;
+      bpf_tc_opts del{};
+      del.sz = sizeof(del);
+      del.handle = kTcHandle;
+      del.priority = kTcPriority;
+      if (bpf_tc_detach(&hook, &del) == 0)
+        report.removed.push_back(fmt::format("tc filter {} {}", i->if_name, point == BPF_TC_INGRESS ? "ingress" : "egress"));
+    }
+  }
+  if_freenameindex(ifs);
+
+  std::error_code ec;
+  std::string prefix = netns_id() + "-";
+  for (const auto &e : std::filesystem::directory_iterator(kStateDir, ec)) {
+    std::string name = e.path().filename();
+    if (!name.starts_with(prefix)) continue;
+    uint32_t ifindex = static_cast<uint32_t>(std::stoul(name.substr(prefix.size())));
+    bpf_tc_hook hook{};
+    hook.sz = sizeof(hook);
+    hook.ifindex = static_cast<int>(ifindex);
+    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    if (bpf_tc_hook_destroy(&hook) == 0) report.removed.push_back("clsact qdisc on " + ifname(ifindex));
+    std::filesystem::remove(e.path(), ec);
+  }
+  return report;
+}
+
+} // namespace bpftap

@@ -1,0 +1,237 @@
+#include "core/capture.h"
+
+#include <bpf/libbpf.h>
+#include <fnmatch.h>
+#include <net/if.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <cmath>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "core/capture_prog.h"
+#include "core/cbpf_to_ebpf.h"
+#include "core/filter.h"
+#include "core/reorder.h"
+
+namespace bpftap {
+namespace {
+
+static_assert(sizeof(bpftap_pkt_hdr) == 32, "bpftap_pkt_hdr layout changed");
+static_assert(sizeof(bpftap_counters) == 32, "bpftap_counters layout changed");
+
+// Packets are held this long so that those from other CPUs can be put in order.
+constexpr uint64_t kReorderWindowNs = 2'000'000;
+constexpr int kPollMs = 20;
+
+uint64_t clock_ns(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// The kernel stamps packets with CLOCK_TAI; TAI - UTC is a whole number of seconds.
+uint64_t tai_minus_utc_ns() {
+  double diff = static_cast<double>(clock_ns(CLOCK_TAI)) - static_cast<double>(clock_ns(CLOCK_REALTIME));
+  return static_cast<uint64_t>(std::llround(diff / 1e9)) * 1'000'000'000ull;
+}
+
+struct RingDeleter {
+  void operator()(ring_buffer *r) const { ring_buffer__free(r); }
+};
+struct PerfDeleter {
+  void operator()(perf_buffer *p) const { perf_buffer__free(p); }
+};
+
+} // namespace
+
+Result<std::vector<InterfaceInfo>> resolve_interfaces(const std::vector<std::string> &patterns) {
+  struct if_nameindex *ifs = if_nameindex();
+  if (!ifs) return fail_errno("list interfaces", errno);
+  std::map<uint32_t, std::string> found;
+  std::string missing;
+  for (const auto &p : patterns) {
+    bool any = false;
+    for (struct if_nameindex *i = ifs; i->if_index != 0; i++)
+      if (fnmatch(p.c_str(), i->if_name, 0) == 0) {
+        found[i->if_index] = i->if_name;
+        any = true;
+      }
+    if (!any) missing = p;
+  }
+  if_freenameindex(ifs);
+  if (!missing.empty()) return bad_input(fmt::format("{}: no such interface in this network namespace", missing));
+  if (found.empty()) return bad_input("no interface given (-i)");
+  std::vector<InterfaceInfo> out;
+  for (const auto &[index, name] : found) out.push_back({name, index, 1, 0});
+  return out;
+}
+
+Result<> check_filter(const std::string &expression, uint32_t snaplen) {
+  auto cbpf = compile_pcap_filter(expression, snaplen);
+  if (!cbpf) return bad_input(cbpf.error().message());
+  auto ebpf = translate_cbpf(*cbpf);
+  if (!ebpf) return bad_input("filter '" + expression + "': " + ebpf.error().message());
+  return {};
+}
+
+struct Capture::Impl {
+  CaptureOptions opts;
+  std::vector<InterfaceInfo> ifaces;
+  std::map<uint32_t, uint32_t> slot;  // ifindex -> index in ifaces
+  std::unique_ptr<CaptureProgram> prog;
+  std::vector<std::unique_ptr<Hook>> hooks;
+  std::unique_ptr<ring_buffer, RingDeleter> ring;
+  std::unique_ptr<perf_buffer, PerfDeleter> perf;
+  ReorderBuffer pending;
+  uint64_t tai_offset = 0;
+  std::vector<uint64_t> captured;
+  uint64_t total_captured = 0;
+  uint64_t perf_lost = 0;
+  Error sink_error;
+  bool sink_failed = false;
+
+  void on_record(const void *data, size_t size) {
+    if (size < sizeof(bpftap_pkt_hdr)) return;
+    bpftap_pkt_hdr hdr;
+    std::memcpy(&hdr, data, sizeof(hdr));
+    if (sizeof(hdr) + hdr.cap_len > size) return;
+    auto bytes = std::span(static_cast<const uint8_t *>(data) + sizeof(hdr), hdr.cap_len);
+    pending.push(hdr, bytes, hdr.ts_tai_ns - tai_offset);
+  }
+
+  int poll(int timeout_ms) {
+    return ring ? ring_buffer__poll(ring.get(), timeout_ms) : perf_buffer__poll(perf.get(), timeout_ms);
+  }
+
+  bool count_reached() const { return opts.count && total_captured >= opts.count; }
+
+  // Writes held packets up to `cutoff`; returns false when the sink failed.
+  bool write_out(PacketSink &sink, uint64_t cutoff) {
+    size_t limit = opts.count ? opts.count - total_captured : SIZE_MAX;
+    size_t n = pending.release(
+        cutoff,
+        [&](const PacketMeta &m, std::span<const uint8_t> bytes) {
+          if (sink_failed) return;
+          uint32_t idx = slot.at(m.ifindex);
+          Packet p{m.ts_ns, idx, static_cast<Direction>(m.dir), m.wire_len, bytes};
+          if (auto r = sink.write(p); !r) {
+            sink_error = r.error();
+            sink_failed = true;
+            return;
+          }
+          captured[idx]++;
+          total_captured++;
+        },
+        limit);
+    if (n && !sink_failed)
+      if (auto r = sink.flush(); !r) {
+        sink_error = r.error();
+        sink_failed = true;
+      }
+    return !sink_failed;
+  }
+};
+
+Capture::Capture(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Capture::~Capture() = default;
+
+const std::vector<InterfaceInfo> &Capture::interfaces() const { return impl_->ifaces; }
+
+Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
+  auto impl = std::make_unique<Impl>();
+  impl->opts = opts;
+  if (opts.snaplen == 0 || opts.snaplen > BPFTAP_MAX_SNAPLEN)
+    return bad_input(fmt::format("snapshot length must be 1..{}", BPFTAP_MAX_SNAPLEN));
+  auto ifaces = resolve_interfaces(opts.interfaces);
+  if (!ifaces) return tl::unexpected(ifaces.error());
+  impl->ifaces = std::move(*ifaces);
+  for (uint32_t i = 0; i < impl->ifaces.size(); i++) {
+    impl->ifaces[i].snaplen = opts.snaplen;
+    impl->slot[impl->ifaces[i].ifindex] = i;
+  }
+  impl->captured.assign(impl->ifaces.size(), 0);
+
+  auto cbpf = compile_pcap_filter(opts.filter, opts.snaplen);
+  if (!cbpf) return bad_input(cbpf.error().message());
+  auto ebpf = translate_cbpf(*cbpf);
+  if (!ebpf) return bad_input("filter '" + opts.filter + "': " + ebpf.error().message());
+
+  CaptureProgramOptions po;
+  po.filter = std::move(*ebpf);
+  po.snaplen = opts.snaplen;
+  po.output = opts.output;
+  po.ring_bytes = opts.buffer_bytes;
+  auto prog = CaptureProgram::load(po);
+  if (!prog) return tl::unexpected(prog.error());
+  impl->prog = std::move(*prog);
+
+  Impl *self = impl.get();
+  if (opts.output == BPFTAP_OUT_RINGBUF) {
+    auto cb = [](void *ctx, void *data, size_t size) {
+      static_cast<Impl *>(ctx)->on_record(data, size);
+      return 0;
+    };
+    impl->ring.reset(ring_buffer__new(impl->prog->ring_fd(), cb, self, nullptr));
+    if (!impl->ring) return fail_errno("open the ring buffer", errno);
+  } else {
+    auto cb = [](void *ctx, int, void *data, __u32 size) { static_cast<Impl *>(ctx)->on_record(data, size); };
+    auto lost = [](void *ctx, int, __u64 n) { static_cast<Impl *>(ctx)->perf_lost += n; };
+    size_t pages = std::max<size_t>(1, opts.buffer_bytes / static_cast<size_t>(sysconf(_SC_PAGESIZE)));
+    pages = size_t{1} << static_cast<int>(std::log2(static_cast<double>(pages)));  // a power of two
+    impl->perf.reset(perf_buffer__new(impl->prog->perf_fd(), pages, cb, lost, self, nullptr));
+    if (!impl->perf) return fail_errno("open the perf buffers", errno);
+  }
+
+  impl->tai_offset = tai_minus_utc_ns();
+  for (const auto &ifc : impl->ifaces) {
+    for (uint8_t dir : {uint8_t{BPFTAP_DIR_IN}, uint8_t{BPFTAP_DIR_OUT}}) {
+      if ((dir == BPFTAP_DIR_IN && !opts.ingress) || (dir == BPFTAP_DIR_OUT && !opts.egress)) continue;
+      if (auto r = impl->prog->watch(ifc.ifindex, dir); !r) return tl::unexpected(r.error());
+      int fd = dir == BPFTAP_DIR_IN ? impl->prog->ingress_fd() : impl->prog->egress_fd();
+      auto hook = attach_hook(fd, ifc.ifindex, dir, opts.attach);
+      if (!hook) return tl::unexpected(hook.error());  // hooks attached so far detach with impl
+      impl->hooks.push_back(std::move(*hook));
+    }
+  }
+  return std::unique_ptr<Capture>(new Capture(std::move(impl)));
+}
+
+Result<> Capture::run(PacketSink &sink, const std::atomic<bool> &stop, const std::function<bool()> &done) {
+  Impl &s = *impl_;
+  while (!stop.load() && !s.count_reached() && !(done && done())) {
+    int n = s.poll(kPollMs);
+    if (n < 0 && n != -EINTR) return fail_errno("read captured packets", n);
+    if (!s.write_out(sink, clock_ns(CLOCK_REALTIME) - kReorderWindowNs)) return tl::unexpected(s.sink_error);
+  }
+  return {};
+}
+
+Result<std::vector<InterfaceStats>> Capture::finish(PacketSink &sink) {
+  Impl &s = *impl_;
+  s.hooks.clear();  // detach first: nothing new arrives after this
+  while (s.poll(0) > 0) {
+  }
+  if (!s.count_reached() && !s.write_out(sink, UINT64_MAX)) return tl::unexpected(s.sink_error);
+  std::vector<InterfaceStats> out;
+  for (uint32_t i = 0; i < s.ifaces.size(); i++) {
+    InterfaceStats st;
+    st.name = s.ifaces[i].name;
+    st.captured = s.captured[i];
+    for (uint8_t dir : {uint8_t{BPFTAP_DIR_IN}, uint8_t{BPFTAP_DIR_OUT}}) {
+      if ((dir == BPFTAP_DIR_IN && !s.opts.ingress) || (dir == BPFTAP_DIR_OUT && !s.opts.egress)) continue;
+      auto c = s.prog->counters(s.ifaces[i].ifindex, dir);
+      if (!c) return tl::unexpected(c.error());
+      st.matched += c->matched;
+      st.dropped += c->dropped;
+    }
+    out.push_back(st);
+  }
+  if (s.perf_lost && !out.empty()) out[0].dropped += s.perf_lost;
+  return out;
+}
+
+} // namespace bpftap

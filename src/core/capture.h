@@ -1,0 +1,67 @@
+// A capture session: the interfaces, the loaded program, the hooks, and the reading loop.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpf/bpftap.h"
+#include "core/attach.h"
+#include "core/error.h"
+#include "sinks/packet.h"
+
+namespace bpftap {
+
+struct CaptureOptions {
+  std::vector<std::string> interfaces;  // names or globs ("tap-*")
+  bool ingress = true;                  // -Q in / out / inout
+  bool egress = true;
+  uint32_t snaplen = BPFTAP_MAX_SNAPLEN;
+  uint64_t count = 0;                   // -c; 0 = until stopped
+  std::string filter;                   // pcap-filter expression
+  bpftap_output output = BPFTAP_OUT_RINGBUF;
+  AttachMode attach = AttachMode::Auto;
+  uint32_t buffer_bytes = 1u << 24;     // ring buffer size, or per-CPU perf buffer size
+};
+
+struct InterfaceStats {
+  std::string name;
+  uint64_t captured = 0;  // written to the sink
+  uint64_t matched = 0;   // accepted by the filter ("received by filter")
+  uint64_t dropped = 0;   // copies the kernel could not hand over
+};
+
+// Interfaces of the current network namespace matching names or globs, in ifindex order.
+// A pattern that matches nothing is an error.
+Result<std::vector<InterfaceInfo>> resolve_interfaces(const std::vector<std::string> &patterns);
+
+// Compiles and translates a filter expression without loading anything: the check a command
+// makes before it creates files or attaches hooks.
+Result<> check_filter(const std::string &expression, uint32_t snaplen);
+
+class Capture {
+public:
+  // Compiles the filter, loads the program and attaches to every hook; on any failure nothing
+  // stays attached.
+  static Result<std::unique_ptr<Capture>> start(const CaptureOptions &opts);
+  ~Capture();
+
+  const std::vector<InterfaceInfo> &interfaces() const;
+
+  // Writes packets to `sink` in timestamp order until `stop` is set, the count is reached, or
+  // `done()` returns true (e.g. a rotation limit). Flushes the sink after each batch.
+  Result<> run(PacketSink &sink, const std::atomic<bool> &stop, const std::function<bool()> &done = {});
+
+  // Detaches, writes what the kernel still held, and returns the per-interface counters.
+  Result<std::vector<InterfaceStats>> finish(PacketSink &sink);
+
+private:
+  struct Impl;
+  explicit Capture(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace bpftap

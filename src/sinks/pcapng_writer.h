@@ -1,0 +1,83 @@
+// Capture-file writers: pcapng (this file) and classic pcap (pcap_writer.h).
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sinks/packet.h"
+
+namespace bpftap {
+
+// What both file formats share: records are built in a large userspace buffer and pushed
+// to a FILE* or an fd in big writes; flush() pushes them through so pipes stay live.
+class CaptureFileWriter : public PacketSink {
+public:
+  CaptureFileWriter(const CaptureFileWriter &) = delete;
+  CaptureFileWriter &operator=(const CaptureFileWriter &) = delete;
+  // Best effort: flushes and closes an owned fd, dropping errors. Call close() to see them.
+  ~CaptureFileWriter() override;
+
+  Result<> flush() override;
+  // Flushes, then closes the fd if this writer opened it. Later writes fail.
+  Result<> close();
+  // Bytes of the file so far, buffered ones included (what tcpdump -C compares).
+  uint64_t size() const { return drained_ + buf_.size(); }
+  const std::string &name() const { return name_; }
+
+protected:
+  // fp != nullptr: write through stdio; otherwise write(2) to fd.
+  CaptureFileWriter(std::string name, FILE *fp, int fd, bool owns_fd,
+                    std::vector<InterfaceInfo> ifaces);
+
+  // open(2) for the path factories; returns the fd.
+  static Result<int> open_file(const std::string &path);
+
+  const std::vector<InterfaceInfo> &ifaces() const { return ifaces_; }
+  // The snaplen put in headers: the largest one (0 = unlimited wins). pcapng could hold one
+  // per interface, but libpcap (so tcpdump) refuses files whose IDB snaplens differ.
+  uint32_t header_snaplen() const;
+  std::vector<uint8_t> &buffer() { return buf_; }
+  // Checks the packet's interface and returns the bytes to store: cut to that interface's
+  // snaplen (0 = no limit), as a capture with that snaplen would.
+  Result<std::span<const uint8_t>> captured(const Packet &pkt) const;
+  // Called after each complete record: writes out the buffer once it is large.
+  Result<> commit();
+
+private:
+  Result<> drain();
+
+  std::string name_; // for error messages: the path, or "stdout"
+  FILE *fp_;
+  int fd_;
+  bool owns_fd_;
+  bool closed_ = false;
+  std::vector<InterfaceInfo> ifaces_;
+  std::vector<uint8_t> buf_;
+  uint64_t drained_ = 0; // bytes already handed to the OS / stdio
+};
+
+// pcapng in host byte order: SHB, one IDB per interface (if_name, nanosecond if_tsresol,
+// the common header_snaplen()), then one EPB per packet with the direction in epb_flags.
+// Interfaces may differ in link type, but libpcap reads only files where they do not.
+class PcapngWriter final : public CaptureFileWriter {
+public:
+  // Creates/truncates path (mode 0666 & ~umask, as tcpdump).
+  static Result<std::unique_ptr<PcapngWriter>> open(const std::string &path,
+                                                     std::vector<InterfaceInfo> ifaces);
+  // Writes to a stream / fd the caller keeps owning.
+  static Result<std::unique_ptr<PcapngWriter>> to_stream(FILE *out, std::vector<InterfaceInfo> ifaces,
+                                                          std::string name = "stdout");
+  static Result<std::unique_ptr<PcapngWriter>> to_fd(int fd, std::vector<InterfaceInfo> ifaces,
+                                                      std::string name = "output");
+
+  Result<> write(const Packet &pkt) override;
+
+private:
+  using CaptureFileWriter::CaptureFileWriter;
+  static Result<std::unique_ptr<PcapngWriter>> start(std::unique_ptr<PcapngWriter> w);
+};
+
+} // namespace bpftap

@@ -1,0 +1,94 @@
+# shellcheck shell=bash
+# Helpers sourced by every integration test (tests/integration/test_*.sh).
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#   require_root; require_cmd ping
+#   lab_up                      # sets P, installs an EXIT trap that always tears the lab down
+#   ns_exec vm1 ping -c 1 10.77.0.2
+#
+# Environment (set by ctest): BPFTAP (binary), BPFTAP_CORPUS (pcap corpus), BPFTAP_SRC.
+# Exit codes: 0 pass, 1 fail, 77 skipped.
+set -euo pipefail
+
+: "${BPFTAP:?set BPFTAP to the bpftap binary}"
+P="${P:-}"  # lab prefix; lab_up picks a unique one when empty
+WORKDIR="" # scratch directory from make_workdir, removed by the lab_up trap
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*" >&2; exit 77; }
+
+require_root() { [[ $(id -u) -eq 0 ]] || skip "needs root"; }
+
+require_cmd() {
+  local c
+  for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "missing command: $c"; done
+}
+
+# assert_eq EXPECTED ACTUAL [what]
+assert_eq() {
+  [[ "$1" == "$2" ]] || fail "${3:-value}: expected '$1', got '$2'"
+}
+
+# Namespaces whose name starts with $1 (one per line).
+lab_namespaces() { ip netns list | awk -v p="$1" 'index($1, p) == 1 { print $1 }'; }
+
+# "t" + 6 random hex digits + "-" (8 chars), not used by any existing namespace.
+unique_prefix() {
+  local p
+  while :; do
+    p="t$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')-"
+    [[ -z "$(lab_namespaces "$p")" ]] && { echo "$p"; return; }
+  done
+}
+
+# ns_exec NAME cmd... : run cmd in the lab namespace ${P}NAME (host, vm1, vm2, atk, mon).
+ns_exec() {
+  local ns="$1"; shift
+  ip netns exec "${P}${ns}" "$@"
+}
+
+# Kills a process and all its descendants (a job started as `ns_exec ... &` is a subshell
+# whose child is the real command).
+_kill_tree() {
+  local c
+  for c in $(pgrep -P "$1"); do _kill_tree "$c"; done
+  kill "$1" 2>/dev/null
+}
+
+_lab_cleanup() {
+  local rc=$? pids=()
+  set +e
+  trap - EXIT INT TERM HUP
+  read -ra pids <<<"$(jobs -pr | tr '\n' ' ')" # $(jobs) sees our jobs; <(jobs) would not
+  local pid
+  for pid in "${pids[@]}"; do _kill_tree "$pid"; done
+  (( ${#pids[@]} == 0 )) || wait "${pids[@]}" 2>/dev/null
+  if [[ -n "$P" ]]; then
+    "$BPFTAP" lab down --prefix "$P" >/dev/null 2>&1
+    # If bpftap itself is broken, still leave nothing behind.
+    local ns
+    for ns in $(lab_namespaces "$P"); do ip netns del "$ns" 2>/dev/null; done
+  fi
+  [[ -n "$WORKDIR" ]] && rm -rf -- "$WORKDIR"
+  exit "$rc"
+}
+
+# Sets WORKDIR to a fresh scratch directory (removed on exit once lab_up has run).
+make_workdir() { [[ -n "$WORKDIR" ]] || WORKDIR=$(mktemp -d /tmp/bpftap-test.XXXXXX); }
+
+# Creates the lab (prefix $P, chosen here if empty) and installs the cleanup trap first, so
+# even a failing `lab up`, a failed assertion or Ctrl-C leaves no namespace behind.
+# (bash runs the trap for a signal only once the current foreground command ends: wait for
+# long commands with `cmd & wait $!`.)
+lab_up() {
+  [[ -n "$P" ]] || P=$(unique_prefix)
+  trap _lab_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+  "$BPFTAP" lab up --prefix "$P" || fail "bpftap lab up --prefix $P"
+}
+
+lab_down() {
+  "$BPFTAP" lab down --prefix "$P" >/dev/null || fail "bpftap lab down --prefix $P"
+}

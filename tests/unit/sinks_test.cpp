@@ -1,0 +1,712 @@
+// Capture-file writers and tcpdump-style rotation: files are read back with libpcap, a small
+// pcapng block parser, and (when installed) tshark and capinfos.
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "sinks/pcap_writer.h"
+#include "sinks/pcapng_writer.h"
+#include "sinks/rotating_sink.h"
+
+namespace bpftap {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// ---- helpers ----
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "bpftap-sinks-XXXXXX").string();
+    path = mkdtemp(tmpl.data()) ? tmpl : std::string();
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string file(const std::string &name) const { return path + "/" + name; }
+  std::set<std::string> list() const {
+    std::set<std::string> names;
+    for (const auto &e : fs::directory_iterator(path)) names.insert(e.path().filename().string());
+    return names;
+  }
+};
+
+struct TestPacket {
+  uint64_t ts_ns;
+  uint32_t iface;
+  Direction dir;
+  uint32_t wire_len;
+  std::vector<uint8_t> bytes;
+  Packet view() const { return Packet{ts_ns, iface, dir, wire_len, bytes}; }
+};
+
+std::vector<InterfaceInfo> two_ifaces() {
+  return {{"tap-vm1", 7, 1, 262144}, {"tap-vm2", 9, 1, 65535}};
+}
+
+// Lengths cover every padding case; both interfaces and all directions appear.
+std::vector<TestPacket> sample_packets() {
+  const size_t sizes[] = {1, 2, 3, 4, 60, 1514};
+  const Direction dirs[] = {Direction::In, Direction::Out, Direction::Unknown};
+  std::vector<TestPacket> pkts;
+  for (size_t i = 0; i < std::size(sizes); i++) {
+    TestPacket p;
+    p.ts_ns = 1'700'000'000'123'456'789ull + i * 1'000'000'007ull;
+    p.iface = uint32_t(i % 2);
+    p.dir = dirs[i % 3];
+    p.wire_len = uint32_t(sizes[i] + (i == 4 ? 40 : 0)); // one packet cut short by a snaplen
+    for (size_t j = 0; j < sizes[i]; j++) p.bytes.push_back(uint8_t(i * 31 + j * 7 + 1));
+    pkts.push_back(std::move(p));
+  }
+  return pkts;
+}
+
+// Packets of `size` bytes, one per second from t0 (+0.5 s so seconds are unambiguous).
+std::vector<TestPacket> packets_at(time_t t0, const std::vector<int> &offsets, size_t size = 100) {
+  std::vector<TestPacket> pkts;
+  for (int off : offsets) {
+    TestPacket p{uint64_t(t0 + off) * 1'000'000'000ull + 500'000'000ull, 0, Direction::In,
+                 uint32_t(size), std::vector<uint8_t>(size, uint8_t(off))};
+    pkts.push_back(std::move(p));
+  }
+  return pkts;
+}
+
+struct ReadPacket {
+  uint64_t ts_ns;
+  uint32_t caplen, len;
+  std::vector<uint8_t> bytes;
+};
+
+struct ReadFile {
+  bool ok = false;
+  std::string error;
+  int linktype = -1;
+  int snaplen = -1;
+  std::vector<ReadPacket> pkts;
+};
+
+ReadFile read_with_libpcap(const std::string &path) {
+  ReadFile f;
+  char errbuf[PCAP_ERRBUF_SIZE] = {};
+  pcap_t *p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf);
+  if (p == nullptr) {
+    f.error = errbuf;
+    return f;
+  }
+  f.linktype = pcap_datalink(p);
+  f.snaplen = pcap_snapshot(p);
+  pcap_pkthdr *h;
+  const u_char *data;
+  int rc;
+  while ((rc = pcap_next_ex(p, &h, &data)) == 1)
+    f.pkts.push_back({uint64_t(h->ts.tv_sec) * 1'000'000'000ull + uint64_t(h->ts.tv_usec), h->caplen,
+                      h->len, std::vector<uint8_t>(data, data + h->caplen)});
+  f.ok = rc == PCAP_ERROR_BREAK;
+  if (!f.ok) f.error = pcap_geterr(p);
+  pcap_close(p);
+  return f;
+}
+
+void expect_same_packets(const ReadFile &f, const std::vector<TestPacket> &want) {
+  ASSERT_TRUE(f.ok) << f.error;
+  ASSERT_EQ(f.pkts.size(), want.size());
+  for (size_t i = 0; i < want.size(); i++) {
+    SCOPED_TRACE("packet " + std::to_string(i));
+    EXPECT_EQ(f.pkts[i].ts_ns, want[i].ts_ns);
+    EXPECT_EQ(f.pkts[i].caplen, want[i].bytes.size());
+    EXPECT_EQ(f.pkts[i].len, want[i].wire_len);
+    EXPECT_EQ(f.pkts[i].bytes, want[i].bytes);
+  }
+}
+
+std::vector<uint8_t> slurp(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+template <class T> T get(const std::vector<uint8_t> &b, size_t off) {
+  T v;
+  std::memcpy(&v, &b[off], sizeof v);
+  return v;
+}
+
+// Test-only pcapng reader: just what the writer emits, checked strictly.
+struct Pcapng {
+  struct Idb {
+    uint16_t linktype;
+    uint32_t snaplen;
+    std::string name;
+    std::vector<uint8_t> tsresol;
+  };
+  struct Epb {
+    uint32_t iface;
+    uint64_t ts;
+    uint32_t caplen, len;
+    std::vector<uint8_t> data;
+    std::optional<uint32_t> flags;
+  };
+  std::string error;
+  uint32_t magic = 0;
+  std::string os, userappl;
+  std::vector<Idb> idbs;
+  std::vector<Epb> epbs;
+};
+
+// Calls fn(code, value) for each option in [off, end); false if malformed.
+template <class Fn>
+bool for_each_option(const std::vector<uint8_t> &b, size_t off, size_t end, Fn fn) {
+  while (off + 4 <= end) {
+    auto code = get<uint16_t>(b, off), len = get<uint16_t>(b, off + 2);
+    if (code == 0) return len == 0 && off + 4 == end; // opt_endofopt must end the block
+    if (off + 4 + len > end) return false;
+    fn(code, std::vector<uint8_t>(b.begin() + ptrdiff_t(off + 4), b.begin() + ptrdiff_t(off + 4 + len)));
+    off += 4 + ((len + 3u) & ~3u);
+  }
+  return off == end; // no options at all
+}
+
+Pcapng parse_pcapng(const std::string &path) {
+  Pcapng f;
+  auto bad = [&f](std::string why) {
+    f.error = std::move(why);
+    return f;
+  };
+  auto b = slurp(path);
+  size_t off = 0;
+  while (off < b.size()) {
+    if (off + 12 > b.size()) return bad("truncated block header");
+    auto type = get<uint32_t>(b, off), len = get<uint32_t>(b, off + 4);
+    if (len % 4 != 0 || len < 12 || off + len > b.size() || get<uint32_t>(b, off + len - 4) != len)
+      return bad("bad block length at " + std::to_string(off));
+    size_t body = off + 8, end = off + len - 4;
+    bool ok = true;
+    if (type == 0x0A0D0D0A) {
+      f.magic = get<uint32_t>(b, body);
+      if (get<uint16_t>(b, body + 4) != 1 || get<uint16_t>(b, body + 6) != 0) return bad("version");
+      ok = for_each_option(b, body + 16, end, [&](uint16_t code, const std::vector<uint8_t> &v) {
+        if (code == 3) f.os.assign(v.begin(), v.end());
+        if (code == 4) f.userappl.assign(v.begin(), v.end());
+      });
+    } else if (type == 1) {
+      Pcapng::Idb idb{get<uint16_t>(b, body), get<uint32_t>(b, body + 4), {}, {}};
+      ok = for_each_option(b, body + 8, end, [&](uint16_t code, const std::vector<uint8_t> &v) {
+        if (code == 2) idb.name.assign(v.begin(), v.end());
+        if (code == 9) idb.tsresol = v;
+      });
+      f.idbs.push_back(idb);
+    } else if (type == 6) {
+      Pcapng::Epb epb{get<uint32_t>(b, body),
+                      uint64_t(get<uint32_t>(b, body + 4)) << 32 | get<uint32_t>(b, body + 8),
+                      get<uint32_t>(b, body + 12), get<uint32_t>(b, body + 16), {}, {}};
+      size_t data = body + 20, padded = (epb.caplen + 3u) & ~3u;
+      if (data + padded > end) return bad("EPB data overruns block");
+      epb.data.assign(b.begin() + ptrdiff_t(data), b.begin() + ptrdiff_t(data + epb.caplen));
+      for (size_t i = epb.caplen; i < padded; i++)
+        if (b[data + i] != 0) return bad("non-zero padding");
+      ok = for_each_option(b, data + padded, end, [&](uint16_t code, const std::vector<uint8_t> &v) {
+        if (code == 2 && v.size() == 4) epb.flags = get<uint32_t>(v, 0);
+      });
+      f.epbs.push_back(epb);
+    } else {
+      return bad("unexpected block type " + std::to_string(type));
+    }
+    if (!ok) return bad("bad options in block type " + std::to_string(type));
+    off += len;
+  }
+  return f;
+}
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs a shell command; stderr without the line Wireshark tools print when run as root.
+Run run(const std::string &cmd, const std::string &errfile) {
+  Run r;
+  FILE *p = popen((cmd + " 2>" + errfile).c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  auto bytes = slurp(errfile);
+  std::istringstream err(std::string(bytes.begin(), bytes.end()));
+  for (std::string line; std::getline(err, line);)
+    if (line.find("Running as user") == std::string::npos) r.err += line + "\n";
+  return r;
+}
+
+bool have_tool(const char *name) {
+  return std::system((std::string("command -v ") + name + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+template <class Sink> void write_all(Sink &sink, const std::vector<TestPacket> &pkts) {
+  for (const auto &p : pkts) ASSERT_TRUE(sink.write(p.view())) << "ts " << p.ts_ns;
+  ASSERT_TRUE(sink.flush());
+}
+
+std::string write_pcapng(const TempDir &dir, const std::vector<TestPacket> &pkts) {
+  std::string path = dir.file("t.pcapng");
+  auto w = PcapngWriter::open(path, two_ifaces());
+  EXPECT_TRUE(w) << w.error().message();
+  if (!w) return path;
+  write_all(**w, pkts);
+  EXPECT_TRUE((*w)->close());
+  return path;
+}
+
+void set_timezone_utc_plus_2() {
+  setenv("TZ", "XYZ-2", 1); // POSIX TZ: local time = UTC + 2 h; needs no tzdata
+  tzset();
+}
+
+constexpr time_t kT0 = 1'700'000'000; // 2023-11-14 22:13:20 UTC = 2023-11-15 00:13:20 in UTC+2
+
+// ---- pcapng ----
+
+TEST(PcapngWriter, LibpcapReadsExactPackets) {
+  TempDir dir;
+  auto pkts = sample_packets();
+  auto f = read_with_libpcap(write_pcapng(dir, pkts));
+  EXPECT_EQ(f.linktype, DLT_EN10MB);
+  expect_same_packets(f, pkts);
+}
+
+TEST(PcapngWriter, BlocksCarryOptionsInterfaceIdsAndFlags) {
+  TempDir dir;
+  auto pkts = sample_packets();
+  std::string path = write_pcapng(dir, pkts);
+  EXPECT_EQ(fs::file_size(path) % 4, 0u);
+
+  auto f = parse_pcapng(path);
+  ASSERT_EQ(f.error, "");
+  EXPECT_EQ(f.magic, 0x1A2B3C4Du);
+  EXPECT_EQ(f.userappl, "bpftap 0.1.0");
+  struct utsname u;
+  ASSERT_EQ(uname(&u), 0);
+  EXPECT_EQ(f.os, std::string(u.sysname) + " " + u.release);
+
+  ASSERT_EQ(f.idbs.size(), 2u);
+  EXPECT_EQ(f.idbs[0].name, "tap-vm1");
+  EXPECT_EQ(f.idbs[1].name, "tap-vm2");
+  for (const auto &idb : f.idbs) {
+    EXPECT_EQ(idb.linktype, 1);
+    EXPECT_THAT(idb.tsresol, ElementsAre(9));
+  }
+  // One snaplen for all (the largest), or libpcap would refuse the file.
+  EXPECT_EQ(f.idbs[0].snaplen, 262144u);
+  EXPECT_EQ(f.idbs[1].snaplen, 262144u);
+
+  ASSERT_EQ(f.epbs.size(), pkts.size());
+  for (size_t i = 0; i < pkts.size(); i++) {
+    SCOPED_TRACE("packet " + std::to_string(i));
+    EXPECT_EQ(f.epbs[i].iface, pkts[i].iface);
+    EXPECT_EQ(f.epbs[i].ts, pkts[i].ts_ns);
+    EXPECT_EQ(f.epbs[i].caplen, pkts[i].bytes.size());
+    EXPECT_EQ(f.epbs[i].len, pkts[i].wire_len);
+    EXPECT_EQ(f.epbs[i].data, pkts[i].bytes);
+    if (pkts[i].dir == Direction::Unknown)
+      EXPECT_FALSE(f.epbs[i].flags.has_value());
+    else
+      EXPECT_EQ(f.epbs[i].flags, pkts[i].dir == Direction::In ? 1u : 2u);
+  }
+}
+
+TEST(PcapngWriter, TsharkSeesInterfaceNamesAndDirections) {
+  if (!have_tool("tshark")) GTEST_SKIP() << "tshark not installed";
+  TempDir dir;
+  auto pkts = sample_packets();
+  std::string path = write_pcapng(dir, pkts);
+  auto r = run("tshark -r " + path + " -T fields -e frame.interface_name -e frame.packet_flags_direction",
+               dir.file("err"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  std::string want;
+  for (const auto &p : pkts) {
+    want += p.iface == 0 ? "tap-vm1\t" : "tap-vm2\t";
+    want += p.dir == Direction::In ? "0x00000001" : p.dir == Direction::Out ? "0x00000002" : "";
+    want += "\n";
+  }
+  EXPECT_EQ(r.out, want);
+}
+
+TEST(PcapngWriter, CapinfosAcceptsFileWithoutWarnings) {
+  if (!have_tool("capinfos")) GTEST_SKIP() << "capinfos not installed";
+  TempDir dir;
+  std::string path = write_pcapng(dir, sample_packets());
+  auto r = run("capinfos " + path, dir.file("err"));
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.err, "");
+  EXPECT_THAT(r.out, HasSubstr("Number of packets:   6"));
+  EXPECT_THAT(r.out, HasSubstr("Number of interfaces in file: 2"));
+}
+
+// ---- pcap ----
+
+TEST(PcapWriter, HeaderAndExactPackets) {
+  TempDir dir;
+  auto pkts = sample_packets();
+  std::string path = dir.file("t.pcap");
+  {
+    auto w = PcapWriter::open(path, two_ifaces());
+    ASSERT_TRUE(w) << w.error().message();
+    write_all(**w, pkts);
+    ASSERT_TRUE((*w)->close());
+  }
+  auto b = slurp(path);
+  ASSERT_GE(b.size(), 24u);
+  EXPECT_EQ(get<uint32_t>(b, 0), 0xa1b23c4du);
+  EXPECT_EQ(get<uint16_t>(b, 4), 2);
+  EXPECT_EQ(get<uint16_t>(b, 6), 4);
+
+  auto f = read_with_libpcap(path);
+  EXPECT_EQ(f.linktype, DLT_EN10MB);
+  EXPECT_EQ(f.snaplen, 262144); // the largest interface snaplen
+  expect_same_packets(f, pkts);
+
+  if (have_tool("capinfos")) {
+    auto r = run("capinfos " + path, dir.file("err"));
+    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(r.err, "");
+  }
+}
+
+TEST(PcapWriter, RejectsMixedLinkTypesWithoutCreatingFile) {
+  TempDir dir;
+  auto ifaces = two_ifaces();
+  ifaces[1].linktype = 113; // LINUX_SLL
+  auto w = PcapWriter::open(dir.file("x.pcap"), ifaces);
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().code, EINVAL);
+  EXPECT_THAT(w.error().message(), HasSubstr("pcapng"));
+  EXPECT_FALSE(fs::exists(dir.file("x.pcap")));
+}
+
+// ---- behaviour shared by both writers ----
+
+TEST(CaptureFileWriter, BuffersUntilFlush) {
+  TempDir dir;
+  std::string path = dir.file("live.pcapng");
+  FILE *out = fopen(path.c_str(), "w");
+  ASSERT_NE(out, nullptr);
+  auto w = PcapngWriter::to_stream(out, two_ifaces(), path);
+  ASSERT_TRUE(w);
+  auto header = fs::file_size(path); // headers are pushed out at once
+  EXPECT_GT(header, 0u);
+  EXPECT_EQ((*w)->size(), header);
+
+  auto pkts = sample_packets();
+  ASSERT_TRUE((*w)->write(pkts[0].view()));
+  EXPECT_EQ(fs::file_size(path), header);
+  EXPECT_GT((*w)->size(), header); // counts buffered bytes, as -C needs
+  ASSERT_TRUE((*w)->flush());
+  EXPECT_EQ(fs::file_size(path), (*w)->size());
+  expect_same_packets(read_with_libpcap(path), {pkts[0]});
+
+  ASSERT_TRUE((*w)->close());
+  fclose(out); // the stream stays the caller's
+}
+
+TEST(CaptureFileWriter, WritesToCallerFd) {
+  TempDir dir;
+  std::string path = dir.file("fd.pcap");
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  auto pkts = sample_packets();
+  {
+    auto w = PcapWriter::to_fd(fd, two_ifaces());
+    ASSERT_TRUE(w);
+    write_all(**w, pkts);
+  } // destruction flushes but leaves the fd open
+  EXPECT_EQ(::close(fd), 0);
+  expect_same_packets(read_with_libpcap(path), pkts);
+}
+
+TEST(CaptureFileWriter, CutsPacketsToSnaplen) {
+  TempDir dir;
+  std::string path = dir.file("snap.pcapng");
+  auto w = PcapngWriter::open(path, {{"eth0", 1, 1, 64}});
+  ASSERT_TRUE(w);
+  std::vector<uint8_t> big(1514, 0xab);
+  ASSERT_TRUE((*w)->write(Packet{5, 0, Direction::Out, 1514, big}));
+  ASSERT_TRUE((*w)->close());
+  auto f = read_with_libpcap(path);
+  ASSERT_TRUE(f.ok) << f.error;
+  ASSERT_EQ(f.pkts.size(), 1u);
+  EXPECT_EQ(f.pkts[0].caplen, 64u);
+  EXPECT_EQ(f.pkts[0].len, 1514u);
+}
+
+TEST(CaptureFileWriter, ErrorsAreValuesWithErrno) {
+  TempDir dir;
+  auto missing = PcapngWriter::open(dir.file("no/such/dir.pcapng"), two_ifaces());
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ENOENT);
+  EXPECT_THAT(missing.error().what, HasSubstr("open " + dir.file("no/such/dir.pcapng")));
+
+  EXPECT_FALSE(PcapngWriter::open(dir.file("empty.pcapng"), {}));
+
+  auto w = PcapWriter::open(dir.file("t.pcap"), two_ifaces());
+  ASSERT_TRUE(w);
+  auto bad = (*w)->write(Packet{1, 2, Direction::In, 1, {}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, EINVAL);
+  ASSERT_TRUE((*w)->close());
+  EXPECT_FALSE((*w)->write(sample_packets()[0].view()));
+
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  ::close(fds[1]);
+  auto broken = PcapngWriter::to_fd(fds[0], two_ifaces(), "pipe"); // read end: not writable
+  ASSERT_FALSE(broken);
+  EXPECT_EQ(broken.error().code, EBADF);
+  EXPECT_THAT(broken.error().what, HasSubstr("write pipe"));
+  ::close(fds[0]);
+}
+
+// ---- tcpdump naming ----
+
+TEST(RotatedName, SizeRotationAloneCountsFromOne) { // -C
+  RotationOptions o{.path = "cap", .rotate_bytes = 1};
+  EXPECT_EQ(rotated_name(o, 0, 0), "cap");
+  EXPECT_EQ(rotated_name(o, 1, 0), "cap1");
+  EXPECT_EQ(rotated_name(o, 12, 0), "cap12");
+}
+
+TEST(RotatedName, SizeRotationWithFileCountPadsToDigitsOfCountMinusOne) { // -C -W
+  RotationOptions o{.path = "/tmp/cap.pcap", .rotate_bytes = 1};
+  o.max_files = 1;
+  EXPECT_EQ(rotated_name(o, 0, 0), "/tmp/cap.pcap"); // width 0: one file, overwritten
+  o.max_files = 2;
+  EXPECT_EQ(rotated_name(o, 0, 0), "/tmp/cap.pcap0");
+  o.max_files = 10;
+  EXPECT_EQ(rotated_name(o, 0, 0), "/tmp/cap.pcap0");
+  EXPECT_EQ(rotated_name(o, 9, 0), "/tmp/cap.pcap9");
+  o.max_files = 11;
+  EXPECT_EQ(rotated_name(o, 0, 0), "/tmp/cap.pcap00");
+  EXPECT_EQ(rotated_name(o, 10, 0), "/tmp/cap.pcap10");
+  o.max_files = 100;
+  EXPECT_EQ(rotated_name(o, 7, 0), "/tmp/cap.pcap07");
+  o.max_files = 101;
+  EXPECT_EQ(rotated_name(o, 7, 0), "/tmp/cap.pcap007");
+}
+
+TEST(RotatedName, TimeRotationExpandsStrftimeInLocalTime) { // -G
+  set_timezone_utc_plus_2();
+  RotationOptions o{.path = "cap-%Y%m%d-%H%M%S-%%.pcapng", .rotate_seconds = 60};
+  EXPECT_EQ(rotated_name(o, 0, kT0), "cap-20231115-001320-%.pcapng");
+  o.max_files = 10; // -W without -C changes no name
+  EXPECT_EQ(rotated_name(o, 0, kT0), "cap-20231115-001320-%.pcapng");
+  o.rotate_seconds = 0; // without -G, % is literal
+  EXPECT_EQ(rotated_name(o, 0, kT0), "cap-%Y%m%d-%H%M%S-%%.pcapng");
+}
+
+TEST(RotatedName, TimeAndSizeRotationAppendsCounter) { // -G -C [-W]
+  set_timezone_utc_plus_2();
+  RotationOptions o{.path = "c-%H%M.pcap", .rotate_bytes = 1, .rotate_seconds = 60};
+  EXPECT_EQ(rotated_name(o, 0, kT0), "c-0013.pcap");
+  EXPECT_EQ(rotated_name(o, 3, kT0), "c-0013.pcap3");
+  o.max_files = 10;
+  EXPECT_EQ(rotated_name(o, 0, kT0), "c-0013.pcap0");
+}
+
+// ---- rotation ----
+
+std::vector<size_t> packets_per_file(const TempDir &dir, const std::vector<std::string> &names) {
+  std::vector<size_t> counts;
+  for (const auto &n : names) {
+    auto f = read_with_libpcap(dir.file(n));
+    EXPECT_TRUE(f.ok) << n << ": " << f.error;
+    counts.push_back(f.pkts.size());
+  }
+  return counts;
+}
+
+// pcap header 24 bytes, each 100-byte packet 116: sizes 24, 140, 256, 372...
+TEST(RotatingFileSink, SizeRotationHappensWhenFileAlreadyExceedsLimit) {
+  TempDir dir;
+  auto pkts = packets_at(kT0, {0, 1, 2, 3, 4, 5, 6});
+  {
+    auto s = RotatingFileSink::open({.path = dir.file("cap"), .format = FileFormat::Pcap,
+                                     .rotate_bytes = 200},
+                                    two_ifaces());
+    ASSERT_TRUE(s) << s.error().message();
+    write_all(**s, pkts);
+    EXPECT_EQ((*s)->current_path(), dir.file("cap3"));
+    ASSERT_TRUE((*s)->close());
+  }
+  EXPECT_EQ(dir.list(), (std::set<std::string>{"cap", "cap1", "cap2", "cap3"}));
+  EXPECT_THAT(packets_per_file(dir, {"cap", "cap1", "cap2", "cap3"}), ElementsAre(2, 2, 2, 1));
+  expect_same_packets(read_with_libpcap(dir.file("cap2")), {pkts[4], pkts[5]});
+}
+
+TEST(RotatingFileSink, SizeEqualToLimitDoesNotRotate) {
+  TempDir dir;
+  auto s = RotatingFileSink::open({.path = dir.file("cap"), .format = FileFormat::Pcap,
+                                   .rotate_bytes = 256},
+                                  two_ifaces());
+  ASSERT_TRUE(s);
+  write_all(**s, packets_at(kT0, {0, 1, 2, 3, 4, 5, 6}));
+  ASSERT_TRUE((*s)->close());
+  EXPECT_THAT(packets_per_file(dir, {"cap", "cap1", "cap2"}), ElementsAre(3, 3, 1));
+}
+
+TEST(RotatingFileSink, FileCountMakesARingOverwritingTheOldest) { // -C -W 3
+  TempDir dir;
+  auto pkts = packets_at(kT0, {0, 1, 2, 3, 4, 5, 6});
+  auto s = RotatingFileSink::open({.path = dir.file("cap"), .format = FileFormat::Pcap,
+                                   .rotate_bytes = 200, .max_files = 3},
+                                  two_ifaces());
+  ASSERT_TRUE(s);
+  write_all(**s, pkts);
+  ASSERT_TRUE((*s)->close());
+  EXPECT_FALSE((*s)->finished()); // -W with -C never stops the capture
+  EXPECT_EQ(dir.list(), (std::set<std::string>{"cap0", "cap1", "cap2"}));
+  EXPECT_THAT(packets_per_file(dir, {"cap0", "cap1", "cap2"}), ElementsAre(1, 2, 2));
+  expect_same_packets(read_with_libpcap(dir.file("cap0")), {pkts[6]});
+}
+
+TEST(RotatingFileSink, TimeRotationNamesFilesByRotationTime) { // -G 10
+  set_timezone_utc_plus_2();
+  TempDir dir;
+  auto pkts = packets_at(kT0, {1, 9, 10, 15, 25});
+  auto s = RotatingFileSink::open({.path = dir.file("g-%H%M%S.pcap"), .format = FileFormat::Pcap,
+                                   .rotate_seconds = 10, .start_time = kT0},
+                                  two_ifaces());
+  ASSERT_TRUE(s);
+  EXPECT_EQ((*s)->current_path(), dir.file("g-001320.pcap")); // start time names the first file
+  write_all(**s, pkts);
+  ASSERT_TRUE((*s)->close());
+  // Rotations at the packets of +10 s and +25 s (15 s after the previous rotation).
+  EXPECT_EQ(dir.list(), (std::set<std::string>{"g-001320.pcap", "g-001330.pcap", "g-001345.pcap"}));
+  EXPECT_THAT(packets_per_file(dir, {"g-001320.pcap", "g-001330.pcap", "g-001345.pcap"}),
+              ElementsAre(2, 2, 1));
+}
+
+TEST(RotatingFileSink, TimeRotationWithFileCountFinishes) { // -G 10 -W 2
+  set_timezone_utc_plus_2();
+  TempDir dir;
+  auto pkts = packets_at(kT0, {1, 10, 11, 20, 30});
+  auto s = RotatingFileSink::open({.path = dir.file("g-%H%M%S.pcap"), .format = FileFormat::Pcap,
+                                   .rotate_seconds = 10, .max_files = 2, .start_time = kT0},
+                                  two_ifaces());
+  ASSERT_TRUE(s);
+  for (size_t i = 0; i < 3; i++) ASSERT_TRUE((*s)->write(pkts[i].view()));
+  EXPECT_FALSE((*s)->finished());
+  ASSERT_TRUE((*s)->write(pkts[3].view())); // would start a third file: tcpdump exits here
+  EXPECT_TRUE((*s)->finished());
+  EXPECT_EQ((*s)->current_path(), "");
+  ASSERT_TRUE((*s)->write(pkts[4].view())); // dropped
+  ASSERT_TRUE((*s)->flush());
+  ASSERT_TRUE((*s)->close());
+  EXPECT_EQ(dir.list(), (std::set<std::string>{"g-001320.pcap", "g-001330.pcap"}));
+  EXPECT_THAT(packets_per_file(dir, {"g-001320.pcap", "g-001330.pcap"}), ElementsAre(1, 2));
+}
+
+TEST(RotatingFileSink, TimeRotationResetsSizeCounter) { // -G 60 -C
+  set_timezone_utc_plus_2();
+  TempDir dir;
+  auto s = RotatingFileSink::open({.path = dir.file("c-%H%M.pcap"), .format = FileFormat::Pcap,
+                                   .rotate_bytes = 200, .rotate_seconds = 60, .start_time = kT0},
+                                  two_ifaces());
+  ASSERT_TRUE(s);
+  write_all(**s, packets_at(kT0, {1, 2, 3, 60}));
+  ASSERT_TRUE((*s)->close());
+  EXPECT_THAT(packets_per_file(dir, {"c-0013.pcap", "c-0013.pcap1", "c-0014.pcap"}),
+              ElementsAre(2, 1, 1));
+  EXPECT_EQ(dir.list().size(), 3u);
+}
+
+TEST(RotatingFileSink, EveryPcapngFileIsSelfContained) {
+  TempDir dir;
+  auto pkts = sample_packets();
+  for (uint64_t i = 1; i <= 2; i++) { // 18 packets over both interfaces
+    auto more = sample_packets();
+    for (auto &p : more) p.ts_ns += i * 10'000'000'000ull;
+    pkts.insert(pkts.end(), more.begin(), more.end());
+  }
+  auto s = RotatingFileSink::open({.path = dir.file("r.pcapng"), .rotate_bytes = 1000}, two_ifaces());
+  ASSERT_TRUE(s);
+  write_all(**s, pkts);
+  ASSERT_TRUE((*s)->close());
+
+  auto names = dir.list();
+  ASSERT_GT(names.size(), 2u);
+  size_t total = 0;
+  for (const auto &n : names) {
+    SCOPED_TRACE(n);
+    auto f = parse_pcapng(dir.file(n));
+    ASSERT_EQ(f.error, "");
+    ASSERT_EQ(f.idbs.size(), 2u);
+    EXPECT_EQ(f.idbs[1].name, "tap-vm2");
+    auto r = read_with_libpcap(dir.file(n));
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.pkts.size(), f.epbs.size());
+    total += r.pkts.size();
+  }
+  EXPECT_EQ(total, pkts.size());
+}
+
+TEST(RotatingFileSink, StdoutRefusesRotation) {
+  for (auto opt : {RotationOptions{.path = "-", .rotate_bytes = 1000000},
+                   RotationOptions{.path = "-", .rotate_seconds = 60}}) {
+    auto s = RotatingFileSink::open(opt, two_ifaces());
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, EINVAL);
+  }
+}
+
+TEST(RotatingFileSink, DashWritesToStdout) {
+  TempDir dir;
+  std::string path = dir.file("stdout.pcap");
+  int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(file, 0);
+  fflush(stdout);
+  int saved = dup(STDOUT_FILENO);
+  ASSERT_GE(saved, 0);
+  dup2(file, STDOUT_FILENO);
+  auto pkts = packets_at(kT0, {0, 1});
+  Result<> closed;
+  {
+    auto s = RotatingFileSink::open({.path = "-", .format = FileFormat::Pcap}, two_ifaces());
+    if (s) {
+      for (const auto &p : pkts) (void)(*s)->write(p.view());
+      closed = (*s)->close();
+    } else {
+      closed = tl::unexpected(s.error());
+    }
+  }
+  fflush(stdout);
+  dup2(saved, STDOUT_FILENO);
+  ::close(saved);
+  ::close(file);
+  ASSERT_TRUE(closed) << closed.error().message();
+  expect_same_packets(read_with_libpcap(path), pkts);
+}
+
+TEST(RotatingFileSink, UnwritablePathFailsAtOpen) {
+  TempDir dir;
+  auto s = RotatingFileSink::open({.path = dir.file("missing/cap")}, two_ifaces());
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ENOENT);
+}
+
+} // namespace
+} // namespace bpftap
