@@ -5,6 +5,7 @@
  * The original packet is never modified: the programs always return TC_ACT_UNSPEC
  * (TCX_NEXT), so whatever else is attached still runs and the packet continues. */
 #include <linux/bpf.h>
+#include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -33,14 +34,14 @@ struct {
 } counters SEC(".maps");
 
 /* The filter. User space replaces this body with the translated tcpdump expression; it must stay
- * the last function of each program (it is the only function not inlined). Arguments: the skb
- * and the VLAN tag the kernel took out of the frame (tpid << 16 | tci, 0 = none). Returns the
- * number of bytes to capture, 0 to reject, like a cBPF socket filter. The asm keeps clang from
- * folding the default "accept everything" into the callers. */
-static __attribute__((noinline)) __u32 bpftap_filter(struct __sk_buff *skb, __u32 vtag) {
+ * the last function of each program (it is the only function not inlined). Arguments: the skb,
+ * the VLAN tag the kernel took out of the frame (tpid << 16 | tci, 0 = none) and the packet type
+ * an AF_PACKET socket would report (PACKET_OUTGOING on egress). Returns the number of bytes to
+ * capture, 0 to reject, like a cBPF socket filter. The asm keeps clang from folding the default
+ * "accept everything" into the callers, and the inputs keep the arguments in r1-r3. */
+static __attribute__((noinline)) __u32 bpftap_filter(struct __sk_buff *skb, __u32 vtag, __u32 pkttype) {
   __u32 accept;
-  /* The inputs keep both arguments alive: the spliced code reads r1 and r2. */
-  asm volatile("%0 = 262144" : "=r"(accept) : "r"(skb), "r"(vtag));
+  asm volatile("%0 = 262144" : "=r"(accept) : "r"(skb), "r"(vtag), "r"(pkttype));
   return accept;
 }
 
@@ -96,7 +97,8 @@ static __always_inline int tap(struct __sk_buff *skb, __u8 dir) {
   __u32 vtag = 0;
   if (skb->vlan_present)
     vtag = ((__u32)bpf_ntohs(skb->vlan_proto) << 16) | skb->vlan_tci;
-  __u32 verdict = bpftap_filter(skb, vtag);
+  __u32 pkttype = dir == BPFTAP_DIR_OUT ? PACKET_OUTGOING : skb->pkt_type;
+  __u32 verdict = bpftap_filter(skb, vtag, pkttype);
   if (verdict == 0)
     return TC_ACT_UNSPEC;
 
@@ -128,8 +130,9 @@ SEC("bpftap_tc")
 int bpftap_egress(struct __sk_buff *skb) { return tap(skb, BPFTAP_DIR_OUT); }
 
 /* Tests only (not loaded in production): runs the spliced filter alone and returns its verdict.
- * The VLAN tag is taken from skb->mark, which BPF_PROG_TEST_RUN lets tests set. */
+ * The VLAN tag comes from skb->mark and the packet type from skb->priority, which
+ * BPF_PROG_TEST_RUN lets tests set. */
 SEC("bpftap_tc")
-int bpftap_filter_test(struct __sk_buff *skb) { return bpftap_filter(skb, skb->mark); }
+int bpftap_filter_test(struct __sk_buff *skb) { return bpftap_filter(skb, skb->mark, skb->priority); }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -87,7 +87,7 @@ int run_capture(const CaptureArgs &a) {
   auto ifaces = resolve_interfaces(o.interfaces);
   if (!ifaces) return report(ifaces.error());
   for (auto &i : *ifaces) i.snaplen = o.snaplen;
-  if (auto f = check_filter(o.filter, o.snaplen); !f) return report(f.error());
+  if (auto f = build_filter(o.filter, o.snaplen, ifaces->front().name); !f) return report(f.error());
 
   std::unique_ptr<PacketSink> sink;
   RotatingFileSink *files = nullptr;

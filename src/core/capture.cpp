@@ -70,12 +70,12 @@ Result<std::vector<InterfaceInfo>> resolve_interfaces(const std::vector<std::str
   return out;
 }
 
-Result<> check_filter(const std::string &expression, uint32_t snaplen) {
-  auto cbpf = compile_pcap_filter(expression, snaplen);
-  if (!cbpf) return bad_input(cbpf.error().message());
-  auto ebpf = translate_cbpf(*cbpf);
+Result<std::vector<bpf_insn>> build_filter(const std::string &expression, uint32_t snaplen, const std::string &iface) {
+  auto cbpf = compile_pcap_filter_live(expression, snaplen, iface);
+  if (!cbpf) return tl::unexpected(cbpf.error());
+  auto ebpf = translate_cbpf(*cbpf, {VlanView::Metadata});
   if (!ebpf) return bad_input("filter '" + expression + "': " + ebpf.error().message());
-  return {};
+  return ebpf;
 }
 
 struct Capture::Impl {
@@ -155,10 +155,8 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
   }
   impl->captured.assign(impl->ifaces.size(), 0);
 
-  auto cbpf = compile_pcap_filter(opts.filter, opts.snaplen);
-  if (!cbpf) return bad_input(cbpf.error().message());
-  auto ebpf = translate_cbpf(*cbpf);
-  if (!ebpf) return bad_input("filter '" + opts.filter + "': " + ebpf.error().message());
+  auto ebpf = build_filter(opts.filter, opts.snaplen, impl->ifaces.front().name);
+  if (!ebpf) return tl::unexpected(ebpf.error());
 
   CaptureProgramOptions po;
   po.filter = std::move(*ebpf);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <linux/bpf.h>
+
 #include "bpf/bpftap.h"
 #include "core/attach.h"
 #include "core/error.h"
@@ -38,9 +40,9 @@ struct InterfaceStats {
 // A pattern that matches nothing is an error.
 Result<std::vector<InterfaceInfo>> resolve_interfaces(const std::vector<std::string> &patterns);
 
-// Compiles and translates a filter expression without loading anything: the check a command
-// makes before it creates files or attaches hooks.
-Result<> check_filter(const std::string &expression, uint32_t snaplen);
+// Compiles a filter expression as `tcpdump -i iface` would and translates it to eBPF, without
+// loading anything: also the check a command makes before it creates files or attaches hooks.
+Result<std::vector<bpf_insn>> build_filter(const std::string &expression, uint32_t snaplen, const std::string &iface);
 
 class Capture {
 public:

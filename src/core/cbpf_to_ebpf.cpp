@@ -21,6 +21,7 @@ constexpr int16_t kMemBase = -64;   // cBPF scratch memory M[0..15], 4 bytes eac
 constexpr int16_t kLoadBuf = -72;   // bytes fetched by bpf_skb_load_bytes
 constexpr int16_t kSlowAcc = -80;   // tag-straddling loads: value being assembled
 constexpr int16_t kSlowOff = -88;   // tag-straddling loads: virtual offset
+constexpr int16_t kPkttype = -96;   // the third argument, when the program asks for it
 constexpr uint32_t kTagStart = 12;  // where libpcap puts the tag back (after the MAC addresses)
 constexpr uint32_t kTagLen = 4;
 
@@ -98,7 +99,7 @@ uint8_t bpf_size(uint32_t bytes) { return bytes == 4 ? BPF_W : bytes == 2 ? BPF_
 
 class Translator {
 public:
-  explicit Translator(std::span<const sock_filter> prog) : prog_(prog) {}
+  Translator(std::span<const sock_filter> prog, TranslateOptions opts) : prog_(prog), opts_(opts) {}
 
   Result<std::vector<bpf_insn>> run() {
     if (prog_.empty()) return fail("empty cBPF program");
@@ -155,6 +156,7 @@ private:
     e_.emit(alu32_reg(BPF_MOV, kVtag, BPF_REG_2));
     e_.emit(alu32_imm(BPF_MOV, kA, 0));
     e_.emit(alu32_imm(BPF_MOV, kX, 0));
+    e_.emit(stx(BPF_W, BPF_REG_10, BPF_REG_3, kPkttype));
     // The verifier refuses reads of uninitialised stack: zero the scratch words in use.
     bool used[BPF_MEMWORDS] = {};
     for (const auto &f : prog_) {
@@ -229,9 +231,10 @@ private:
       e_.emit(ldx(BPF_W, dst, BPF_REG_10, mem_off(f.k)));
       return {};
     case BPF_LEN: {
-      // len is the frame length as captured: with a tag in metadata, 4 bytes longer.
-      auto no_tag = e_.new_label();
       e_.emit(ldx(BPF_W, dst, kCtx, offsetof(__sk_buff, len)));
+      if (opts_.vlan == VlanView::Metadata) return {};
+      // Inline view: the frame as saved, 4 bytes longer when the tag was in metadata.
+      auto no_tag = e_.new_label();
       e_.jump_imm(BPF_JMP32, BPF_JEQ, kVtag, 0, no_tag);
       e_.emit(alu32_imm(BPF_ADD, dst, kTagLen));
       e_.bind(no_tag);
@@ -239,7 +242,7 @@ private:
     }
     case BPF_ABS:
       if (BPF_CLASS(f.code) != BPF_LD) break;
-      if (f.k > 0x7fffffffu) return bad(i, "ancillary or negative-offset loads are not supported");
+      if (static_cast<int32_t>(f.k) < 0) return ancillary(i, f.k);
       e_.emit(alu64_imm(BPF_MOV, BPF_REG_2, static_cast<int32_t>(f.k)));
       packet_load(size, f.k);
       e_.emit(alu32_reg(BPF_MOV, kA, BPF_REG_0));
@@ -259,7 +262,7 @@ private:
       return {};
     case BPF_MSH:  // X = 4 * (P[k] & 0xf), the IPv4 header length
       if (BPF_CLASS(f.code) != BPF_LDX) break;
-      if (f.k > 0x7fffffffu) return bad(i, "negative-offset loads are not supported");
+      if (static_cast<int32_t>(f.k) < 0) return bad(i, "negative-offset loads are not supported");
       e_.emit(alu64_imm(BPF_MOV, BPF_REG_2, static_cast<int32_t>(f.k)));
       packet_load(1, f.k);
       e_.emit(alu32_imm(BPF_AND, BPF_REG_0, 0xf));
@@ -270,13 +273,53 @@ private:
     return bad(i, "unsupported load mode");
   }
 
+  // Linux's ancillary loads (SKF_AD_OFF + n), as the kernel's socket filter implements them.
+  // The load size does not matter there, so it does not here either.
+  Result<> ancillary(size_t i, uint32_t k) {
+    bool metadata = opts_.vlan == VlanView::Metadata;
+    switch (static_cast<int32_t>(k) - SKF_AD_OFF) {
+    case SKF_AD_VLAN_TAG_PRESENT: {  // Inline view: the tag is in the frame, not in metadata
+      auto done = e_.new_label();
+      e_.emit(alu32_imm(BPF_MOV, kA, 0));
+      if (metadata) {
+        e_.jump_imm(BPF_JMP32, BPF_JEQ, kVtag, 0, done);
+        e_.emit(alu32_imm(BPF_MOV, kA, 1));
+      }
+      e_.bind(done);
+      return {};
+    }
+    case SKF_AD_VLAN_TAG:
+      e_.emit(alu32_reg(BPF_MOV, kA, kVtag));
+      e_.emit(alu32_imm(metadata ? BPF_AND : BPF_MOV, kA, metadata ? 0xffff : 0));
+      return {};
+    case SKF_AD_VLAN_TPID:
+      e_.emit(alu32_reg(BPF_MOV, kA, kVtag));
+      if (metadata)
+        e_.emit(alu32_imm(BPF_RSH, kA, 16));
+      else
+        e_.emit(alu32_imm(BPF_MOV, kA, 0));
+      return {};
+    case SKF_AD_PKTTYPE:
+      e_.emit(ldx(BPF_W, kA, BPF_REG_10, kPkttype));
+      return {};
+    case SKF_AD_PROTOCOL:
+      e_.emit(ldx(BPF_W, kA, kCtx, offsetof(__sk_buff, protocol)));
+      e_.emit(to_be(kA, 16));
+      return {};
+    case SKF_AD_IFINDEX:
+      e_.emit(ldx(BPF_W, kA, kCtx, offsetof(__sk_buff, ifindex)));
+      return {};
+    }
+    return bad(i, "unsupported ancillary or negative-offset load");
+  }
+
   // Loads `size` bytes at the virtual offset in r2 into r0 (host order), or rejects the packet
   // when they lie beyond the frame. `known` is the offset when it is a constant.
   void packet_load(uint32_t size, std::optional<uint32_t> known) {
     auto fetch = e_.new_label();
     auto done = e_.new_label();
-    if (known && *known + size <= kTagStart) {
-      // Entirely before the tag position: same offset with or without a tag.
+    if (opts_.vlan == VlanView::Metadata || (known && *known + size <= kTagStart)) {
+      // The frame as the kernel holds it, or bytes before the tag position.
     } else if (known && *known >= kTagStart + kTagLen) {
       e_.jump_imm(BPF_JMP32, BPF_JEQ, kVtag, 0, fetch);
       e_.emit(alu64_imm(BPF_SUB, BPF_REG_2, kTagLen));
@@ -402,6 +445,7 @@ private:
   }
 
   std::span<const sock_filter> prog_;
+  TranslateOptions opts_;
   Emitter e_;
   Emitter::Label reject_{};
   std::vector<Emitter::Label> at_;
@@ -409,6 +453,8 @@ private:
 
 } // namespace
 
-Result<std::vector<bpf_insn>> translate_cbpf(std::span<const sock_filter> prog) { return Translator(prog).run(); }
+Result<std::vector<bpf_insn>> translate_cbpf(std::span<const sock_filter> prog, TranslateOptions opts) {
+  return Translator(prog, opts).run();
+}
 
 } // namespace bpftap

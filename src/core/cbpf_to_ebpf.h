@@ -12,16 +12,29 @@
 
 namespace bpftap {
 
+// How a VLAN tag that the kernel moved into skb metadata appears to the cBPF program.
+enum class VlanView {
+  // As libpcap's pcap_offline_filter sees a saved frame: the 4 tag bytes back at offset 12
+  // (and counted in `len`). For programs compiled on a dead handle.
+  Inline,
+  // As the kernel's socket filter sees it, which is what `tcpdump -i` filters on: the frame
+  // without the tag, and the tag through the ancillary loads vlan_avail / vlan_tci / vlan_tpid.
+  // For programs compiled on a live Linux handle (BPF_SPECIAL_VLAN_HANDLING).
+  Metadata,
+};
+
+struct TranslateOptions {
+  VlanView vlan = VlanView::Inline;
+};
+
 // Translates `prog` into the body of the eBPF function
-//     u32 bpftap_filter(struct __sk_buff *skb, u32 vtag)
-// that returns what libpcap's interpreter (pcap_offline_filter) returns for the same frame:
-// the number of bytes to keep, 0 to reject.
-//
-// The frame the cBPF program sees is the frame as libpcap captures it: when the kernel has
-// moved a VLAN tag into skb metadata (vtag = tpid << 16 | tci, non-zero), loads behave as if
-// the 4 tag bytes were back at offset 12, and `len` includes them. Packet loads go through
-// bpf_skb_load_bytes, so bytes beyond the linear part of the skb (GSO, paged data) are read
-// correctly, and a load past the end rejects the packet as libpcap does.
-Result<std::vector<bpf_insn>> translate_cbpf(std::span<const sock_filter> prog);
+//     u32 bpftap_filter(struct __sk_buff *skb, u32 vtag, u32 pkttype)
+// that returns what the cBPF program returns for the same frame: the number of bytes to keep,
+// 0 to reject. vtag = tpid << 16 | tci of a tag in metadata (0 = none); pkttype is what an
+// AF_PACKET socket reports (PACKET_OUTGOING on egress) for the `inbound`/`outbound` ancillary
+// load. Packet loads go through bpf_skb_load_bytes, so bytes beyond the linear part of the skb
+// (GSO, paged data) are read correctly, and a load past the end rejects the packet as libpcap
+// and the kernel do.
+Result<std::vector<bpf_insn>> translate_cbpf(std::span<const sock_filter> prog, TranslateOptions opts = {});
 
 } // namespace bpftap

@@ -15,11 +15,47 @@ Result<std::vector<sock_filter>> compile_pcap_filter(const std::string &expressi
   if (!dead) return fail("pcap_open_dead", ENOMEM);
   bpf_program prog{};
   if (pcap_compile(dead.get(), &prog, expression.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
-    return fail("bad filter expression '" + expression + "': " + pcap_geterr(dead.get()));
+    return bad_input("bad filter expression '" + expression + "': " + pcap_geterr(dead.get()));
   std::vector<sock_filter> out(prog.bf_len);
   std::memcpy(out.data(), prog.bf_insns, prog.bf_len * sizeof(sock_filter));
   pcap_freecode(&prog);
   return out;
+}
+
+Result<std::vector<sock_filter>> compile_pcap_filter_live(const std::string &expression, uint32_t snaplen,
+                                                          const std::string &iface) {
+  char err[PCAP_ERRBUF_SIZE] = {};
+  std::unique_ptr<pcap_t, decltype(&pcap_close)> live(pcap_create(iface.c_str(), err), &pcap_close);
+  if (!live) return fail(iface + ": " + err);
+  pcap_set_snaplen(live.get(), static_cast<int>(snaplen));
+  pcap_set_buffer_size(live.get(), 1 << 16);  // it never captures
+  if (int rc = pcap_activate(live.get()); rc < 0)
+    return fail(iface + ": cannot open it as tcpdump would to compile the filter: " + pcap_geterr(live.get()));
+  if (pcap_datalink(live.get()) != DLT_EN10MB)
+    return bad_input(iface + ": not an Ethernet interface (link type " +
+                     pcap_datalink_val_to_name(pcap_datalink(live.get())) + "); bpftap captures Ethernet only");
+  bpf_program prog{};
+  if (pcap_compile(live.get(), &prog, expression.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
+    return bad_input("bad filter expression '" + expression + "': " + pcap_geterr(live.get()));
+  std::vector<sock_filter> out(prog.bf_len);
+  std::memcpy(out.data(), prog.bf_insns, prog.bf_len * sizeof(sock_filter));
+  pcap_freecode(&prog);
+  return out;
+}
+
+std::vector<sock_filter> substitute_ancillary(std::vector<sock_filter> prog, const AncillaryValues &v) {
+  for (auto &f : prog) {
+    if (BPF_CLASS(f.code) != BPF_LD || BPF_MODE(f.code) != BPF_ABS || static_cast<int32_t>(f.k) >= 0) continue;
+    switch (static_cast<int32_t>(f.k) - SKF_AD_OFF) {
+    case SKF_AD_VLAN_TAG_PRESENT: f.k = v.vlan_present; break;
+    case SKF_AD_VLAN_TAG: f.k = v.vlan_tci; break;
+    case SKF_AD_VLAN_TPID: f.k = v.vlan_tpid; break;
+    case SKF_AD_PKTTYPE: f.k = v.pkttype; break;
+    default: continue;
+    }
+    f.code = BPF_LD | BPF_IMM;
+  }
+  return prog;
 }
 
 uint32_t run_pcap_filter(const std::vector<sock_filter> &prog, const uint8_t *frame, uint32_t caplen,

@@ -14,10 +14,12 @@ struct RunResult {
   uint32_t retval = 0;  // the program's return value
 };
 
-// Runs a TC program once on `frame`; mark is written to skb->mark.
-inline RunResult run_tc(int prog_fd, const std::vector<uint8_t> &frame, uint32_t mark = 0) {
+// Runs a TC program once on `frame`, with skb->mark and skb->priority set (the filter test
+// program reads the VLAN tag and the packet type from them).
+inline RunResult run_tc(int prog_fd, const std::vector<uint8_t> &frame, uint32_t mark = 0, uint32_t priority = 0) {
   __sk_buff ctx{};
   ctx.mark = mark;
+  ctx.priority = priority;
   bpf_test_run_opts opts{};
   opts.sz = sizeof(opts);
   opts.data_in = frame.data();

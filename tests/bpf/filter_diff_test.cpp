@@ -11,6 +11,10 @@
 
 #include "bpf_test_util.h"
 #include "corpus.h"
+
+#include <linux/if_packet.h>
+
+#include <tuple>
 #include "core/capture_prog.h"
 #include "core/cbpf_to_ebpf.h"
 #include "core/filter.h"
@@ -88,15 +92,31 @@ const char *kExpressions[] = {
     "vlan 100 and host 10.0.0.1",
     "ether[12:2] = 0x8100 or ether[14:2] & 0xfff = 10",
     "ether[11:2] > 0 and ether[13:4] != 0 and ether[15:2] != 1",
+    "inbound",
+    "outbound and tcp",
+    "vlan 1 or vlan 100 or vlan 4095",
+    "vlan and (tcp port 80 or udp)",
 };
 
-class FilterDiff : public ::testing::TestWithParam<const char *> {};
+enum class Compiled { Dead, Live };
+
+// (expression, how it is compiled). Dead: libpcap on a saved frame (VlanView::Inline). Live: as
+// tcpdump -i compiles it on Linux (VlanView::Metadata), the reference being libpcap's
+// interpreter with the ancillary loads replaced by what the kernel would return.
+class FilterDiff : public ::testing::TestWithParam<std::tuple<const char *, Compiled>> {};
+
+std::vector<uint8_t> strip_outer_tag(const std::vector<uint8_t> &f) {
+  std::vector<uint8_t> out(f.begin(), f.begin() + 12);
+  out.insert(out.end(), f.begin() + 16, f.end());
+  return out;
+}
 
 TEST_P(FilterDiff, KernelMatchesLibpcapOnCorpus) {
-  const std::string expr = GetParam();
-  auto cbpf = compile_pcap_filter(expr, BPFTAP_MAX_SNAPLEN);
+  const std::string expr = std::get<0>(GetParam());
+  const bool live = std::get<1>(GetParam()) == Compiled::Live;
+  auto cbpf = live ? compile_pcap_filter_live(expr, BPFTAP_MAX_SNAPLEN, "lo") : compile_pcap_filter(expr, BPFTAP_MAX_SNAPLEN);
   ASSERT_TRUE(cbpf) << cbpf.error().message();
-  auto ebpf = translate_cbpf(*cbpf);
+  auto ebpf = translate_cbpf(*cbpf, {live ? VlanView::Metadata : VlanView::Inline});
   ASSERT_TRUE(ebpf) << ebpf.error().message();
   CaptureProgramOptions o;
   o.filter = *ebpf;
@@ -109,37 +129,42 @@ TEST_P(FilterDiff, KernelMatchesLibpcapOnCorpus) {
   const auto &frames = test::ethernet_corpus(BPFTAP_CORPUS_DIR "/ndpi");
   ASSERT_GT(frames.size(), 90000u) << "the corpus at " BPFTAP_CORPUS_DIR " looks incomplete";
   size_t compared = 0, accepted = 0, too_big = 0, tag_runs = 0, mismatches = 0;
+  auto check = [&](const test::Frame &f, const std::vector<uint8_t> &kernel_frame, uint32_t vtag,
+                   const std::vector<uint8_t> &ref_frame, const AncillaryValues &anc) {
+    auto ref = substitute_ancillary(*cbpf, anc);
+    uint32_t want = run_pcap_filter(ref, ref_frame.data(), ref_frame.size(), ref_frame.size());
+    auto got = test::run_tc(fd, kernel_frame, vtag, anc.pkttype);
+    ASSERT_EQ(got.err, 0) << f.file << "#" << f.index;
+    if (got.retval != want && mismatches++ < 10)
+      ADD_FAILURE() << fmt::format("'{}' ({}) on {} frame #{} (vtag {:#x}, pkttype {}): kernel {} libpcap {}", expr,
+                                   live ? "live" : "dead", f.file, f.index, vtag, anc.pkttype, got.retval, want);
+    accepted += want != 0;
+  };
   for (const auto &f : frames) {
     if (f.bytes.size() < 14 || f.bytes.size() > test::kMaxTestRunFrame) {
       too_big++;
       continue;
     }
     // The kernel sees the frame as captured (caplen bytes), so libpcap gets len = caplen too.
-    uint32_t want = run_pcap_filter(*cbpf, f.bytes.data(), f.bytes.size(), f.bytes.size());
-    auto got = test::run_tc(fd, f.bytes);
-    ASSERT_EQ(got.err, 0) << f.file << "#" << f.index;
+    // Every fifth frame is an outgoing one (for inbound/outbound).
+    uint32_t pkttype = f.index % 5 == 0 ? PACKET_OUTGOING : PACKET_HOST;
+    check(f, f.bytes, 0, f.bytes, {0, 0, 0, pkttype});
     compared++;
-    accepted += want != 0;
-    if (got.retval != want && mismatches++ < 5)
-      ADD_FAILURE() << fmt::format("'{}' on {} frame #{}: kernel {} libpcap {}", expr, f.file, f.index,
-                                   got.retval, want);
+    if (!tagged(f.bytes)) continue;
     // The same frame as the kernel holds it on ingress: outer tag moved into metadata.
-    if (tagged(f.bytes)) {
-      std::vector<uint8_t> stripped(f.bytes.begin(), f.bytes.begin() + 12);
-      stripped.insert(stripped.end(), f.bytes.begin() + 16, f.bytes.end());
-      uint32_t vtag = static_cast<uint32_t>(f.bytes[12] << 24 | f.bytes[13] << 16 | f.bytes[14] << 8 | f.bytes[15]);
-      auto g2 = test::run_tc(fd, stripped, vtag);
-      ASSERT_EQ(g2.err, 0);
-      tag_runs++;
-      if (g2.retval != want && mismatches++ < 10)
-        ADD_FAILURE() << fmt::format("'{}' on {} frame #{} with the tag in metadata: kernel {} libpcap {}", expr,
-                                     f.file, f.index, g2.retval, want);
-    }
+    uint16_t tpid = static_cast<uint16_t>(f.bytes[12] << 8 | f.bytes[13]);
+    uint16_t tci = static_cast<uint16_t>(f.bytes[14] << 8 | f.bytes[15]);
+    auto stripped = strip_outer_tag(f.bytes);
+    if (live)  // the kernel's filter runs on the stripped frame and reads the tag from metadata
+      check(f, stripped, uint32_t{tpid} << 16 | tci, stripped, {1, tci, tpid, pkttype});
+    else  // libpcap filters the saved frame, tag inline
+      check(f, stripped, uint32_t{tpid} << 16 | tci, f.bytes, {0, 0, 0, pkttype});
+    tag_runs++;
   }
   EXPECT_EQ(mismatches, 0u);
-  std::printf("  '%s': %zu frames compared (%zu accepted), %zu with the tag in metadata, %zu not runnable "
-              "(size outside 14..%zu bytes)\n",
-              expr.c_str(), compared, accepted, tag_runs, too_big, test::kMaxTestRunFrame);
+  std::printf("  '%s' (%s): %zu frames compared (%zu verdicts accept), %zu also with the tag in metadata, "
+              "%zu not runnable (size outside 14..%zu bytes)\n",
+              expr.c_str(), live ? "live" : "dead", compared, accepted, tag_runs, too_big, test::kMaxTestRunFrame);
 }
 
 TEST(FilterTranslate, LoopsAreRefusedClearly) {
@@ -150,6 +175,8 @@ TEST(FilterTranslate, LoopsAreRefusedClearly) {
   EXPECT_NE(ebpf.error().message().find("loop"), std::string::npos) << ebpf.error().message();
 }
 
-INSTANTIATE_TEST_SUITE_P(Corpus, FilterDiff, ::testing::ValuesIn(kExpressions));
+INSTANTIATE_TEST_SUITE_P(Corpus, FilterDiff,
+                         ::testing::Combine(::testing::ValuesIn(kExpressions),
+                                            ::testing::Values(Compiled::Dead, Compiled::Live)));
 
 } // namespace
