@@ -1,6 +1,7 @@
 #include "core/capture.h"
 
 #include <bpf/libbpf.h>
+#include <linux/perf_event.h>
 #include <fnmatch.h>
 #include <net/if.h>
 #include <time.h>
@@ -25,7 +26,10 @@ static_assert(sizeof(bpftap_counters) == 32, "bpftap_counters layout changed");
 
 // Packets are held this long so that those from other CPUs can be put in order.
 constexpr uint64_t kReorderWindowNs = 2'000'000;
-constexpr int kPollMs = 20;
+// The kernel wakes the reader only when a backlog builds up; otherwise the reader drains on
+// this timer. Sinks are flushed at most this often (a file or pipe gets its data within ~50 ms).
+constexpr int kPollMs = 10;
+constexpr uint64_t kFlushIntervalNs = 50'000'000;
 
 uint64_t clock_ns(clockid_t id) {
   timespec ts{};
@@ -103,14 +107,22 @@ struct Capture::Impl {
     pending.push(hdr, bytes, hdr.ts_tai_ns - tai_offset);
   }
 
+  // Waits for a wakeup or the timeout, then takes whatever is there (records submitted without
+  // a wakeup included).
   int poll(int timeout_ms) {
-    return ring ? ring_buffer__poll(ring.get(), timeout_ms) : perf_buffer__poll(perf.get(), timeout_ms);
+    int n = ring ? ring_buffer__poll(ring.get(), timeout_ms) : perf_buffer__poll(perf.get(), timeout_ms);
+    if (n < 0) return n;
+    int m = ring ? ring_buffer__consume(ring.get()) : perf_buffer__consume(perf.get());
+    return m < 0 ? m : n + m;
   }
+
+  uint64_t last_flush = 0;
+  bool unflushed = false;
 
   bool count_reached() const { return opts.count && total_captured >= opts.count; }
 
   // Writes held packets up to `cutoff`; returns false when the sink failed.
-  bool write_out(PacketSink &sink, uint64_t cutoff) {
+  bool write_out(PacketSink &sink, uint64_t cutoff, bool force_flush = false) {
     size_t limit = opts.count ? opts.count - total_captured : SIZE_MAX;
     size_t n = pending.release(
         cutoff,
@@ -127,11 +139,16 @@ struct Capture::Impl {
           total_captured++;
         },
         limit);
-    if (n && !sink_failed)
+    unflushed |= n > 0;
+    uint64_t now = clock_ns(CLOCK_MONOTONIC);
+    if (unflushed && !sink_failed && (force_flush || now - last_flush >= kFlushIntervalNs)) {
       if (auto r = sink.flush(); !r) {
         sink_error = r.error();
         sink_failed = true;
       }
+      last_flush = now;
+      unflushed = false;
+    }
     return !sink_failed;
   }
 };
@@ -176,11 +193,32 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
     impl->ring.reset(ring_buffer__new(impl->prog->ring_fd(), cb, self, nullptr));
     if (!impl->ring) return fail_errno("open the ring buffer", errno);
   } else {
-    auto cb = [](void *ctx, int, void *data, __u32 size) { static_cast<Impl *>(ctx)->on_record(data, size); };
-    auto lost = [](void *ctx, int, __u64 n) { static_cast<Impl *>(ctx)->perf_lost += n; };
-    size_t pages = std::max<size_t>(1, opts.buffer_bytes / static_cast<size_t>(sysconf(_SC_PAGESIZE)));
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_t pages = std::max<size_t>(1, opts.buffer_bytes / page);
     pages = size_t{1} << static_cast<int>(std::log2(static_cast<double>(pages)));  // a power of two
-    impl->perf.reset(perf_buffer__new(impl->prog->perf_fd(), pages, cb, lost, self, nullptr));
+    // Raw, to set a watermark: one wakeup per quarter buffer instead of one per record.
+    perf_event_attr attr{};
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_BPF_OUTPUT;
+    attr.sample_type = PERF_SAMPLE_RAW;
+    attr.sample_period = 1;
+    attr.watermark = 1;
+    attr.wakeup_watermark = static_cast<__u32>(pages * page / 4);
+    auto cb = [](void *ctx, int, perf_event_header *e) {
+      auto *self = static_cast<Impl *>(ctx);
+      if (e->type == PERF_RECORD_SAMPLE) {
+        auto *raw = reinterpret_cast<const uint8_t *>(e + 1);  // u32 size, then the data
+        uint32_t size;
+        std::memcpy(&size, raw, sizeof(size));
+        self->on_record(raw + sizeof(size), size);
+      } else if (e->type == PERF_RECORD_LOST) {
+        uint64_t lost;
+        std::memcpy(&lost, reinterpret_cast<const uint8_t *>(e + 1) + sizeof(uint64_t), sizeof(lost));
+        self->perf_lost += lost;
+      }
+      return LIBBPF_PERF_EVENT_CONT;
+    };
+    impl->perf.reset(perf_buffer__new_raw(impl->prog->perf_fd(), pages, &attr, cb, self, nullptr));
     if (!impl->perf) return fail_errno("open the perf buffers", errno);
   }
 
@@ -203,7 +241,8 @@ Result<> Capture::run(PacketSink &sink, const std::atomic<bool> &stop, const std
   while (!stop.load() && !s.count_reached() && !(done && done())) {
     int n = s.poll(kPollMs);
     if (n < 0 && n != -EINTR) return fail_errno("read captured packets", n);
-    if (!s.write_out(sink, clock_ns(CLOCK_REALTIME) - kReorderWindowNs)) return tl::unexpected(s.sink_error);
+    if (!s.write_out(sink, clock_ns(CLOCK_REALTIME) - kReorderWindowNs, s.count_reached()))
+      return tl::unexpected(s.sink_error);
   }
   return {};
 }
@@ -213,7 +252,7 @@ Result<std::vector<InterfaceStats>> Capture::finish(PacketSink &sink) {
   s.hooks.clear();  // detach first: nothing new arrives after this
   while (s.poll(0) > 0) {
   }
-  if (!s.count_reached() && !s.write_out(sink, UINT64_MAX)) return tl::unexpected(s.sink_error);
+  if (!s.write_out(sink, UINT64_MAX, true)) return tl::unexpected(s.sink_error);
   std::vector<InterfaceStats> out;
   for (uint32_t i = 0; i < s.ifaces.size(); i++) {
     InterfaceStats st;

@@ -91,6 +91,7 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::load(const CaptureProgra
 
   skel->rodata->snaplen = opts.snaplen;
   skel->rodata->output = opts.output;
+  skel->rodata->wakeup_bytes = opts.ring_bytes / 4;
   uint32_t ring = opts.output == BPFTAP_OUT_RINGBUF ? opts.ring_bytes : 4096;
   if (int err = bpf_map__set_max_entries(skel->maps.ring, ring); err)
     return fail_errno("size the ring buffer", err);

@@ -52,16 +52,16 @@ void ReorderBuffer::drop_front(size_t n) {
     return;
   }
   items_.erase(items_.begin(), items_.begin() + static_cast<long>(n));
-  // After sorting, arena order no longer follows item order: compact what is still held.
-  std::vector<uint8_t> kept;
-  kept.reserve(arena_.size());
+  // After sorting, arena order no longer follows item order: compact what is still held into
+  // the spare arena (its capacity is kept, so steady state allocates nothing) and swap.
+  spare_.clear();
   for (auto &it : items_) {
-    size_t off = kept.size();
-    kept.insert(kept.end(), arena_.begin() + static_cast<long>(it.offset),
-                arena_.begin() + static_cast<long>(it.offset + it.len));
+    size_t off = spare_.size();
+    spare_.insert(spare_.end(), arena_.begin() + static_cast<long>(it.offset),
+                  arena_.begin() + static_cast<long>(it.offset + it.len));
     it.offset = off;
   }
-  arena_.swap(kept);
+  arena_.swap(spare_);
 }
 
 } // namespace bpftap

@@ -58,6 +58,7 @@ private:
 
   std::vector<Item> items_;
   std::vector<uint8_t> arena_;
+  std::vector<uint8_t> spare_;
   bool sorted_ = true;
 };
 

@@ -217,22 +217,32 @@ Result<> PcapngWriter::write(const Packet &pkt) {
   auto data = captured(pkt);
   if (!data) return tl::unexpected(data.error());
   auto caplen = uint32_t(data->size());
-
-  auto &b = buffer();
-  size_t epb = begin_block(b, kBlockEpb);
-  put<uint32_t>(b, pkt.iface);
-  put<uint32_t>(b, uint32_t(pkt.ts_ns >> 32)); // if_tsresol=9: units are nanoseconds
-  put<uint32_t>(b, uint32_t(pkt.ts_ns));
-  put<uint32_t>(b, caplen);
-  put<uint32_t>(b, std::max(pkt.wire_len, caplen)); // an original length below caplen is invalid
-  put_padded(b, epb, data->data(), caplen);
   // epb_flags bits 0-1: 01 inbound, 10 outbound; no option when unknown (00).
   uint32_t flags = pkt.dir == Direction::In ? 1u : pkt.dir == Direction::Out ? 2u : 0u;
-  if (flags != 0) {
-    put_option(b, epb, kOptEpbFlags, &flags, sizeof flags);
-    put_end_of_options(b);
+
+  // Hot path: the whole block is sized once and filled in place.
+  uint32_t padded = (caplen + 3u) & ~3u;
+  uint32_t options = flags ? 12u : 0u;  // epb_flags (4 + 4) and end of options (4)
+  uint32_t len = 28u + padded + options + 4u;
+  const uint32_t head[7] = {kBlockEpb, len, pkt.iface, uint32_t(pkt.ts_ns >> 32), uint32_t(pkt.ts_ns), caplen,
+                            std::max(pkt.wire_len, caplen)};  // an original length below caplen is invalid
+  auto &b = buffer();
+  size_t at = b.size();
+  b.resize(at + len);
+  uint8_t *p = b.data() + at;
+  std::memcpy(p, head, sizeof head);
+  std::memcpy(p + 28, data->data(), caplen);
+  std::memset(p + 28 + caplen, 0, padded - caplen);
+  p += 28 + padded;
+  if (flags) {
+    const uint16_t opt[2] = {kOptEpbFlags, 4};
+    const uint32_t end = 0;  // opt_endofopt: code 0, length 0
+    std::memcpy(p, opt, sizeof opt);
+    std::memcpy(p + 4, &flags, 4);
+    std::memcpy(p + 8, &end, 4);
+    p += 12;
   }
-  end_block(b, epb);
+  std::memcpy(p, &len, 4);
   return commit();
 }
 
