@@ -155,7 +155,19 @@ Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t
   return attach_tc(prog_fd, ifindex, dir);
 }
 
+// libbpf reports every failed netlink request on stderr; cleanup probes interfaces that mostly
+// have no qdisc at all, so it keeps libbpf quiet while it looks.
+class QuietLibbpf {
+public:
+  QuietLibbpf() : old_(libbpf_set_print(nullptr)) {}
+  ~QuietLibbpf() { libbpf_set_print(old_); }
+
+private:
+  libbpf_print_fn_t old_;
+};
+
 Result<CleanupReport> cleanup_leftovers() {
+  QuietLibbpf quiet;
   CleanupReport report;
   struct if_nameindex *ifs = if_nameindex();
   if (!ifs) return fail_errno("list interfaces", errno);

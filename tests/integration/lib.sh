@@ -92,3 +92,20 @@ lab_up() {
 lab_down() {
   "$BPFTAP" lab down --prefix "$P" >/dev/null || fail "bpftap lab down --prefix $P"
 }
+
+# No bpftap program is loaded anywhere, and IFACEs in the lab host namespace have no clsact
+# qdisc: what every exit path must leave behind.
+assert_nothing_attached() {
+  local i progs try
+  # Detached tc filters release their program after an RCU grace period: allow a moment.
+  for try in $(seq 30); do
+    progs=$(bpftool prog show 2>/dev/null | grep -E "name bpftap_(ingress|egress)" || true)
+    [[ -z "$progs" ]] && break
+    sleep 0.1
+  done
+  [[ -z "$progs" ]] || fail "bpftap programs still loaded: $progs"
+  for i in "$@"; do
+    ns_exec host tc qdisc show dev "$i" | grep -q clsact && fail "clsact qdisc left on $i"
+  done
+  return 0
+}

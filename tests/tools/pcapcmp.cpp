@@ -117,7 +117,7 @@ int main(int argc, char **argv) {
     max_dts = std::max(max_dts, d);
     no_dir += a.dir == 0;
   }
-  std::printf("%s: bpftap %zu packets, tcpdump %zu packets, max |dts| %.1f us, %lu without direction\n", argv[2],
+  std::printf("%s: bpftap %zu packets, reference %zu packets, max |dts| %.1f us, %lu without direction\n", argv[2],
               ours.size(), theirs.size(), static_cast<double>(max_dts) / 1000.0, no_dir);
   if (ours.size() != theirs.size()) return 1;
   if (static_cast<long>(max_dts / 1000) > max_dts_us || no_dir) return 1;

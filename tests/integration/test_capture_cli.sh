@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# bpftap capture's command line: bad input exits 2 with one line and leaves nothing behind;
+# -w - streams live to tshark; -c stops by itself; -C/-W rotate; --format pcap; -Q in; the
+# perf-buffer transport captures the same packets as the ring buffer.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
+require_root
+require_cmd tshark capinfos tcpreplay bpftool
+: "${PCAPCMP:?set PCAPCMP to the pcapcmp tool}"
+make_workdir
+lab_up
+W=$WORKDIR
+
+# expect_bad_input DESCRIPTION ARGS...: exit 2, exactly one line on stderr, nothing attached.
+expect_bad_input() {
+  local what="$1" rc=0; shift
+  ns_exec host "$BPFTAP" capture "$@" >"$W/out" 2>"$W/err" || rc=$?
+  assert_eq 2 "$rc" "exit code for $what"
+  assert_eq 1 "$(wc -l <"$W/err")" "stderr lines for $what ($(cat "$W/err"))"
+  echo "  $what -> $(cat "$W/err")"
+  assert_nothing_attached tap-vm1 tap-vm2
+}
+expect_bad_input "unknown interface" -i tap-vm1 -i nosuch0 -w "$W/x.pcapng"
+expect_bad_input "glob matching nothing" -i 'nomatch*'
+expect_bad_input "bad filter" -i tap-vm1 -w "$W/bad.pcapng" tcp port
+expect_bad_input "filter with a loop" -i tap-vm1 ip6 protochain 6
+expect_bad_input "bad direction" -i tap-vm1 -Q sideways
+expect_bad_input "snaplen too large" -i tap-vm1 -s 999999
+expect_bad_input "unwritable output" -i tap-vm1 -w /nonexistent/dir/x.pcapng
+expect_bad_input "rotation without -w" -i tap-vm1 -C 1
+expect_bad_input "rotating stdout" -i tap-vm1 -w - -G 10
+[[ ! -e "$W/bad.pcapng" && ! -e "$W/x.pcapng" ]] || fail "a bad invocation created its output file"
+
+# -w - | tshark -r - shows packets while bpftap still runs.
+ns_exec host bash -c "'$BPFTAP' capture -i tap-vm2 -w - icmp 2>'$W/stream.log' | tshark -l -r - -T fields -e frame.number -e icmp.type >'$W/stream.txt' 2>/dev/null" &
+stream=$!
+wait_for_line "$W/stream.log" "listening on"
+ns_exec vm1 ping -c 3 -i 0.2 -W 1 10.77.0.2 >/dev/null
+for _ in $(seq 30); do [[ $(wc -l <"$W/stream.txt") -ge 6 ]] && break; sleep 0.1; done
+lines=$(wc -l <"$W/stream.txt")
+pgrep -f "capture -i tap-vm2 -w - icmp" >/dev/null || fail "bpftap stopped before the check"
+(( lines >= 6 )) || fail "tshark saw $lines ICMP packets while bpftap ran, expected 6"
+echo "  live stream: tshark printed $lines packets while the capture was running"
+pkill -INT -f "capture -i tap-vm2 -w - icmp"
+wait "$stream" || true
+
+# -c: stops by itself after COUNT packets.
+mapfile -t pcaps < <(corpus_ethernet_pcaps 30)
+ns_exec host "$BPFTAP" capture -i tap-vm1 -c 100 -w "$W/count.pcapng" 2>"$W/count.log" &
+cnt=$!
+wait_for_line "$W/count.log" "listening on"
+replay_corpus vm1 "${pcaps[@]}" >/dev/null
+for _ in $(seq 50); do kill -0 "$cnt" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$cnt" 2>/dev/null && fail "-c 100 did not stop the capture"
+wait "$cnt" || fail "-c capture exited non-zero"
+assert_eq 100 "$(capinfos -M -c "$W/count.pcapng" | awk '/Number of packets/ { print $NF }')" "-c 100 packets"
+
+# -C 1 -W 3 rotation (files of ~1 MB, three names reused), --format pcap, -Q in, perf buffers.
+ns_exec host "$BPFTAP" capture -i tap-vm1 -C 1 -W 3 -w "$W/rot.pcapng" 2>"$W/rot.log" &
+rot=$!
+ns_exec host "$BPFTAP" capture -i tap-vm1 -i tap-vm2 -Q in --format pcap -w "$W/in.pcap" 2>"$W/in.log" &
+inq=$!
+ns_exec host "$BPFTAP" capture -i tap-vm1 -i tap-vm2 --buffer perf -w "$W/perf.pcapng" 2>"$W/perf.log" &
+perf=$!
+ns_exec host "$BPFTAP" capture -i tap-vm1 -i tap-vm2 -w "$W/ring.pcapng" 2>"$W/ring.log" &
+ring=$!
+for f in rot in perf ring; do wait_for_line "$W/$f.log" "listening on"; done
+replay_corpus vm1 "${pcaps[@]}" | sed "s/^/  /"
+sleep 1
+for p in $rot $inq $perf $ring; do signal_job INT "$p"; done
+for p in $rot $inq $perf $ring; do wait "$p" || fail "a capture exited non-zero"; done
+ls "$W"/rot.pcapng* | sed "s|^$W/|  rotated: |"
+for f in rot.pcapng0 rot.pcapng1 rot.pcapng2; do
+  [[ -s "$W/$f" ]] || fail "missing rotated file $f"
+  capinfos "$W/$f" >/dev/null 2>&1 || fail "$f is not a valid capture"
+done
+[[ -e "$W/rot.pcapng3" ]] && fail "-W 3 kept more than 3 files"
+file "$W/in.pcap" | grep -q "pcap capture file" || fail "--format pcap did not write pcap"
+in_count=$(capinfos -M -c "$W/in.pcap" | awk '/Number of packets/ { print $NF }')
+vm1_in=$(tshark -r "$W/ring.pcapng" -Y 'frame.interface_name == "tap-vm1" && frame.packet_flags_direction == 1' 2>/dev/null | wc -l)
+vm2_in=$(tshark -r "$W/ring.pcapng" -Y 'frame.interface_name == "tap-vm2" && frame.packet_flags_direction == 1' 2>/dev/null | wc -l)
+assert_eq $((vm1_in + vm2_in)) "$in_count" "-Q in packets (inbound packets of the inout capture)"
+for t in tap-vm1 tap-vm2; do
+  tshark -r "$W/ring.pcapng" -Y "frame.interface_name == \"$t\"" -w "$W/ring-$t.pcap" -F pcap 2>/dev/null
+  "$PCAPCMP" "$W/perf.pcapng" "$t" "$W/ring-$t.pcap" || fail "perf and ring transports differ on $t"
+done
+assert_nothing_attached tap-vm1 tap-vm2
+echo "PASS: bad input, live stream, -c, rotation, pcap format, -Q in, perf transport"
