@@ -3,6 +3,9 @@
 #include <bpf/libbpf.h>
 #include <linux/perf_event.h>
 #include <fnmatch.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <net/if.h>
 #include <time.h>
 
@@ -14,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "core/capture_prog.h"
+#include "core/fd.h"
 #include "core/cbpf_to_ebpf.h"
 #include "core/filter.h"
 #include "core/reorder.h"
@@ -50,6 +54,15 @@ struct PerfDeleter {
   void operator()(perf_buffer *p) const { perf_buffer__free(p); }
 };
 
+// ARPHRD_* of an interface (1 Ethernet, 772 loopback, 65534 TUN...), or -1.
+int link_type(const std::string &name) {
+  FD sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ifreq req{};
+  std::strncpy(req.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  if (!sock || ioctl(sock.get(), SIOCGIFHWADDR, &req) != 0) return -1;
+  return req.ifr_hwaddr.sa_family;
+}
+
 } // namespace
 
 Result<std::vector<InterfaceInfo>> resolve_interfaces(const std::vector<std::string> &patterns) {
@@ -70,7 +83,13 @@ Result<std::vector<InterfaceInfo>> resolve_interfaces(const std::vector<std::str
   if (!missing.empty()) return bad_input(fmt::format("{}: no such interface in this network namespace", missing));
   if (found.empty()) return bad_input("no interface given (-i)");
   std::vector<InterfaceInfo> out;
-  for (const auto &[index, name] : found) out.push_back({name, index, 1, 0});
+  for (const auto &[index, name] : found) {
+    // The programs and the files assume Ethernet framing (loopback has a zeroed Ethernet header).
+    int type = link_type(name);
+    if (type != ARPHRD_ETHER && type != ARPHRD_LOOPBACK)
+      return bad_input(fmt::format("{}: not an Ethernet interface (ARPHRD {}); bpftap captures Ethernet only", name, type));
+    out.push_back({name, index, 1, 0});
+  }
   return out;
 }
 

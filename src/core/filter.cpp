@@ -9,23 +9,32 @@ namespace bpftap {
 
 static_assert(sizeof(sock_filter) == sizeof(struct bpf_insn), "cBPF layouts differ");
 
-Result<std::vector<sock_filter>> compile_pcap_filter(const std::string &expression, uint32_t snaplen) {
-  std::unique_ptr<pcap_t, decltype(&pcap_close)> dead(
-      pcap_open_dead(DLT_EN10MB, static_cast<int>(snaplen)), &pcap_close);
-  if (!dead) return fail("pcap_open_dead", ENOMEM);
+namespace {
+
+using PcapHandle = std::unique_ptr<pcap_t, decltype(&pcap_close)>;
+
+Result<std::vector<sock_filter>> compile_on(pcap_t *handle, const std::string &expression) {
   bpf_program prog{};
-  if (pcap_compile(dead.get(), &prog, expression.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
-    return bad_input("bad filter expression '" + expression + "': " + pcap_geterr(dead.get()));
+  if (pcap_compile(handle, &prog, expression.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
+    return bad_input("bad filter expression '" + expression + "': " + pcap_geterr(handle));
   std::vector<sock_filter> out(prog.bf_len);
   std::memcpy(out.data(), prog.bf_insns, prog.bf_len * sizeof(sock_filter));
   pcap_freecode(&prog);
   return out;
 }
 
+} // namespace
+
+Result<std::vector<sock_filter>> compile_pcap_filter(const std::string &expression, uint32_t snaplen) {
+  PcapHandle dead(pcap_open_dead(DLT_EN10MB, static_cast<int>(snaplen)), &pcap_close);
+  if (!dead) return fail("pcap_open_dead", ENOMEM);
+  return compile_on(dead.get(), expression);
+}
+
 Result<std::vector<sock_filter>> compile_pcap_filter_live(const std::string &expression, uint32_t snaplen,
                                                           const std::string &iface) {
   char err[PCAP_ERRBUF_SIZE] = {};
-  std::unique_ptr<pcap_t, decltype(&pcap_close)> live(pcap_create(iface.c_str(), err), &pcap_close);
+  PcapHandle live(pcap_create(iface.c_str(), err), &pcap_close);
   if (!live) return fail(iface + ": " + err);
   pcap_set_snaplen(live.get(), static_cast<int>(snaplen));
   pcap_set_buffer_size(live.get(), 1 << 16);  // it never captures
@@ -34,13 +43,7 @@ Result<std::vector<sock_filter>> compile_pcap_filter_live(const std::string &exp
   if (pcap_datalink(live.get()) != DLT_EN10MB)
     return bad_input(iface + ": not an Ethernet interface (link type " +
                      pcap_datalink_val_to_name(pcap_datalink(live.get())) + "); bpftap captures Ethernet only");
-  bpf_program prog{};
-  if (pcap_compile(live.get(), &prog, expression.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
-    return bad_input("bad filter expression '" + expression + "': " + pcap_geterr(live.get()));
-  std::vector<sock_filter> out(prog.bf_len);
-  std::memcpy(out.data(), prog.bf_insns, prog.bf_len * sizeof(sock_filter));
-  pcap_freecode(&prog);
-  return out;
+  return compile_on(live.get(), expression);
 }
 
 std::vector<sock_filter> substitute_ancillary(std::vector<sock_filter> prog, const AncillaryValues &v) {

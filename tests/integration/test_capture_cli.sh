@@ -21,6 +21,9 @@ expect_bad_input() {
   assert_nothing_attached tap-vm1 tap-vm2
 }
 expect_bad_input "unknown interface" -i tap-vm1 -i nosuch0 -w "$W/x.pcapng"
+ns_exec host ip tuntap add dev tun-bt mode tun
+expect_bad_input "not Ethernet (TUN)" -i tap-vm1 -i tun-bt
+ns_exec host ip link del tun-bt
 expect_bad_input "glob matching nothing" -i 'nomatch*'
 expect_bad_input "bad filter" -i tap-vm1 -w "$W/bad.pcapng" tcp port
 expect_bad_input "filter with a loop" -i tap-vm1 ip6 protochain 6

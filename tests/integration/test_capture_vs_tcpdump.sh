@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bpftap's capture of replayed corpus traffic equals tcpdump's, packet for packet and byte for
-# byte, on both VM taps, both directions, with and without a filter; bpftap drops nothing at
+# byte, on both VM taps, both directions, with and without a filter and with a snapshot
+# length; bpftap drops nothing at
 # tcpreplay --topspeed; the pcapng passes tshark and capinfos with interface names and
 # directions.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -44,6 +45,8 @@ run_case all
 run_case filtered 'tcp or (udp and not port 53) or vlan'
 # VLAN-tagged TCP frames arrive with the tag in skb metadata: tcpdump -i matches them with 'tcp'.
 run_case tcp tcp
+# Truncation in the kernel (-s); tagged frames are cut after the tag is restored, as libpcap does.
+run_case snap -s 96 'udp or vlan'
 
 # The file is valid for Wireshark's tools and names interfaces and directions.
 f="$WORKDIR/bt-all.pcapng"
