@@ -42,6 +42,15 @@ struct bpftap_counters {
   __u64 bytes;     /* wire bytes of matched packets */
 };
 
+/* Per (interface, direction) counters of a mirror session. */
+struct bpftap_mirror_counters {
+  __u64 seen;      /* packets through the hook */
+  __u64 matched;   /* accepted by the session's filter */
+  __u64 mirrored;  /* clones sent to the target */
+  __u64 failed;    /* clones that could not be sent (the original is unaffected) */
+  __u64 bytes;     /* bytes of matched packets */
+};
+
 static inline __u32 bpftap_counter_key(__u32 ifindex, __u8 dir) {
   return (ifindex << 1) | (dir == BPFTAP_DIR_OUT ? 1u : 0u);
 }

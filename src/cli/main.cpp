@@ -14,6 +14,7 @@ int main(int argc, char **argv) {
   add_capture_command(app, ctx);
   add_cleanup_command(app, ctx);
   add_lab_command(app, ctx);
+  add_mirror_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {

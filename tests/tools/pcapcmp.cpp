@@ -2,6 +2,7 @@
 // multi-interface pcapng) with what tcpdump captured on that interface (pcap or pcapng).
 //
 //   pcapcmp BPFTAP.pcapng IFNAME TCPDUMP.pcap [--max-dts-us N]
+//   pcapcmp A.pcap - B.pcap --no-ts       (any two captures, all packets, timestamps ignored)
 //
 // Bytes, captured length and original length must be identical and in the same order; the
 // timestamps must agree within N microseconds (default 1000). Exit 0 if identical, 1 if not,
@@ -99,10 +100,12 @@ std::vector<Pkt> read_with_libpcap(const std::string &path) {
 } // namespace
 
 int main(int argc, char **argv) {
-  if (argc < 4) die("usage: pcapcmp BPFTAP.pcapng IFNAME TCPDUMP.pcap [--max-dts-us N]");
+  if (argc < 4) die("usage: pcapcmp BPFTAP.pcapng IFNAME|- TCPDUMP.pcap [--max-dts-us N | --no-ts]");
   long max_dts_us = 1000;
+  bool check_ts = true, check_dir = std::string(argv[2]) != "-";
   if (argc >= 6 && std::string(argv[4]) == "--max-dts-us") max_dts_us = std::atol(argv[5]);
-  auto ours = read_pcapng_iface(argv[1], argv[2]);
+  if (argc >= 5 && std::string(argv[4]) == "--no-ts") check_ts = false;
+  auto ours = check_dir ? read_pcapng_iface(argv[1], argv[2]) : read_with_libpcap(argv[1]);
   auto theirs = read_with_libpcap(argv[3]);
   size_t n = std::min(ours.size(), theirs.size());
   uint64_t max_dts = 0, no_dir = 0;
@@ -115,11 +118,11 @@ int main(int argc, char **argv) {
     }
     uint64_t d = a.ts_ns > b.ts_ns ? a.ts_ns - b.ts_ns : b.ts_ns - a.ts_ns;
     max_dts = std::max(max_dts, d);
-    no_dir += a.dir == 0;
+    no_dir += check_dir && a.dir == 0;
   }
-  std::printf("%s: bpftap %zu packets, reference %zu packets, max |dts| %.1f us, %lu without direction\n", argv[2],
-              ours.size(), theirs.size(), static_cast<double>(max_dts) / 1000.0, no_dir);
+  std::printf("%s: first %zu packets, reference %zu packets, max |dts| %.1f us, %lu without direction\n",
+              check_dir ? argv[2] : argv[1], ours.size(), theirs.size(), static_cast<double>(max_dts) / 1000.0, no_dir);
   if (ours.size() != theirs.size()) return 1;
-  if (static_cast<long>(max_dts / 1000) > max_dts_us || no_dir) return 1;
+  if ((check_ts && static_cast<long>(max_dts / 1000) > max_dts_us) || no_dir) return 1;
   return 0;
 }
