@@ -5,12 +5,12 @@
  * The original packet is never modified: the programs always return TC_ACT_UNSPEC
  * (TCX_NEXT), so whatever else is attached still runs and the packet continues. */
 #include <linux/bpf.h>
-#include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "bpftap.h"
+#include "filter_stub.h"
 
 const volatile __u32 snaplen = BPFTAP_MAX_SNAPLEN;
 const volatile __u8 output = BPFTAP_OUT_RINGBUF;
@@ -35,18 +35,6 @@ struct {
   __type(key, __u32);
   __type(value, struct bpftap_counters);
 } counters SEC(".maps");
-
-/* The filter. User space replaces this body with the translated tcpdump expression; it must stay
- * the last function of each program (it is the only function not inlined). Arguments: the skb,
- * the VLAN tag the kernel took out of the frame (tpid << 16 | tci, 0 = none) and the packet type
- * an AF_PACKET socket would report (PACKET_OUTGOING on egress). Returns the number of bytes to
- * capture, 0 to reject, like a cBPF socket filter. The asm keeps clang from folding the default
- * "accept everything" into the callers, and the inputs keep the arguments in r1-r3. */
-static __attribute__((noinline)) __u32 bpftap_filter(struct __sk_buff *skb, __u32 vtag, __u32 pkttype) {
-  __u32 accept;
-  asm volatile("%0 = 262144" : "=r"(accept) : "r"(skb), "r"(vtag), "r"(pkttype));
-  return accept;
-}
 
 static __always_inline __u32 min_u32(__u32 a, __u32 b) { return a < b ? a : b; }
 
@@ -101,11 +89,8 @@ static __always_inline int tap(struct __sk_buff *skb, __u8 dir) {
     return TC_ACT_UNSPEC; /* an interface we were not asked to watch */
   c->seen++;
 
-  __u32 vtag = 0;
-  if (skb->vlan_present)
-    vtag = ((__u32)bpf_ntohs(skb->vlan_proto) << 16) | skb->vlan_tci;
-  __u32 pkttype = dir == BPFTAP_DIR_OUT ? PACKET_OUTGOING : skb->pkt_type;
-  __u32 verdict = bpftap_filter(skb, vtag, pkttype);
+  __u32 vtag = packet_vtag(skb);
+  __u32 verdict = run_filter(skb, vtag, dir);
   if (verdict == 0)
     return TC_ACT_UNSPEC;
 

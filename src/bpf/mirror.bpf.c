@@ -4,12 +4,12 @@
  * monitor namespace where an IDS listens). The original is never modified or dropped: the
  * programs always return TC_ACT_UNSPEC (TCX_NEXT); a clone that cannot be sent is counted. */
 #include <linux/bpf.h>
-#include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "bpftap.h"
+#include "filter_stub.h"
 
 const volatile __u32 target_ifindex = 0;
 
@@ -20,24 +20,13 @@ struct {
   __type(value, struct bpftap_mirror_counters);
 } mirror_counters SEC(".maps");
 
-/* Same contract as in capture.bpf.c: replaced by the translated filter at load time. */
-static __attribute__((noinline)) __u32 bpftap_filter(struct __sk_buff *skb, __u32 vtag, __u32 pkttype) {
-  __u32 accept;
-  asm volatile("%0 = 262144" : "=r"(accept) : "r"(skb), "r"(vtag), "r"(pkttype));
-  return accept;
-}
-
 static __always_inline int mirror(struct __sk_buff *skb, __u8 dir) {
   __u32 key = bpftap_counter_key(skb->ifindex, dir);
   struct bpftap_mirror_counters *c = bpf_map_lookup_elem(&mirror_counters, &key);
   if (!c)
     return TC_ACT_UNSPEC;
   c->seen++;
-  __u32 vtag = 0;
-  if (skb->vlan_present)
-    vtag = ((__u32)bpf_ntohs(skb->vlan_proto) << 16) | skb->vlan_tci;
-  __u32 pkttype = dir == BPFTAP_DIR_OUT ? PACKET_OUTGOING : skb->pkt_type;
-  if (bpftap_filter(skb, vtag, pkttype) == 0)
+  if (run_filter(skb, packet_vtag(skb), dir) == 0)
     return TC_ACT_UNSPEC;
   c->matched++;
   c->bytes += skb->len;
