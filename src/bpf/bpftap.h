@@ -42,13 +42,69 @@ struct bpftap_counters {
   __u64 bytes;     /* wire bytes of matched packets */
 };
 
-/* Per (interface, direction) counters of a mirror session. */
+/* Per (interface, direction) counters of a mirror session. Every packet through the hook is
+ * `seen`; those the expression and the rules accept are `matched`; of those, `sampled_out` and
+ * `cut_off` are not copied, the rest are `mirrored` or `failed`. */
 struct bpftap_mirror_counters {
-  __u64 seen;      /* packets through the hook */
-  __u64 matched;   /* accepted by the session's filter */
-  __u64 mirrored;  /* clones sent to the target */
-  __u64 failed;    /* clones that could not be sent (the original is unaffected) */
-  __u64 bytes;     /* bytes of matched packets */
+  __u64 seen;           /* packets through the hook */
+  __u64 matched;        /* accepted by the session's expression and rules */
+  __u64 sampled_out;    /* matched, but not in the sample */
+  __u64 cut_off;        /* matched, but past the flow cutoff */
+  __u64 mirrored;       /* clones sent to the target */
+  __u64 failed;         /* clones that could not be sent (the original is unaffected) */
+  __u64 truncated;      /* mirrored clones longer than the snaplen (cut to it) */
+  __u64 bytes;          /* bytes of matched packets */
+  __u64 mirrored_bytes; /* bytes of the clones sent, after truncation */
+};
+
+/* Counters of the program on the target's egress, which truncates and encapsulates clones. */
+struct bpftap_target_counters {
+  __u64 copies;         /* clones of this session that reached the target */
+  __u64 failed;         /* clones dropped because truncation or the tunnel key failed */
+};
+
+/* An AWS Traffic Mirroring style rule. Addresses and masks are in network order; an IPv4
+ * address sits in word 0. Ports are host order and inclusive; [0, 65535] matches any port and
+ * also packets without ports. */
+#define BPFTAP_MAX_RULES 64
+enum bpftap_rule_action {
+  BPFTAP_RULE_REJECT = 0,
+  BPFTAP_RULE_ACCEPT = 1,
+};
+struct bpftap_rule {
+  __u32 src[4], src_mask[4];
+  __u32 dst[4], dst_mask[4];
+  __u16 sport_lo, sport_hi;
+  __u16 dport_lo, dport_hi;
+  __u32 number;   /* order: ascending */
+  __u8 action;    /* enum bpftap_rule_action */
+  __u8 family;    /* 0 = any (also non-IP packets if nothing else is set), 4 or 6 */
+  __u8 proto;     /* IP protocol / IPv6 next header, when has_proto */
+  __u8 has_proto;
+};
+
+/* An ordered rule set; count 0 mirrors everything the expression accepts. Rule sets are
+ * double-buffered (two array slots, `active_rules` picks one) so user space can swap them
+ * while the session runs. */
+struct bpftap_rule_set {
+  __u32 count;
+  __u32 pad;
+  struct bpftap_rule rules[BPFTAP_MAX_RULES];
+};
+
+/* A flow, both directions as one: the (address, port) pairs are ordered so that endpoint 0 is
+ * the smaller. Family 0 = not IP. */
+struct bpftap_flow_key {
+  __u32 addr[2][4];
+  __u16 port[2];
+  __u8 proto;
+  __u8 family;
+  __u8 pad[1];
+  __u8 pad2;
+};
+
+struct bpftap_flow_state {
+  __u64 payload_bytes;  /* both directions */
 };
 
 static inline __u32 bpftap_counter_key(__u32 ifindex, __u8 dir) {

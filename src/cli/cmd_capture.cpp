@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "core/attach.h"
 #include "core/capture.h"
+#include "core/vxlan.h"
 #include "sinks/rotating_sink.h"
 #include "sinks/text_sink.h"
 
@@ -156,13 +157,19 @@ void add_capture_command(CLI::App &app, Context &ctx) {
 }
 
 void add_cleanup_command(CLI::App &app, Context &ctx) {
-  auto *cmd = app.add_subcommand("cleanup", "remove hooks and qdiscs a killed bpftap left in this network namespace");
+  auto *cmd = app.add_subcommand("cleanup", "remove hooks, qdiscs and VXLAN devices a killed bpftap left in this network namespace");
   cmd->callback([&ctx] {
     auto r = cleanup_leftovers();
     if (!r) {
       ctx.exit_code = report(r.error());
       return;
     }
+    auto vx = cleanup_vxlan_devices();
+    if (!vx) {
+      ctx.exit_code = report(vx.error());
+      return;
+    }
+    r->removed.insert(r->removed.end(), vx->begin(), vx->end());
     for (const auto &line : r->removed) std::printf("removed %s\n", line.c_str());
     if (r->removed.empty()) std::printf("nothing to clean up\n");
     ctx.exit_code = kExitOk;

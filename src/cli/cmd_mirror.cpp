@@ -1,4 +1,4 @@
-// bpftap mirror: an in-kernel virtual TAP session to a local monitor port.
+// bpftap mirror: an in-kernel virtual TAP session to a local monitor port or a remote sensor.
 #include <poll.h>
 #include <signal.h>
 
@@ -11,29 +11,66 @@
 
 #include "cli/commands.h"
 #include "core/mirror.h"
+#include "core/rules.h"
 
 namespace bpftap::cli {
 namespace {
 
 std::atomic<bool> g_mirror_stop{false};
+std::atomic<bool> g_mirror_reload{false};
 
 struct MirrorArgs {
   std::string from;
   std::string direction = "inout";
   std::string to;
+  std::string vxlan;
+  int64_t vni = -1;
+  unsigned vxlan_port = 4789;
+  std::string local;
+  uint32_t snaplen = 0;
+  uint32_t sample = 0;
+  uint64_t flow_cutoff = 0;
+  uint32_t flow_table = 65536;
+  std::vector<std::string> rules;
+  std::string rules_file;
   unsigned stats_interval = 0;
   std::string attach = "auto";
   std::vector<std::string> expression;
 };
 
-void print_stats(const std::vector<MirrorStats> &stats) {
-  for (const auto &s : stats)
-    fmt::print(stderr, "{} {}: {} matched, {} mirrored, {} failed ({} packets seen)\n", s.name,
-               s.dir == BPFTAP_DIR_IN ? "in" : "out", s.counters.matched, s.counters.mirrored, s.counters.failed,
-               s.counters.seen);
+void print_stats(const MirrorSession &s) {
+  auto stats = s.stats();
+  if (!stats) {
+    std::fprintf(stderr, "bpftap: %s\n", stats.error().message().c_str());
+    return;
+  }
+  for (const auto &st : *stats) {
+    const auto &c = st.counters;
+    fmt::print(stderr,
+               "{} {}: {} matched, {} mirrored, {} failed, {} truncated, {} cut off, {} sampled out "
+               "({} packets seen, {} bytes matched, {} bytes mirrored)\n",
+               st.name, st.dir == BPFTAP_DIR_IN ? "in" : "out", c.matched, c.mirrored, c.failed, c.truncated,
+               c.cut_off, c.sampled_out, c.seen, c.bytes, c.mirrored_bytes);
+  }
+  if (auto t = s.target_stats(); t && t->copies)
+    fmt::print(stderr, "target {}: {} copies, {} failed\n", s.target(), t->copies, t->failed);
+}
+
+Result<std::vector<bpftap_rule>> all_rules(const MirrorArgs &a) {
+  std::vector<std::string> texts = a.rules;
+  if (!a.rules_file.empty()) {
+    auto from_file = read_rules_file(a.rules_file);
+    if (!from_file) return from_file;
+    for (const auto &r : *from_file) texts.push_back(format_rule(r));
+  }
+  return parse_rules(texts);
 }
 
 int run_mirror(const MirrorArgs &a) {
+  auto fail_with = [](const Error &e) {
+    std::fprintf(stderr, "bpftap: %s\n", e.message().c_str());
+    return e.bad_input ? kExitBadInput : kExitFailure;
+  };
   MirrorOptions o;
   std::stringstream list(a.from);
   for (std::string item; std::getline(list, item, ',');)
@@ -41,31 +78,52 @@ int run_mirror(const MirrorArgs &a) {
   o.ingress = a.direction != "out";
   o.egress = a.direction != "in";
   o.to = a.to;
+  if (!a.vxlan.empty() || a.vni >= 0) {
+    if (a.vxlan.empty() || a.vni < 0) return fail_with(Error{0, "--vxlan and --vni go together", true});
+    if (a.vni > 0xffffff) return fail_with(Error{0, fmt::format("--vni {}: a VXLAN VNI is 0-16777215", a.vni), true});
+    if (a.vxlan_port == 0 || a.vxlan_port > 65535)
+      return fail_with(Error{0, fmt::format("--vxlan-port {}: give a UDP port 1-65535", a.vxlan_port), true});
+    o.vxlan = VxlanTarget{a.vxlan, a.local, static_cast<uint32_t>(a.vni), static_cast<uint16_t>(a.vxlan_port)};
+  } else if (!a.local.empty()) {
+    return fail_with(Error{0, "--local needs --vxlan", true});
+  }
+  o.snaplen = a.snaplen;
+  o.sample = a.sample;
+  o.flow_cutoff = a.flow_cutoff;
+  o.flow_table = a.flow_table;
   o.attach = a.attach == "tcx" ? AttachMode::Tcx : a.attach == "tc" ? AttachMode::Tc : AttachMode::Auto;
   for (const auto &w : a.expression) o.filter += (o.filter.empty() ? "" : " ") + w;
+  auto rules = all_rules(a);
+  if (!rules) return fail_with(rules.error());
+  o.rules = *rules;
+
   auto session = MirrorSession::start(o);
-  if (!session) {
-    std::fprintf(stderr, "bpftap: %s\n", session.error().message().c_str());
-    return session.error().bad_input ? kExitBadInput : kExitFailure;
-  }
+  if (!session) return fail_with(session.error());
   std::string names;
   for (const auto &s : (*session)->sources()) names += (names.empty() ? "" : ", ") + s.name;
-  std::fprintf(stderr, "bpftap: mirroring %s (%s) to %s\n", names.c_str(), a.direction.c_str(), a.to.c_str());
+  std::fprintf(stderr, "bpftap: mirroring %s (%s) to %s%s\n", names.c_str(), a.direction.c_str(),
+               (*session)->target().c_str(), o.rules.empty() ? "" : fmt::format(", {} rules", o.rules.size()).c_str());
   auto last = std::chrono::steady_clock::now();
   while (!g_mirror_stop) {
     poll(nullptr, 0, 100);
+    if (g_mirror_reload.exchange(false)) {
+      // SIGHUP: re-read the rules; a bad file keeps the rules that run.
+      auto fresh = all_rules(a);
+      if (!fresh) {
+        std::fprintf(stderr, "bpftap: rules not reloaded: %s\n", fresh.error().message().c_str());
+      } else if (auto r = (*session)->set_rules(*fresh); !r) {
+        std::fprintf(stderr, "bpftap: rules not reloaded: %s\n", r.error().message().c_str());
+      } else {
+        std::fprintf(stderr, "bpftap: rules reloaded: %zu rules\n", fresh->size());
+      }
+    }
     if (a.stats_interval && std::chrono::steady_clock::now() - last >= std::chrono::seconds(a.stats_interval)) {
-      if (auto st = (*session)->stats()) print_stats(*st);
+      print_stats(**session);
       last = std::chrono::steady_clock::now();
     }
   }
   (*session)->detach();
-  auto st = (*session)->stats();
-  if (!st) {
-    std::fprintf(stderr, "bpftap: %s\n", st.error().message().c_str());
-    return kExitFailure;
-  }
-  print_stats(*st);
+  print_stats(**session);
   return kExitOk;
 }
 
@@ -73,10 +131,22 @@ int run_mirror(const MirrorArgs &a) {
 
 void add_mirror_command(CLI::App &app, Context &ctx) {
   auto a = std::make_shared<MirrorArgs>();
-  auto *cmd = app.add_subcommand("mirror", "virtual TAP: clone matching packets in the kernel to a monitor interface");
+  auto *cmd = app.add_subcommand("mirror", "virtual TAP: clone selected packets in the kernel to a monitor "
+                                           "interface or to a remote sensor over VXLAN");
   cmd->add_option("--from", a->from, "source interfaces: names or globs, comma-separated")->required();
   cmd->add_option("-Q,--direction", a->direction, "in, out or inout")->check(CLI::IsMember({"in", "out", "inout"}));
-  cmd->add_option("--to", a->to, "local target interface (e.g. mon0)")->required();
+  cmd->add_option("--to", a->to, "local target interface (e.g. mon0)");
+  cmd->add_option("--vxlan", a->vxlan, "remote sensor address: copies go there in VXLAN");
+  cmd->add_option("--vni", a->vni, "VXLAN network identifier, 0-16777215");
+  cmd->add_option("--vxlan-port", a->vxlan_port, "VXLAN UDP destination port (default 4789)");
+  cmd->add_option("--local", a->local, "source address of the VXLAN packets (default: the kernel's choice)");
+  cmd->add_option("-s,--snaplen", a->snaplen, "cut copies to this many bytes in the kernel (0 = whole packets)");
+  cmd->add_option("--sample", a->sample, "mirror 1 in N flows (whole flows; non-IP packets 1 in N at random)");
+  cmd->add_option("--flow-cutoff", a->flow_cutoff,
+                  "mirror only the first BYTES of payload of each flow (and every SYN/FIN/RST)");
+  cmd->add_option("--flow-table", a->flow_table, "flows tracked for --flow-cutoff (LRU, default 65536)");
+  cmd->add_option("--rule", a->rules, "'N accept|reject [proto P] [src CIDR] [dst CIDR] [sport A[-B]] [dport A[-B]]'");
+  cmd->add_option("--rules-file", a->rules_file, "rules, one per line; re-read on SIGHUP");
   cmd->add_option("--stats-interval", a->stats_interval, "print the counters every this many seconds");
   cmd->add_option("--attach", a->attach, "hook: auto, tcx or tc")->check(CLI::IsMember({"auto", "tcx", "tc"}));
   cmd->add_option("expression", a->expression, "pcap-filter expression selecting what is mirrored");
@@ -86,6 +156,10 @@ void add_mirror_command(CLI::App &app, Context &ctx) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
+    struct sigaction hup {};
+    hup.sa_handler = [](int) { g_mirror_reload = true; };
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, nullptr);
     ctx.exit_code = run_mirror(*a);
   });
 }

@@ -33,14 +33,17 @@ std::string ifname(uint32_t ifindex) {
   return if_indextoname(ifindex, buf) ? buf : std::to_string(ifindex);
 }
 
-// Identifies the network namespace, so cleanup only touches qdiscs of the current one.
+std::string state_file(uint32_t ifindex) { return fmt::format("{}/{}-{}", kStateDir, netns_id(), ifindex); }
+
+} // namespace
+
 std::string netns_id() {
   struct stat st {};
   if (stat("/proc/self/ns/net", &st) != 0) return "0";
   return std::to_string(st.st_ino);
 }
 
-std::string state_file(uint32_t ifindex) { return fmt::format("{}/{}-{}", kStateDir, netns_id(), ifindex); }
+namespace {
 
 class TcxHook final : public Hook {
 public:

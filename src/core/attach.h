@@ -30,6 +30,9 @@ struct CleanupReport {
   std::vector<std::string> removed;  // one line per removed hook or qdisc
 };
 
+// Identifies the current network namespace (its inode), for state kept under /run/bpftap.
+std::string netns_id();
+
 // Removes, in the current network namespace, every tc filter and clsact qdisc a dead bpftap left.
 Result<CleanupReport> cleanup_leftovers();
 

@@ -1,27 +1,56 @@
 #include "core/mirror.h"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <net/if.h>
+#include <sys/random.h>
+
+#include <atomic>
 
 #include <fmt/format.h>
 
 #include "core/capture.h"
 #include "core/splice.h"
+#include "core/vxlan.h"
 #include "mirror_bpf.skel.h"
 
 namespace bpftap {
 
-static_assert(sizeof(bpftap_mirror_counters) == 40, "bpftap_mirror_counters layout changed");
+static_assert(sizeof(bpftap_mirror_counters) == 72, "bpftap_mirror_counters layout changed");
+static_assert(sizeof(bpftap_rule) == 80, "bpftap_rule layout changed");
+static_assert(sizeof(bpftap_flow_key) == 40, "bpftap_flow_key layout changed");
+
+namespace {
+
+// An IPv4 or IPv6 address as four network-order words (IPv4 in word 0); family 4 or 6, 0 if bad.
+int parse_addr(const std::string &s, uint32_t out[4]) {
+  std::memset(out, 0, 16);
+  if (inet_pton(AF_INET, s.c_str(), out) == 1) return 4;
+  if (inet_pton(AF_INET6, s.c_str(), out) == 1) return 6;
+  return 0;
+}
+
+uint32_t random_tag() {
+  uint32_t tag = 0;
+  while (tag == 0)
+    if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag)) tag = 0xb7a90000u ^ static_cast<uint32_t>(getpid());
+  return tag;
+}
+
+} // namespace
 
 struct MirrorSession::Impl {
   MirrorOptions opts;
   std::vector<InterfaceInfo> sources;
+  std::unique_ptr<VxlanDevice> vxlan_dev;
+  std::string target_name;
   mirror_bpf *skel = nullptr;
   std::vector<std::unique_ptr<Hook>> hooks;
   ~Impl() {
     hooks.clear();  // detach before the programs go
     mirror_bpf__destroy(skel);
+    vxlan_dev.reset();  // and the device after nothing sends to it
   }
   std::vector<uint8_t> dirs() const {
     std::vector<uint8_t> d;
@@ -34,6 +63,7 @@ struct MirrorSession::Impl {
 MirrorSession::MirrorSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 MirrorSession::~MirrorSession() = default;
 const std::vector<InterfaceInfo> &MirrorSession::sources() const { return impl_->sources; }
+std::string MirrorSession::target() const { return impl_->target_name; }
 void MirrorSession::detach() { impl_->hooks.clear(); }
 
 Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions &opts) {
@@ -42,41 +72,124 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
   auto sources = resolve_interfaces(opts.from);
   if (!sources) return tl::unexpected(sources.error());
   impl->sources = std::move(*sources);
-  uint32_t target = if_nametoindex(opts.to.c_str());
-  if (opts.to.empty() || target == 0)
-    return bad_input(fmt::format("--to {}: no such interface in this network namespace", opts.to));
-  for (const auto &s : impl->sources)
-    if (s.ifindex == target)
-      return bad_input(fmt::format("--to {}: the target cannot also be a source (the copies would loop)", opts.to));
 
+  // Everything the user gave is checked before anything is created or attached.
+  if (opts.to.empty() == !opts.vxlan.has_value())
+    return bad_input("give one target: --to INTERFACE or --vxlan REMOTE --vni N");
+  if (opts.snaplen != 0 && opts.snaplen < kMinMirrorSnaplen)
+    return bad_input(fmt::format("-s {}: the mirror snaplen must be 0 (whole packets) or at least {}", opts.snaplen,
+                                 kMinMirrorSnaplen));
+  if (opts.rules.size() > BPFTAP_MAX_RULES)
+    return bad_input(fmt::format("at most {} rules per session", BPFTAP_MAX_RULES));
+  if (opts.flow_cutoff && opts.flow_table == 0) return bad_input("the flow table needs at least one entry");
+  uint32_t remote[4] = {}, local[4] = {};
+  int family = 0;
+  if (opts.vxlan) {
+    const auto &v = *opts.vxlan;
+    if (v.vni > 0xffffff) return bad_input(fmt::format("--vni {}: a VXLAN VNI is 0-16777215", v.vni));
+    if (v.port == 0) return bad_input("--vxlan-port 0: give a UDP port 1-65535");
+    family = parse_addr(v.remote, remote);
+    if (!family) return bad_input(fmt::format("--vxlan {}: not an IPv4 or IPv6 address", v.remote));
+    if (!v.local.empty() && parse_addr(v.local, local) != family)
+      return bad_input(fmt::format("--local {}: not an address of the same family as {}", v.local, v.remote));
+  }
+  uint32_t target = 0;
+  if (!opts.vxlan) {
+    target = if_nametoindex(opts.to.c_str());
+    if (target == 0) return bad_input(fmt::format("--to {}: no such interface in this network namespace", opts.to));
+    for (const auto &s : impl->sources)
+      if (s.ifindex == target)
+        return bad_input(fmt::format("--to {}: the target cannot also be a source (the copies would loop)", opts.to));
+  }
   auto filter = build_filter(opts.filter, BPFTAP_MAX_SNAPLEN, impl->sources.front().name);
   if (!filter) return tl::unexpected(filter.error());
+
+  if (opts.vxlan) {
+    auto dev = VxlanDevice::acquire(opts.vxlan->port);
+    if (!dev) return tl::unexpected(dev.error());
+    impl->vxlan_dev = std::move(*dev);
+    target = impl->vxlan_dev->ifindex();
+    impl->target_name = fmt::format("{} VNI {} via {}", opts.vxlan->remote, opts.vxlan->vni, impl->vxlan_dev->name());
+  } else {
+    impl->target_name = opts.to;
+  }
+  const bool target_prog = opts.snaplen != 0 || opts.vxlan.has_value();
 
   if (auto r = register_splicer(); !r) return tl::unexpected(r.error());
   impl->skel = mirror_bpf__open();
   if (!impl->skel) return fail_errno("open the mirror BPF object", errno);
-  impl->skel->rodata->target_ifindex = target;
+  auto *ro = impl->skel->rodata;
+  ro->target_ifindex = target;
+  ro->session_tag = target_prog ? random_tag() : 0;
+  ro->snaplen = opts.snaplen;
+  ro->sample_n = opts.sample;
+  ro->flow_cutoff = opts.flow_cutoff;
+  if (opts.vxlan) {
+    ro->vxlan = 1;
+    ro->vxlan_ipv6 = family == 6;
+    ro->vxlan_vni = opts.vxlan->vni;
+    for (int i = 0; i < 4; i++) {
+      ro->vxlan_remote[i] = remote[i];
+      ro->vxlan_local[i] = local[i];
+    }
+  }
+  if (opts.flow_cutoff) bpf_map__set_max_entries(impl->skel->maps.flows, opts.flow_table);
+  else bpf_map__set_max_entries(impl->skel->maps.flows, 1);
+  bpf_program__set_autoload(impl->skel->progs.bpftap_mirror_target, target_prog);
   {
     SpliceScope splice(impl->skel->obj, {impl->skel->progs.bpftap_mirror_in, impl->skel->progs.bpftap_mirror_out},
                        *filter);
     if (int err = mirror_bpf__load(impl->skel); err)
       return fail_errno("load the mirror BPF programs (the kernel verifier refused them)", err);
   }
+  MirrorSession session(std::move(impl));
+  if (auto r = session.set_rules(opts.rules); !r) return tl::unexpected(r.error());
+  auto &im = *session.impl_;
 
-  int counters = bpf_map__fd(impl->skel->maps.mirror_counters);
+  // The target's program first, so no clone leaves before it can be cut or addressed.
+  if (target_prog) {
+    auto hook = attach_hook(bpf_program__fd(im.skel->progs.bpftap_mirror_target), target, BPFTAP_DIR_OUT, opts.attach);
+    if (!hook) return tl::unexpected(hook.error());
+    im.hooks.push_back(std::move(*hook));
+  }
+  int counters = bpf_map__fd(im.skel->maps.mirror_counters);
   std::vector<bpftap_mirror_counters> zero(static_cast<size_t>(libbpf_num_possible_cpus()));
-  for (const auto &s : impl->sources)
-    for (uint8_t dir : impl->dirs()) {
+  for (const auto &s : im.sources)
+    for (uint8_t dir : im.dirs()) {
       uint32_t key = bpftap_counter_key(s.ifindex, dir);
       if (bpf_map_update_elem(counters, &key, zero.data(), BPF_ANY) != 0)
         return fail_errno("register " + s.name + " in the counters map", errno);
-      int fd = bpf_program__fd(dir == BPFTAP_DIR_IN ? impl->skel->progs.bpftap_mirror_in
-                                                    : impl->skel->progs.bpftap_mirror_out);
+      int fd = bpf_program__fd(dir == BPFTAP_DIR_IN ? im.skel->progs.bpftap_mirror_in : im.skel->progs.bpftap_mirror_out);
       auto hook = attach_hook(fd, s.ifindex, dir, opts.attach);
       if (!hook) return tl::unexpected(hook.error());
-      impl->hooks.push_back(std::move(*hook));
+      im.hooks.push_back(std::move(*hook));
     }
-  return std::unique_ptr<MirrorSession>(new MirrorSession(std::move(impl)));
+  return std::unique_ptr<MirrorSession>(new MirrorSession(std::move(session.impl_)));
+}
+
+MirrorSession::Programs MirrorSession::programs() const {
+  auto *sk = impl_->skel;
+  Programs p;
+  p.in = bpf_program__fd(sk->progs.bpftap_mirror_in);
+  p.out = bpf_program__fd(sk->progs.bpftap_mirror_out);
+  if (bpf_program__autoload(sk->progs.bpftap_mirror_target)) p.target = bpf_program__fd(sk->progs.bpftap_mirror_target);
+  p.session_tag = sk->rodata->session_tag;
+  return p;
+}
+
+Result<> MirrorSession::set_rules(const std::vector<bpftap_rule> &rules) {
+  if (rules.size() > BPFTAP_MAX_RULES) return bad_input(fmt::format("at most {} rules per session", BPFTAP_MAX_RULES));
+  bpftap_rule_set set{};
+  set.count = static_cast<uint32_t>(rules.size());
+  std::copy(rules.begin(), rules.end(), set.rules);
+  // Write the slot the programs do not read, then make it the live one.
+  auto *bss = impl_->skel->bss;
+  uint32_t next = (__atomic_load_n(&bss->active_rules, __ATOMIC_ACQUIRE) + 1) & 1;
+  if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.rule_sets), &next, &set, BPF_ANY) != 0)
+    return fail_errno("write the rule set", errno);
+  __atomic_store_n(&bss->active_rules, next, __ATOMIC_RELEASE);
+  impl_->opts.rules = rules;
+  return {};
 }
 
 Result<std::vector<MirrorStats>> MirrorSession::stats() const {
@@ -92,13 +205,30 @@ Result<std::vector<MirrorStats>> MirrorSession::stats() const {
       for (const auto &c : per_cpu) {
         st.counters.seen += c.seen;
         st.counters.matched += c.matched;
+        st.counters.sampled_out += c.sampled_out;
+        st.counters.cut_off += c.cut_off;
         st.counters.mirrored += c.mirrored;
         st.counters.failed += c.failed;
+        st.counters.truncated += c.truncated;
         st.counters.bytes += c.bytes;
+        st.counters.mirrored_bytes += c.mirrored_bytes;
       }
       out.push_back(st);
     }
   return out;
+}
+
+Result<bpftap_target_counters> MirrorSession::target_stats() const {
+  bpftap_target_counters total{};
+  std::vector<bpftap_target_counters> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+  uint32_t zero = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.target_counters), &zero, per_cpu.data()) != 0)
+    return fail_errno("read the target counters", errno);
+  for (const auto &c : per_cpu) {
+    total.copies += c.copies;
+    total.failed += c.failed;
+  }
+  return total;
 }
 
 } // namespace bpftap

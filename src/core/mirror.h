@@ -1,8 +1,10 @@
-// A mirror session (virtual TAP): filter in the kernel, clone to a target interface.
+// A mirror session (virtual TAP): select in the kernel (expression, rules, sampling, flow
+// cutoff), clone, and send the copy to a target: a local interface, or a remote sensor over VXLAN.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,14 +15,30 @@
 
 namespace bpftap {
 
+struct VxlanTarget {
+  std::string remote;  // IPv4 or IPv6 address of the sensor
+  std::string local;   // source address of the outer packets ("" = the kernel's choice)
+  uint32_t vni = 0;    // 0..2^24-1
+  uint16_t port = 4789;
+};
+
 struct MirrorOptions {
   std::vector<std::string> from;  // source interfaces (names or globs)
   bool ingress = true;
   bool egress = true;
-  std::string to;                 // local target interface, e.g. mon0
-  std::string filter;             // pcap-filter expression ("" = everything)
+  std::string to;                     // local target interface, e.g. mon0; or
+  std::optional<VxlanTarget> vxlan;   // a remote sensor
+  std::string filter;                 // pcap-filter expression ("" = everything)
+  std::vector<bpftap_rule> rules;     // sorted by number; empty = everything the filter accepts
+  uint32_t snaplen = 0;               // 0 = whole packets; else at least kMinMirrorSnaplen
+  uint32_t sample = 0;                // 1 in N flows; 0 or 1 = all
+  uint64_t flow_cutoff = 0;           // payload bytes per flow; 0 = no cutoff
+  uint32_t flow_table = 65536;        // flows tracked for the cutoff (LRU)
   AttachMode attach = AttachMode::Auto;
 };
+
+// Shorter copies could not keep the headers a checksum offload needs.
+inline constexpr uint32_t kMinMirrorSnaplen = 64;
 
 struct MirrorStats {
   std::string name;
@@ -35,8 +53,19 @@ public:
   ~MirrorSession();
 
   const std::vector<InterfaceInfo> &sources() const;
+  std::string target() const;  // "mon0" or "10.77.1.1 VNI 42 via bpftap-vx4789"
   Result<std::vector<MirrorStats>> stats() const;
+  Result<bpftap_target_counters> target_stats() const;  // zero without truncation or VXLAN
+  // Replaces the rule set while the session runs (no reattach); sorted, at most BPFTAP_MAX_RULES.
+  Result<> set_rules(const std::vector<bpftap_rule> &rules);
   void detach();  // the counters stay readable
+
+  // For BPF_PROG_TEST_RUN tests: the programs and the tag that marks this session's clones.
+  struct Programs {
+    int in = -1, out = -1, target = -1;  // target: -1 without truncation or VXLAN
+    uint32_t session_tag = 0;
+  };
+  Programs programs() const;
 
 private:
   struct Impl;

@@ -124,11 +124,11 @@ std::vector<Guest> LabNames::guests() const {
           {"atk", atk, "tap-atk", "10.77.0.66"}};
 }
 
-std::vector<std::string> LabNames::namespaces() const { return {host, vm1, vm2, atk, mon}; }
+std::vector<std::string> LabNames::namespaces() const { return {host, vm1, vm2, atk, mon, sen}; }
 
 LabNames lab_names(std::string_view prefix) {
   std::string p(prefix);
-  return {p, p + "host", p + "vm1", p + "vm2", p + "atk", p + "mon"};
+  return {p, p + "host", p + "vm1", p + "vm2", p + "atk", p + "mon", p + "sen"};
 }
 
 Result<> validate_prefix(std::string_view prefix) {
@@ -145,9 +145,10 @@ Result<> validate_prefix(std::string_view prefix) {
 
 std::string describe(const LabNames &n) {
   auto g = n.guests();
-  return fmt::format("lab {}: host {} ({}: {} {} {}), vm1 {}, vm2 {}, atk {}, monitor {} via {}",
+  return fmt::format("lab {}: host {} ({}: {} {} {}), vm1 {}, vm2 {}, atk {}, monitor {} via {}, "
+                     "sensor {} {} (VXLAN VNI {}) via {}",
                      n.prefix, n.host, kBridge, g[0].tap, g[1].tap, g[2].tap, g[0].addr,
-                     g[1].addr, g[2].addr, n.mon, kMonitorPort);
+                     g[1].addr, g[2].addr, n.mon, kMonitorPort, n.sen, kSensorAddr, kSensorVni, kSensorPort);
 }
 
 // ---- up / down ---------------------------------------------------------------------------
@@ -189,6 +190,17 @@ std::vector<std::vector<std::string>> lab_up_plan(const LabNames &n, bool have_i
                   "veth", "peer", "name", S(kGuestIf), "mtu", mtu, "netns", n.mon});
   plan.push_back({"ip", "-n", n.host, "link", "set", "dev", S(kMonitorPort), "up"});
   plan.push_back({"ip", "-n", n.mon, "link", "set", "dev", S(kGuestIf), "promisc", "on", "up"});
+  // The remote sensor: routed from the host over sen0; vxlan0 decapsulates VNI 42.
+  plan.push_back({"ip", "-n", n.host, "link", "add", "name", S(kSensorPort), "mtu", mtu, "type",
+                  "veth", "peer", "name", S(kGuestIf), "mtu", mtu, "netns", n.sen});
+  plan.push_back({"ip", "-n", n.host, "addr", "add", with_len(kSensorHostAddr), "dev", S(kSensorPort)});
+  plan.push_back({"ip", "-n", n.host, "link", "set", "dev", S(kSensorPort), "up"});
+  plan.push_back({"ip", "-n", n.sen, "addr", "add", with_len(kSensorAddr), "dev", S(kGuestIf)});
+  plan.push_back({"ip", "-n", n.sen, "link", "set", "dev", S(kGuestIf), "up"});
+  plan.push_back({"ip", "-n", n.sen, "link", "add", "name", S(kSensorVxlan), "mtu", mtu,
+                  "type", "vxlan", "id", std::to_string(kSensorVni), "dstport", "4789", "local",
+                  S(kSensorAddr), "nolearning"});
+  plan.push_back({"ip", "-n", n.sen, "link", "set", "dev", S(kSensorVxlan), "up"});
   plan.push_back({"ip", "-n", n.host, "addr", "add", with_len(kHostAddr), "dev", S(kBridge)});
   plan.push_back({"ip", "-n", n.host, "link", "set", "dev", S(kBridge), "up"});
   return plan;
@@ -350,8 +362,12 @@ Result<LabStatus> lab_status(const LabOptions &opts) {
       expect_if(ns, kBridge, kHostAddr, "", false, p);
       for (const auto &g : guests) expect_if(ns, g.tap, "", kBridge, false, p);
       expect_if(ns, kMonitorPort, "", "", false, p);
+      expect_if(ns, kSensorPort, kSensorHostAddr, "", false, p);
     } else if (ns.name == st.names.mon) {
       expect_if(ns, kGuestIf, "", "", true, p);
+    } else if (ns.name == st.names.sen) {
+      expect_if(ns, kGuestIf, kSensorAddr, "", false, p);
+      expect_if(ns, kSensorVxlan, "", "", false, p);
     } else {
       for (const auto &g : guests)
         if (g.ns == ns.name) expect_if(ns, kGuestIf, g.addr, "", false, p);

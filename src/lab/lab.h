@@ -6,6 +6,8 @@
 //   <P>vm2:  eth0 10.77.0.2/24   (peer of tap-vm2)
 //   <P>atk:  eth0 10.77.0.66/24  (peer of tap-atk, the attacker)
 //   <P>mon:  eth0, no address, promiscuous (peer of mon0, the monitor)
+//   <P>sen:  eth0 10.77.1.1/24 (peer of sen0, 10.77.1.254/24 in <P>host), the remote sensor:
+//            vxlan0 (VNI 42, UDP 4789) decapsulates what bpftap mirrors to it over VXLAN
 //
 // Only namespace names carry the prefix; interface names are fixed (they live in the lab's own
 // namespaces, so they cannot collide and stay within IFNAMSIZ). Every namespace has IPv6
@@ -27,6 +29,11 @@ inline constexpr std::string_view kBridge = "br0";
 inline constexpr std::string_view kMonitorPort = "mon0"; // in <P>host, peer of <P>mon eth0
 inline constexpr std::string_view kGuestIf = "eth0";     // inside vm1/vm2/atk/mon
 inline constexpr std::string_view kHostAddr = "10.77.0.254";
+inline constexpr std::string_view kSensorPort = "sen0";          // in <P>host, peer of <P>sen eth0
+inline constexpr std::string_view kSensorHostAddr = "10.77.1.254"; // on sen0
+inline constexpr std::string_view kSensorAddr = "10.77.1.1";     // on <P>sen eth0
+inline constexpr std::string_view kSensorVxlan = "vxlan0";       // in <P>sen
+inline constexpr int kSensorVni = 42;
 inline constexpr int kAddrPrefixLen = 24;
 inline constexpr int kMtu = 9000;
 
@@ -45,9 +52,10 @@ struct LabNames {
   std::string vm2;  // <P>vm2
   std::string atk;  // <P>atk
   std::string mon;  // <P>mon
+  std::string sen;  // <P>sen
 
   std::vector<Guest> guests() const;         // vm1, vm2, atk
-  std::vector<std::string> namespaces() const; // host, vm1, vm2, atk, mon
+  std::vector<std::string> namespaces() const; // host, vm1, vm2, atk, mon, sen
 };
 
 LabNames lab_names(std::string_view prefix);

@@ -14,7 +14,7 @@ root_links_before=$(ip -o link show | awk -F': ' '{print $2}' | sort)
 lab_up
 echo "lab prefix: $P"
 
-for n in host vm1 vm2 atk mon; do
+for n in host vm1 vm2 atk mon sen; do
   [[ -n "$(lab_namespaces "$P$n")" ]] || fail "namespace $P$n missing"
 done
 
@@ -33,7 +33,7 @@ ns_exec vm1 ping -c 1 -W 1 -M "do" -s 8900 10.77.0.66 >/dev/null || fail "jumbo 
 ns_exec host ping -c 1 -W 1 10.77.0.2 >/dev/null || fail "ping host -> vm2"
 
 # No IPv6 anywhere in the lab.
-for n in host vm1 vm2 atk mon; do
+for n in host vm1 vm2 atk mon sen; do
   v6=$(ip -n "$P$n" -6 -o addr show)
   [[ -z "$v6" ]] || fail "IPv6 addresses in $P$n: $v6"
   assert_eq 1 "$(ns_exec "$n" sysctl -n net.ipv6.conf.all.disable_ipv6)" "$P$n disable_ipv6"
@@ -47,6 +47,9 @@ for t in tap-vm1 tap-vm2 tap-atk; do
 done
 ns_exec host test ! -e /sys/class/net/mon0/brport || fail "mon0 is a bridge port"
 ip -n "${P}mon" -o link show eth0 | grep -q PROMISC || fail "${P}mon eth0 not promiscuous"
+# The sensor is routed from the host, and its vxlan0 listens on UDP 4789 with VNI 42.
+ns_exec host ping -c 1 -W 2 10.77.1.1 >/dev/null || fail "host cannot reach the sensor 10.77.1.1"
+ip -n "${P}sen" -d -o link show vxlan0 | grep -q "vxlan id 42 .*dstport 4789" || fail "${P}sen vxlan0: $(ip -n "${P}sen" -d -o link show vxlan0)"
 
 # status: complete; a second `up` changes nothing.
 status=$("$BPFTAP" lab status --prefix "$P") || fail "lab status on a complete lab: $status"

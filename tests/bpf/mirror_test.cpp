@@ -1,0 +1,327 @@
+// The mirror programs on crafted packets (BPF_PROG_TEST_RUN): rules, flow cutoff, sampling,
+// truncation and the tunnel key. Each test runs in a network namespace of its own with two
+// veth pairs: the session mirrors bta to btc (whose peer btd has nothing attached).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/pkt_cls.h>
+#include <net/if.h>
+#include <sched.h>
+
+#include <gtest/gtest.h>
+
+#include "bpf_test_util.h"
+#include "core/mirror.h"
+#include "core/rules.h"
+#include "lab/run.h"
+
+using namespace bpftap;
+
+namespace {
+
+class MirrorProgTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    home_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(home_, 0);
+    ASSERT_EQ(unshare(CLONE_NEWNET), 0) << strerror(errno);
+    for (auto cmd : std::vector<std::vector<std::string>>{
+             {"ip", "link", "add", "bta", "type", "veth", "peer", "name", "btb"},
+             {"ip", "link", "add", "btc", "type", "veth", "peer", "name", "btd"},
+             {"ip", "link", "set", "bta", "up"}, {"ip", "link", "set", "btb", "up"},
+             {"ip", "link", "set", "btc", "up"}, {"ip", "link", "set", "btd", "up"}}) {
+      auto r = lab::run_checked(cmd);
+      ASSERT_TRUE(r) << r.error().message();
+    }
+    ifindex_ = if_nametoindex("bta");
+  }
+  void TearDown() override {
+    session_.reset();
+    if (home_ >= 0) {
+      setns(home_, CLONE_NEWNET);  // the private namespace and its veths go away
+      close(home_);
+    }
+  }
+
+  void start(MirrorOptions o) {
+    o.from = {"bta"};
+    if (!o.vxlan) o.to = "btc";
+    auto s = MirrorSession::start(o);
+    ASSERT_TRUE(s) << s.error().message();
+    session_ = std::move(*s);
+  }
+
+  // Runs the ingress program on a frame arriving on bta.
+  uint32_t run_in(const std::vector<uint8_t> &f) {
+    __sk_buff ctx{};
+    ctx.ifindex = ifindex_;
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.data_in = f.data();
+    opts.data_size_in = static_cast<uint32_t>(f.size());
+    opts.ctx_in = &ctx;
+    opts.ctx_size_in = sizeof(ctx);
+    opts.repeat = 1;
+    EXPECT_EQ(bpf_prog_test_run_opts(session_->programs().in, &opts), 0);
+    return opts.retval;
+  }
+
+  bpftap_mirror_counters counters() {
+    auto st = session_->stats();
+    EXPECT_TRUE(st);
+    for (const auto &s : *st)
+      if (s.name == "bta" && s.dir == BPFTAP_DIR_IN) return s.counters;
+    return {};
+  }
+
+  int home_ = -1;
+  int ifindex_ = 0;
+  std::unique_ptr<MirrorSession> session_;
+};
+
+// Ethernet + IPv4 + TCP/UDP/ICMP with `payload` bytes of data.
+std::vector<uint8_t> ipv4(uint8_t proto, const char *src, const char *dst, uint16_t sport, uint16_t dport,
+                          size_t payload, uint8_t tcp_flags = 0x10) {
+  size_t l4 = proto == IPPROTO_TCP ? 20 : proto == IPPROTO_UDP ? 8 : 8;
+  std::vector<uint8_t> f(14 + 20 + l4 + payload, 0);
+  f[12] = 0x08;
+  uint16_t tot = static_cast<uint16_t>(20 + l4 + payload);
+  f[14] = 0x45;
+  f[16] = static_cast<uint8_t>(tot >> 8);
+  f[17] = static_cast<uint8_t>(tot);
+  f[22] = 64;
+  f[23] = proto;
+  inet_pton(AF_INET, src, &f[26]);
+  inet_pton(AF_INET, dst, &f[30]);
+  f[34] = static_cast<uint8_t>(sport >> 8);
+  f[35] = static_cast<uint8_t>(sport);
+  f[36] = static_cast<uint8_t>(dport >> 8);
+  f[37] = static_cast<uint8_t>(dport);
+  if (proto == IPPROTO_TCP) {
+    f[46] = 5 << 4;
+    f[47] = tcp_flags;
+  }
+  return f;
+}
+
+std::vector<uint8_t> udp6(const char *src, const char *dst, uint16_t sport, uint16_t dport) {
+  std::vector<uint8_t> f(14 + 40 + 8 + 10, 0);
+  f[12] = 0x86;
+  f[13] = 0xdd;
+  f[14] = 0x60;
+  f[19] = 18;
+  f[20] = IPPROTO_UDP;
+  f[21] = 64;
+  inet_pton(AF_INET6, src, &f[22]);
+  inet_pton(AF_INET6, dst, &f[38]);
+  f[54] = static_cast<uint8_t>(sport >> 8);
+  f[55] = static_cast<uint8_t>(sport);
+  f[56] = static_cast<uint8_t>(dport >> 8);
+  f[57] = static_cast<uint8_t>(dport);
+  return f;
+}
+
+std::vector<uint8_t> arp() {
+  std::vector<uint8_t> f(42, 0);
+  f[12] = 0x08;
+  f[13] = 0x06;
+  return f;
+}
+
+constexpr uint32_t kPass = static_cast<uint32_t>(TC_ACT_UNSPEC);
+
+TEST_F(MirrorProgTest, FirstMatchingRuleDecidesAndRulesChangeWhileRunning) {
+  start({});
+  auto rules = parse_rules({"10 reject proto udp dport 53", "20 accept proto udp",
+                            "30 accept proto tcp src 10.0.0.0/8 dport 80-90", "40 accept src 2001:db8::/32"});
+  ASSERT_TRUE(rules) << rules.error().message();
+  ASSERT_TRUE(session_->set_rules(*rules));
+  struct Case {
+    std::vector<uint8_t> frame;
+    bool mirrored;
+    const char *what;
+  } cases[] = {
+      {ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 1000, 53, 10), false, "udp dport 53: rule 10 rejects"},
+      {ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 53, 1000, 10), true, "udp sport 53: rule 20"},
+      {ipv4(IPPROTO_TCP, "10.9.9.9", "192.168.0.1", 4000, 85, 10), true, "tcp from 10/8 to 85: rule 30"},
+      {ipv4(IPPROTO_TCP, "10.9.9.9", "192.168.0.1", 4000, 91, 10), false, "tcp to 91: no rule"},
+      {ipv4(IPPROTO_TCP, "192.168.0.1", "10.9.9.9", 4000, 80, 10), false, "tcp from 192.168/16: no rule"},
+      {ipv4(IPPROTO_ICMP, "10.0.0.1", "10.0.0.2", 0, 0, 10), false, "icmp: no rule"},
+      {udp6("2001:db8::1", "2001:db9::1", 1, 2), true, "udp6: rule 20 (no family)"},
+      {arp(), false, "arp: no rule"},
+  };
+  for (const auto &c : cases) {
+    auto before = counters();
+    EXPECT_EQ(run_in(c.frame), kPass) << c.what;
+    auto after = counters();
+    EXPECT_EQ(after.seen - before.seen, 1u) << c.what;
+    EXPECT_EQ(after.matched - before.matched, c.mirrored ? 1u : 0u) << c.what;
+    EXPECT_EQ(after.mirrored - before.mirrored, c.mirrored ? 1u : 0u) << c.what;
+    EXPECT_EQ(after.failed, 0u) << c.what;
+  }
+  // Swapped while attached: now everything but ARP is rejected, then no rules = everything.
+  ASSERT_TRUE(session_->set_rules(*parse_rules({"1 reject proto udp", "2 reject proto tcp", "3 reject proto icmp",
+                                                "4 accept"})));
+  auto before = counters();
+  run_in(ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 53, 1000, 10));
+  run_in(arp());
+  EXPECT_EQ(counters().mirrored - before.mirrored, 1u);
+  ASSERT_TRUE(session_->set_rules({}));
+  before = counters();
+  run_in(ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 1000, 53, 10));
+  run_in(ipv4(IPPROTO_ICMP, "10.0.0.1", "10.0.0.2", 0, 0, 10));
+  EXPECT_EQ(counters().mirrored - before.mirrored, 2u);
+}
+
+TEST_F(MirrorProgTest, FlowCutoffKeepsFirstBytesAndEverySynFinRst) {
+  MirrorOptions o;
+  o.flow_cutoff = 1000;
+  start(o);
+  const char *a = "10.0.0.1", *b = "10.0.0.2";
+  struct Step {
+    std::vector<uint8_t> frame;
+    bool mirrored;
+    const char *what;
+  } steps[] = {
+      {ipv4(IPPROTO_TCP, a, b, 5000, 80, 0, 0x02), true, "SYN"},
+      {ipv4(IPPROTO_TCP, b, a, 80, 5000, 0, 0x12), true, "SYN-ACK"},
+      {ipv4(IPPROTO_TCP, a, b, 5000, 80, 600), true, "data at 0"},
+      {ipv4(IPPROTO_TCP, b, a, 80, 5000, 600), true, "reply data at 600 (same flow)"},
+      {ipv4(IPPROTO_TCP, a, b, 5000, 80, 600), false, "data at 1200"},
+      {ipv4(IPPROTO_TCP, b, a, 80, 5000, 0), false, "pure ACK past the cutoff"},
+      {ipv4(IPPROTO_TCP, a, b, 5001, 80, 600), true, "another flow"},
+      {ipv4(IPPROTO_TCP, a, b, 5000, 80, 0, 0x11), true, "FIN"},
+      {ipv4(IPPROTO_TCP, b, a, 80, 5000, 0, 0x14), true, "RST"},
+      {ipv4(IPPROTO_UDP, a, b, 7, 7, 1200), true, "udp datagram at 0"},
+      {ipv4(IPPROTO_UDP, b, a, 7, 7, 10), false, "udp reply at 1200"},
+      {arp(), true, "not IP: always"},
+  };
+  for (const auto &s : steps) {
+    auto before = counters();
+    run_in(s.frame);
+    auto after = counters();
+    EXPECT_EQ(after.mirrored - before.mirrored, s.mirrored ? 1u : 0u) << s.what;
+    EXPECT_EQ(after.cut_off - before.cut_off, s.mirrored ? 0u : 1u) << s.what;
+  }
+}
+
+TEST_F(MirrorProgTest, SamplingKeepsWholeFlowsAtTheRate) {
+  MirrorOptions o;
+  o.sample = 4;
+  start(o);
+  int sampled = 0, flows = 400;
+  for (int i = 0; i < flows; i++) {
+    auto src = "10.1." + std::to_string(i / 200) + "." + std::to_string(i % 200 + 1);
+    auto before = counters().mirrored;
+    run_in(ipv4(IPPROTO_UDP, src.c_str(), "10.2.0.1", static_cast<uint16_t>(1024 + i), 53, 20));
+    run_in(ipv4(IPPROTO_UDP, "10.2.0.1", src.c_str(), 53, static_cast<uint16_t>(1024 + i), 20));
+    run_in(ipv4(IPPROTO_UDP, src.c_str(), "10.2.0.1", static_cast<uint16_t>(1024 + i), 53, 20));
+    auto got = counters().mirrored - before;
+    EXPECT_TRUE(got == 0 || got == 3) << "flow " << i << " is split: " << got << " of 3 packets mirrored";
+    sampled += got == 3;
+  }
+  auto c = counters();
+  EXPECT_EQ(c.mirrored + c.sampled_out, c.matched);
+  // 1 in 4 of 400 flows: expect 100, sd ~8.7.
+  EXPECT_GT(sampled, 60);
+  EXPECT_LT(sampled, 140);
+}
+
+// The target program cuts this session's clones to the snaplen; other packets pass untouched.
+TEST_F(MirrorProgTest, TargetProgramTruncatesOnlyTaggedCopies) {
+  MirrorOptions o;
+  o.snaplen = 128;
+  start(o);
+  auto p = session_->programs();
+  ASSERT_GE(p.target, 0);
+  ASSERT_NE(p.session_tag, 0u);
+  auto frame = ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 1, 2, 900);
+  for (uint32_t mark : {p.session_tag, p.session_tag + 1}) {
+    std::vector<uint8_t> out(2048);
+    __sk_buff ctx{};
+    ctx.mark = mark;
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.data_in = frame.data();
+    opts.data_size_in = static_cast<uint32_t>(frame.size());
+    opts.data_out = out.data();
+    opts.data_size_out = static_cast<uint32_t>(out.size());
+    opts.ctx_in = &ctx;
+    opts.ctx_size_in = sizeof(ctx);
+    opts.ctx_out = &ctx;
+    opts.ctx_size_out = sizeof(ctx);
+    ASSERT_EQ(bpf_prog_test_run_opts(p.target, &opts), 0);
+    EXPECT_EQ(opts.retval, kPass);
+    bool ours = mark == p.session_tag;
+    EXPECT_EQ(opts.data_size_out, ours ? 128u : frame.size());
+    EXPECT_TRUE(std::equal(out.begin(), out.begin() + opts.data_size_out, frame.begin()));
+    EXPECT_EQ(ctx.mark, ours ? 0u : mark) << "the tag is cleared from copies only";
+  }
+  auto before = counters();
+  run_in(frame);
+  auto after = counters();
+  EXPECT_EQ(after.mirrored - before.mirrored, 1u);
+  EXPECT_EQ(after.truncated - before.truncated, 1u);
+  EXPECT_EQ(after.mirrored_bytes - before.mirrored_bytes, 128u);
+  auto t = session_->target_stats();
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->failed, 0u);
+  EXPECT_EQ(t->copies, 2u) << "the tagged test run and the real clone";
+}
+
+TEST_F(MirrorProgTest, VxlanTargetSetsTheTunnelKeyOnCopies) {
+  MirrorOptions o;
+  o.vxlan = VxlanTarget{"192.0.2.9", "", 42, 4789};
+  start(o);
+  auto p = session_->programs();
+  ASSERT_GE(p.target, 0);
+  auto frame = ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 1, 2, 100);
+  __sk_buff ctx{};
+  ctx.mark = p.session_tag;
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.data_in = frame.data();
+  opts.data_size_in = static_cast<uint32_t>(frame.size());
+  opts.ctx_in = &ctx;
+  opts.ctx_size_in = sizeof(ctx);
+  ASSERT_EQ(bpf_prog_test_run_opts(p.target, &opts), 0);
+  EXPECT_EQ(opts.retval, kPass);
+  auto t = session_->target_stats();
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->copies, 1u);
+  EXPECT_EQ(t->failed, 0u);
+  EXPECT_NE(if_nametoindex("bpftap-vx4789"), 0u) << "the session's VXLAN device";
+  session_.reset();
+  EXPECT_EQ(if_nametoindex("bpftap-vx4789"), 0u) << "the last session deletes its VXLAN device";
+}
+
+TEST_F(MirrorProgTest, BadTargetsAreBadInput) {
+  MirrorOptions o;
+  o.from = {"bta"};
+  auto expect_bad = [&](MirrorOptions x, const char *what) {
+    auto s = MirrorSession::start(x);
+    ASSERT_FALSE(s) << what;
+    EXPECT_TRUE(s.error().bad_input) << what << ": " << s.error().message();
+  };
+  auto none = o;
+  expect_bad(none, "no target");
+  auto both = o;
+  both.to = "btc";
+  both.vxlan = VxlanTarget{"192.0.2.9", "", 1, 4789};
+  expect_bad(both, "two targets");
+  auto vni = o;
+  vni.vxlan = VxlanTarget{"192.0.2.9", "", 1u << 24, 4789};
+  expect_bad(vni, "VNI out of range");
+  auto addr = o;
+  addr.vxlan = VxlanTarget{"192.0.2.300", "", 1, 4789};
+  expect_bad(addr, "bad remote");
+  auto local = o;
+  local.vxlan = VxlanTarget{"192.0.2.9", "2001:db8::1", 1, 4789};
+  expect_bad(local, "local of another family");
+  auto snap = o;
+  snap.to = "btc";
+  snap.snaplen = 20;
+  expect_bad(snap, "snaplen below the minimum");
+  EXPECT_EQ(if_nametoindex("bpftap-vx4789"), 0u);
+}
+
+} // namespace
