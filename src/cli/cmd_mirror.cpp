@@ -145,7 +145,7 @@ void add_mirror_command(CLI::App &app, Context &ctx) {
   cmd->add_option("--flow-cutoff", a->flow_cutoff,
                   "mirror only the first BYTES of payload of each flow (and every SYN/FIN/RST)");
   cmd->add_option("--flow-table", a->flow_table, "flows tracked for --flow-cutoff (LRU, default 65536)");
-  cmd->add_option("--rule", a->rules, "'N accept|reject [proto P] [src CIDR] [dst CIDR] [sport A[-B]] [dport A[-B]]'");
+  cmd->add_option("--rule", a->rules, "'N accept|reject [proto P] [src CIDR] [dst CIDR] [sport A[-B]] [dport A[-B]]' (repeat for more rules)")->allow_extra_args(false);
   cmd->add_option("--rules-file", a->rules_file, "rules, one per line; re-read on SIGHUP");
   cmd->add_option("--stats-interval", a->stats_interval, "print the counters every this many seconds");
   cmd->add_option("--attach", a->attach, "hook: auto, tcx or tc")->check(CLI::IsMember({"auto", "tcx", "tc"}));

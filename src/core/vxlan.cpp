@@ -17,25 +17,44 @@ namespace {
 constexpr const char *kLockDir = "/run/bpftap";
 constexpr const char *kPrefix = "bpftap-vx";
 
-std::string lock_path(uint16_t port) { return fmt::format("{}/vxlan-{}-{}.lock", kLockDir, netns_id(), port); }
+// Two lock files per device: `mutex` serialises creating and deleting it; every user holds a
+// shared lock on `users` while it sends, so "exclusive lock on users" means "no other user".
+std::string lock_path(uint16_t port, const char *kind) {
+  return fmt::format("{}/vxlan-{}-{}.{}", kLockDir, netns_id(), port, kind);
+}
 
-Result<FD> open_lock(uint16_t port) {
+Result<FD> open_lock(uint16_t port, const char *kind) {
   std::error_code ec;
   std::filesystem::create_directories(kLockDir, ec);
-  FD fd(::open(lock_path(port).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd) return fail_errno("open " + lock_path(port), errno);
+  std::string path = lock_path(port, kind);
+  FD fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return fail_errno("open " + path, errno);
   return fd;
 }
+
+// Holds an exclusive flock for a scope.
+class Mutex {
+public:
+  explicit Mutex(int fd) : fd_(fd) { ok_ = flock(fd_, LOCK_EX) == 0; }
+  ~Mutex() { flock(fd_, LOCK_UN); }
+  bool ok() const { return ok_; }
+
+private:
+  int fd_;
+  bool ok_;
+};
 
 } // namespace
 
 std::string vxlan_device_name(uint16_t port) { return fmt::format("{}{}", kPrefix, port); }
 
 Result<std::unique_ptr<VxlanDevice>> VxlanDevice::acquire(uint16_t port) {
-  auto lock = open_lock(port);
-  if (!lock) return tl::unexpected(lock.error());
-  // Exclusive while creating, so two sessions starting together do not race; then shared.
-  if (flock(lock->get(), LOCK_EX) != 0) return fail_errno("lock " + lock_path(port), errno);
+  auto mutex_fd = open_lock(port, "mutex");
+  if (!mutex_fd) return tl::unexpected(mutex_fd.error());
+  auto users = open_lock(port, "users");
+  if (!users) return tl::unexpected(users.error());
+  Mutex mutex(mutex_fd->get());
+  if (!mutex.ok()) return fail_errno("lock " + lock_path(port, "mutex"), errno);
   std::string name = vxlan_device_name(port);
   bool created = false;
   if (if_nametoindex(name.c_str()) == 0) {
@@ -52,13 +71,16 @@ Result<std::unique_ptr<VxlanDevice>> VxlanDevice::acquire(uint16_t port) {
     return undo(Error{0, fmt::format("bring VXLAN device {} up: {}", name, r.error().message())});
   uint32_t ifindex = if_nametoindex(name.c_str());
   if (ifindex == 0) return undo(Error{errno, "find VXLAN device " + name});
-  if (flock(lock->get(), LOCK_SH) != 0) return fail_errno("lock " + lock_path(port), errno);
-  return std::unique_ptr<VxlanDevice>(new VxlanDevice(name, ifindex, std::move(*lock)));
+  if (flock(users->get(), LOCK_SH) != 0) return undo(Error{errno, "lock " + lock_path(port, "users")});
+  return std::unique_ptr<VxlanDevice>(new VxlanDevice(name, ifindex, port, std::move(*users)));
 }
 
 VxlanDevice::~VxlanDevice() {
-  // The last holder deletes the device: nobody else holds the lock, so nobody else uses it.
-  if (flock(lock_.get(), LOCK_EX | LOCK_NB) == 0) lab::run_command({"ip", "link", "del", "dev", name_});
+  // The last user deletes the device: if nobody else holds `users`, nobody else sends to it.
+  auto mutex_fd = open_lock(port_, "mutex");
+  if (!mutex_fd) return;
+  Mutex mutex(mutex_fd->get());
+  if (flock(users_.get(), LOCK_EX | LOCK_NB) == 0) lab::run_command({"ip", "link", "del", "dev", name_});
 }
 
 Result<std::vector<std::string>> cleanup_vxlan_devices() {
@@ -76,9 +98,12 @@ Result<std::vector<std::string>> cleanup_vxlan_devices() {
     } catch (...) {
       continue;
     }
-    auto lock = open_lock(static_cast<uint16_t>(port));
-    if (!lock) return tl::unexpected(lock.error());
-    if (flock(lock->get(), LOCK_EX | LOCK_NB) != 0) continue;  // a running bpftap uses it
+    auto mutex_fd = open_lock(static_cast<uint16_t>(port), "mutex");
+    if (!mutex_fd) return tl::unexpected(mutex_fd.error());
+    auto users = open_lock(static_cast<uint16_t>(port), "users");
+    if (!users) return tl::unexpected(users.error());
+    Mutex mutex(mutex_fd->get());
+    if (flock(users->get(), LOCK_EX | LOCK_NB) != 0) continue;  // a running bpftap uses it
     if (auto r = lab::run_checked({"ip", "link", "del", "dev", name}); !r) return tl::unexpected(r.error());
     removed.push_back("VXLAN device " + name);
   }

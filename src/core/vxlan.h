@@ -3,7 +3,7 @@
 // its egress gives each clone its tunnel key (remote, VNI), and the kernel encapsulates.
 //
 // Sessions in several processes share the device: each holds a shared flock on
-// /run/bpftap/vxlan-<netns>-<port>.lock, and the last one to leave deletes the device.
+// /run/bpftap/vxlan-<netns>-<port>.users, and the last one to leave deletes the device.
 // `bpftap cleanup` deletes devices no running bpftap holds.
 #pragma once
 
@@ -26,10 +26,12 @@ public:
   uint32_t ifindex() const { return ifindex_; }
 
 private:
-  VxlanDevice(std::string name, uint32_t ifindex, FD lock) : name_(std::move(name)), ifindex_(ifindex), lock_(std::move(lock)) {}
+  VxlanDevice(std::string name, uint32_t ifindex, uint16_t port, FD users)
+      : name_(std::move(name)), ifindex_(ifindex), port_(port), users_(std::move(users)) {}
   std::string name_;
   uint32_t ifindex_;
-  FD lock_;
+  uint16_t port_;
+  FD users_;
 };
 
 std::string vxlan_device_name(uint16_t port);

@@ -99,7 +99,7 @@ assert_nothing_attached() {
   local i progs try
   # Detached tc filters release their program after an RCU grace period: allow a moment.
   for try in $(seq 30); do
-    progs=$(bpftool prog show 2>/dev/null | grep -E "name bpftap_(ingress|egress)" || true)
+    progs=$(bpftool prog show 2>/dev/null | grep -E "name bpftap_" || true)
     [[ -z "$progs" ]] && break
     sleep 0.1
   done

@@ -60,3 +60,12 @@ replay_corpus() {
   done
   echo "replayed $# files: $sent packets sent, $failed not sent (over the MTU), $bad_files files tcpreplay could not finish"
 }
+
+# tcpdump_in NS NAME IFACE [ARGS...]: like start_tcpdump, in any lab namespace, writing
+# $WORKDIR/NAME.pcap.
+tcpdump_in() {
+  local ns="$1" name="$2" iface="$3"; shift 3
+  ns_exec "$ns" tcpdump -i "$iface" -s 262144 -B 65536 -w "$WORKDIR/$name.pcap" "$@" 2>"$WORKDIR/$name.err" &
+  TCPDUMP_PIDS+=($!)
+  wait_for_line "$WORKDIR/$name.err" "listening on"
+}

@@ -13,14 +13,6 @@ lab_up
 W=$WORKDIR
 mapfile -t pcaps < <(corpus_ethernet_pcaps "${REPLAY_LIMIT:-80}")
 
-# tcpdump_in NS NAME IFACE [ARGS...]: like start_tcpdump, in any lab namespace.
-tcpdump_in() {
-  local ns="$1" name="$2" iface="$3"; shift 3
-  ns_exec "$ns" tcpdump -i "$iface" -s 262144 -B 65536 -w "$W/$name.pcap" "$@" 2>"$W/$name.err" &
-  TCPDUMP_PIDS+=($!)
-  wait_for_line "$W/$name.err" "listening on"
-}
-
 # Round 1: no mirror, what vm2 receives.
 tcpdump_in vm2 vm2-plain eth0
 replay_corpus vm1 "${pcaps[@]}" | sed "s/^/  /"
@@ -57,13 +49,18 @@ assert_nothing_attached tap-vm1
 
 # Bad input: exit 2, one line, nothing attached.
 for args in "--from tap-vm1 --to nosuch0" "--from tap-vm1 --to tap-vm1" "--from tap-vm1 --to mon0 tcp port" \
-            "--from nosuch0 --to mon0"; do
+            "--from nosuch0 --to mon0" "--from tap-vm1" "--from tap-vm1 --to mon0 --vxlan 10.77.1.1 --vni 1" \
+            "--from tap-vm1 --vxlan 10.77.1.1" "--from tap-vm1 --vxlan 10.77.1.1 --vni 16777216" \
+            "--from tap-vm1 --vxlan 10.77.1.300 --vni 1" "--from tap-vm1 --vxlan 10.77.1.1 --vni 1 --local ::1" \
+            "--from tap-vm1 --to mon0 -s 20" "--from tap-vm1 --to mon0 --rule '10 allow'" \
+            "--from tap-vm1 --to mon0 --rule '0 accept'" "--from tap-vm1 --to mon0 --rules-file /nonexistent"; do
   rc=0
-  # shellcheck disable=SC2086
-  ns_exec host "$BPFTAP" mirror $args 2>"$W/err" || rc=$?
+  eval "argv=($args)"
+  ns_exec host "$BPFTAP" mirror "${argv[@]}" 2>"$W/err" || rc=$?
   assert_eq 2 "$rc" "exit code for mirror $args"
   assert_eq 1 "$(wc -l <"$W/err")" "one-line error for mirror $args"
   echo "  mirror $args -> $(cat "$W/err")"
 done
 assert_nothing_attached tap-vm1
+ns_exec host ip link show bpftap-vx4789 >/dev/null 2>&1 && fail "a VXLAN device was left after bad input"
 echo "PASS: mirror copies equal the source hook's packets; originals untouched; bad input exits 2"
