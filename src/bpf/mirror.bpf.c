@@ -160,12 +160,15 @@ static __always_inline int rule_matches(const struct bpftap_rule *r, const struc
          p->port[1] <= r->dport_hi;
 }
 
-/* First matching rule wins; with rules but no match, the packet is not mirrored (as in AWS). */
-static __always_inline int rules_accept(const struct packet_info *p) {
+/* The live rule set, or NULL when there are no rules. */
+static __always_inline struct bpftap_rule_set *live_rules(void) {
   __u32 slot = active_rules & 1;
   struct bpftap_rule_set *set = bpf_map_lookup_elem(&rule_sets, &slot);
-  if (!set || set->count == 0)
-    return 1;
+  return set && set->count ? set : NULL;
+}
+
+/* First matching rule wins; with rules but no match, the packet is not mirrored (as in AWS). */
+static __always_inline int rules_accept(const struct bpftap_rule_set *set, const struct packet_info *p) {
   for (__u32 i = 0; i < BPFTAP_MAX_RULES; i++) {
     if (i >= set->count)
       break;
@@ -259,9 +262,12 @@ static __always_inline int mirror(struct __sk_buff *skb, __u8 dir) {
   c->seen++;
   if (run_filter(skb, packet_vtag(skb), dir) == 0)
     return TC_ACT_UNSPEC;
+  /* Headers are parsed only when rules, sampling or the cutoff need them. */
+  struct bpftap_rule_set *rules = live_rules();
   struct packet_info p = {};
-  parse(skb, &p);
-  if (!rules_accept(&p))
+  if (rules || sample_n > 1 || flow_cutoff)
+    parse(skb, &p);
+  if (rules && !rules_accept(rules, &p))
     return TC_ACT_UNSPEC;
   /* Lengths as on the wire: with the VLAN tag the kernel may hold in metadata. */
   __u32 len = skb->len + (skb->vlan_present ? BPFTAP_VLAN_HLEN : 0);
