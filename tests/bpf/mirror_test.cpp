@@ -24,6 +24,12 @@ protected:
     home_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     ASSERT_GE(home_, 0);
     ASSERT_EQ(unshare(CLONE_NEWNET), 0) << strerror(errno);
+    // No IPv6: links coming up would send router solicitations and MLD reports into the hook.
+    for (const char *knob : {"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"})
+      if (FILE *f = fopen(knob, "w")) {
+        fputs("1", f);
+        fclose(f);
+      }
     for (auto cmd : std::vector<std::vector<std::string>>{
              {"ip", "link", "add", "bta", "type", "veth", "peer", "name", "btb"},
              {"ip", "link", "add", "btc", "type", "veth", "peer", "name", "btd"},
