@@ -272,6 +272,11 @@ Result<std::vector<InterfaceStats>> Capture::finish(PacketSink &sink) {
   while (s.poll(0) > 0) {
   }
   if (!s.write_out(sink, UINT64_MAX, true)) return tl::unexpected(s.sink_error);
+  return stats();
+}
+
+Result<std::vector<InterfaceStats>> Capture::stats() const {
+  const Impl &s = *impl_;
   std::vector<InterfaceStats> out;
   for (uint32_t i = 0; i < s.ifaces.size(); i++) {
     InterfaceStats st;

@@ -59,6 +59,8 @@ public:
 
   // Detaches, writes what the kernel still held, and returns the per-interface counters.
   Result<std::vector<InterfaceStats>> finish(PacketSink &sink);
+  // The per-interface counters so far.
+  Result<std::vector<InterfaceStats>> stats() const;
 
 private:
   struct Impl;

@@ -1,0 +1,129 @@
+#include "inspect/detectors.h"
+
+#include <netinet/in.h>
+
+#include <string_view>
+
+#include <fmt/format.h>
+
+namespace bpftap::inspect {
+namespace {
+
+constexpr uint8_t kSyn = 0x02, kAck = 0x10;
+
+uint64_t ns(double s) { return static_cast<uint64_t>(s * 1e9); }
+
+bool starts_with(std::span<const uint8_t> p, std::string_view s) {
+  return p.size() >= s.size() && std::equal(s.begin(), s.end(), p.begin());
+}
+
+bool contains(std::span<const uint8_t> p, std::string_view s) {
+  return std::search(p.begin(), p.end(), s.begin(), s.end()) != p.end();
+}
+
+} // namespace
+
+void Detectors::check_scan(const IpAddr &src, Source &s, uint64_t ts_ns, const Flow &f,
+                           const std::function<void(const DetectorAlert &)> &emit) {
+  uint64_t window = ns(cfg_.scan_window_s);
+  for (auto it = s.attempts.begin(); it != s.attempts.end();)
+    it = ts_ns - it->second.ts_ns > window ? s.attempts.erase(it) : std::next(it);
+  if (s.alerted && ts_ns - s.alerted_ns < window) return;
+  // Per host: distinct ports; per port: distinct hosts.
+  std::map<IpAddr, std::pair<uint32_t, uint32_t>> by_host;    // tried, unanswered
+  std::map<uint16_t, std::pair<uint32_t, uint32_t>> by_port;
+  for (const auto &[target, a] : s.attempts) {
+    auto &h = by_host[target.first];
+    auto &p = by_port[target.second];
+    h.first++, p.first++;
+    if (!a.answered) h.second++, p.second++;
+  }
+  auto fire = [&](const std::string &what) {
+    s.alerted = true;
+    s.alerted_ns = ts_ns;
+    emit({what, "Attempted Information Leak", 2, 9000001, &f});
+  };
+  for (const auto &[host, c] : by_host)
+    if (c.first >= cfg_.scan_ports && c.second >= cfg_.scan_unanswered * c.first)
+      return fire(fmt::format("Port scan (vertical): {} tried {} ports of {}, {} unanswered", src.str(), c.first,
+                              host.str(), c.second));
+  for (const auto &[port, c] : by_port)
+    if (c.first >= cfg_.scan_hosts && c.second >= cfg_.scan_unanswered * c.first)
+      return fire(fmt::format("Port scan (horizontal): {} tried port {} on {} hosts, {} unanswered", src.str(), port,
+                              c.first, c.second));
+}
+
+void Detectors::packet(const Decoded &d, const Flow &f, bool from_orig, bool new_flow, uint64_t ts_ns,
+                       const std::function<void(const DetectorAlert &)> &emit) {
+  const bool tcp = d.proto == IPPROTO_TCP, udp = d.proto == IPPROTO_UDP;
+  const bool syn = tcp && (d.tcp_flags & (kSyn | kAck)) == kSyn;
+  const bool synack = tcp && (d.tcp_flags & (kSyn | kAck)) == (kSyn | kAck);
+
+  // Port scan: an attempt is a SYN opening a flow, or a UDP flow's first packet; it is answered
+  // by a SYN-ACK, or by any UDP packet back.
+  if (from_orig && new_flow && (syn || udp)) {
+    auto &s = sources_[d.src];
+    s.attempts[{d.dst, d.dport}] = Attempt{ts_ns, false};
+    check_scan(d.src, s, ts_ns, f, emit);
+  } else if (!from_orig && (synack || (udp && f.resp_pkts == 1))) {
+    auto it = sources_.find(f.orig.ip);
+    if (it != sources_.end()) {
+      auto a = it->second.attempts.find({f.resp.ip, f.resp.port});
+      if (a != it->second.attempts.end()) a->second.answered = true;
+    }
+  }
+
+  // Floods: per destination host and second.
+  // Floods: per destination host, counted per second; at most one alert per host and minute.
+  auto rate = [&](std::map<IpAddr, Rate> &m, const IpAddr &host, bool count, bool answer, uint32_t threshold,
+                  double max_answered, const std::string &what, int sid) {
+    auto &r = m[host];
+    uint64_t sec = ts_ns / 1000000000ull;
+    if (sec != r.second) {
+      r.second = sec;
+      r.count = r.answered = 0;
+    }
+    r.count += count;
+    r.answered += answer;
+    bool quiet = r.alerted_second == UINT64_MAX || sec >= r.alerted_second + 60;
+    if (count && quiet && r.count >= threshold && r.answered <= max_answered * r.count) {
+      r.alerted_second = sec;
+      emit({fmt::format("{}: {} or more per second to {}", what, threshold, host.str()), "Attempted Denial of Service",
+            1, sid, &f});
+    }
+  };
+  if (syn || synack)
+    rate(syn_, syn ? d.dst : d.src, syn, synack, cfg_.syn_flood_pps, cfg_.syn_flood_answered, "SYN flood", 9000002);
+  bool echo = (d.proto == IPPROTO_ICMP && d.icmp_type == 8) || (d.proto == IPPROTO_ICMPV6 && d.icmp_type == 128);
+  if (echo) rate(icmp_, d.dst, true, false, cfg_.icmp_flood_pps, 1.0, "ICMP flood", 9000003);
+
+  // Password guessing against SSH, FTP, Telnet.
+  uint16_t service = f.resp.port;
+  if (tcp && (service == 21 || service == 22 || service == 23)) {
+    auto &g = guess_[{f.orig.ip, f.resp.ip, service}];
+    uint64_t window = ns(cfg_.guess_window_s);
+    bool counted = false;
+    if (from_orig && new_flow && syn) {
+      g.conns.push_back(ts_ns);
+      counted = true;
+    }
+    if (!from_orig && !d.payload.empty() &&
+        ((service == 21 && starts_with(d.payload, "530")) || (service == 23 && contains(d.payload, "Login incorrect")))) {
+      g.failures.push_back(ts_ns);
+      counted = true;
+    }
+    while (!g.conns.empty() && ts_ns - g.conns.front() > window) g.conns.pop_front();
+    while (!g.failures.empty() && ts_ns - g.failures.front() > window) g.failures.pop_front();
+    if (counted && !(g.alerted && ts_ns - g.alerted_ns < window) &&
+        (g.conns.size() >= cfg_.guess_connections || g.failures.size() >= cfg_.guess_failed_logins)) {
+      g.alerted = true;
+      g.alerted_ns = ts_ns;
+      const char *name = service == 22 ? "SSH" : service == 21 ? "FTP" : "Telnet";
+      emit({fmt::format("{} password guessing: {} connections, {} failed logins from {} to {} within {:g} s", name,
+                        g.conns.size(), g.failures.size(), f.orig.ip.str(), f.resp.ip.str(), cfg_.guess_window_s),
+            "Attempted User Privilege Gain", 1, 9000004, &f});
+    }
+  }
+}
+
+} // namespace bpftap::inspect

@@ -1,0 +1,73 @@
+// libndpi (Debian's 4.2), driven as ndpiReader 4.2 drives it, so that the application protocol
+// and the flow risks bpftap reports are the ones ndpiReader prints for the same packets:
+// every packet of a flow goes to ndpi_detection_process_packet until the protocol is known and
+// no extra dissection is possible, or 80 TCP / 24 UDP packets were seen; undetected flows get
+// ndpi_detection_giveup (with guessing) at the end; an HTTP URL is checked with
+// ndpi_validate_url (XSS, SQL injection, suspicious URL), as ndpiReader's printFlow does.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+struct ndpi_detection_module_struct;
+struct ndpi_flow_struct;
+
+namespace bpftap::inspect {
+
+class DpiEngine;
+
+// The nDPI state of one flow.
+class DpiFlow {
+public:
+  explicit DpiFlow(DpiEngine &engine);
+  ~DpiFlow();
+  DpiFlow(const DpiFlow &) = delete;
+  DpiFlow &operator=(const DpiFlow &) = delete;
+
+  // One packet of the flow (L3 onwards), timestamp in ms. `proto` is the IP protocol.
+  void process(std::span<const uint8_t> l3, uint64_t ts_ms, uint8_t proto);
+  // No more packets: give up detection if it is not complete, and collect the final risks.
+  void finish();
+
+  bool done() const { return done_; }
+  uint64_t risks() const { return risks_; }  // bitmask of ndpi_risk_enum
+  std::string app_name() const;               // "HTTP", "DNS", "TLS.Google", "Unknown"
+  std::string service() const;                // Zeek-style: "http", "dns", "ssl", "" if unknown
+  std::string category() const;
+  std::string url() const;                    // HTTP host+path, "" if none
+
+private:
+  void collect();
+  DpiEngine &engine_;
+  ndpi_flow_struct *flow_ = nullptr;
+  uint32_t packets_ = 0;
+  bool done_ = false;
+  uint16_t master_ = 0, app_ = 0;
+  uint32_t category_ = 0;
+  uint64_t risks_ = 0;
+  std::string url_;
+};
+
+class DpiEngine {
+public:
+  DpiEngine();
+  ~DpiEngine();
+  DpiEngine(const DpiEngine &) = delete;
+  DpiEngine &operator=(const DpiEngine &) = delete;
+  ndpi_detection_module_struct *module() { return mod_; }
+
+private:
+  ndpi_detection_module_struct *mod_ = nullptr;
+};
+
+// "SQL Injection", as ndpi_risk2str names it.
+std::string risk_name(int risk);
+// Names of the risks in a bitmask, in ascending order.
+std::vector<std::string> risk_names(uint64_t risks);
+// nDPI's severity of a risk: 1 low, 2 medium, 3 high, 4 severe.
+int risk_severity(int risk);
+
+} // namespace bpftap::inspect

@@ -1,0 +1,51 @@
+// The inspector: a packet sink that tracks flows, classifies them with nDPI, runs the
+// behavioural detectors and writes alerts (Suricata EVE style) and flow records (Zeek conn.log
+// style) as JSON lines. Fed by a capture file or by the live eBPF capture, the same way.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "inspect/detectors.h"
+#include "sinks/packet.h"
+
+namespace bpftap::inspect {
+
+struct InspectOptions {
+  DetectorConfig detectors;
+  std::vector<InterfaceInfo> interfaces;  // Packet::iface indexes this; linktype per interface
+  FILE *alerts = nullptr;                 // JSON lines, or null
+  FILE *flows = nullptr;                  // JSON lines, or null
+  double tcp_timeout_s = 300;             // idle flows are written out and forgotten
+  double udp_timeout_s = 60;
+  double closed_timeout_s = 5;            // after FIN/FIN or RST
+};
+
+struct InspectStats {
+  uint64_t packets = 0, ip_packets = 0, flows = 0, active_flows = 0, alerts = 0;
+};
+
+// Reads the detector thresholds (and flow timeouts) from a YAML file; unknown keys and bad
+// values are bad input naming the file and line.
+Result<InspectOptions> read_inspect_config(const std::string &path, InspectOptions base);
+
+class Inspector final : public PacketSink {
+public:
+  explicit Inspector(InspectOptions opts);
+  ~Inspector() override;
+  Result<> write(const Packet &pkt) override;
+  Result<> flush() override;
+  // End of input: completes detection on every flow, writes their alerts and records.
+  void finish();
+  InspectStats stats() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace bpftap::inspect
