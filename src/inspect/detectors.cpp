@@ -75,9 +75,9 @@ void Detectors::packet(const Decoded &d, const Flow &f, bool from_orig, bool new
 
   // Floods: per destination host and second.
   // Floods: per destination host, counted per second; at most one alert per host and minute.
-  auto rate = [&](std::map<IpAddr, Rate> &m, const IpAddr &host, bool count, bool answer, uint32_t threshold,
+  auto rate = [&](std::map<Service, Rate> &m, const Service &target, bool count, bool answer, uint32_t threshold,
                   double max_answered, const std::string &what, int sid) {
-    auto &r = m[host];
+    auto &r = m[target];
     uint64_t sec = ts_ns / 1000000000ull;
     if (sec != r.second) {
       r.second = sec;
@@ -88,14 +88,18 @@ void Detectors::packet(const Decoded &d, const Flow &f, bool from_orig, bool new
     bool quiet = r.alerted_second == UINT64_MAX || sec >= r.alerted_second + 60;
     if (count && quiet && r.count >= threshold && r.answered <= max_answered * r.count) {
       r.alerted_second = sec;
-      emit({fmt::format("{}: {} or more per second to {}", what, threshold, host.str()), "Attempted Denial of Service",
+      emit({fmt::format("{}: {} or more per second to {}", what, threshold, target.first.str()), "Attempted Denial of Service",
             1, sid, &f});
     }
   };
-  if (syn || synack)
-    rate(syn_, syn ? d.dst : d.src, syn, synack, cfg_.syn_flood_pps, cfg_.syn_flood_answered, "SYN flood", 9000002);
+  // A SYN flood hits one service: count per (host, port), so a fast scan of many ports is not one.
+  if (syn || synack) {
+    Service target = syn ? Service{d.dst, d.dport} : Service{d.src, d.sport};
+    rate(syn_, target, syn, synack, cfg_.syn_flood_pps, cfg_.syn_flood_answered,
+         fmt::format("SYN flood to port {}", target.second), 9000002);
+  }
   bool echo = (d.proto == IPPROTO_ICMP && d.icmp_type == 8) || (d.proto == IPPROTO_ICMPV6 && d.icmp_type == 128);
-  if (echo) rate(icmp_, d.dst, true, false, cfg_.icmp_flood_pps, 1.0, "ICMP flood", 9000003);
+  if (echo) rate(icmp_, Service{d.dst, 0}, true, false, cfg_.icmp_flood_pps, 1.0, "ICMP flood", 9000003);
 
   // Password guessing against SSH, FTP, Telnet.
   uint16_t service = f.resp.port;

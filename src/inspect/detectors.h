@@ -23,9 +23,9 @@ struct DetectorConfig {
   // `scan_unanswered` of those attempts were never answered (no SYN-ACK / no reply).
   double scan_window_s = 60;
   uint32_t scan_ports = 50;
-  uint32_t scan_hosts = 50;
+  uint32_t scan_hosts = 100;  // P2P clients try dozens of peers on one port (gnutella.pcap: 50)
   double scan_unanswered = 0.8;
-  // SYN flood: at least `syn_flood_pps` SYNs (without ACK) to one host within one second, of
+  // SYN flood: at least `syn_flood_pps` SYNs (without ACK) to one host and port within one second, of
   // which at most `syn_flood_answered` were answered with a SYN-ACK.
   uint32_t syn_flood_pps = 500;
   double syn_flood_answered = 0.2;
@@ -80,7 +80,8 @@ private:
 
   DetectorConfig cfg_;
   std::map<IpAddr, Source> sources_;
-  std::map<IpAddr, Rate> syn_, icmp_;
+  using Service = std::pair<IpAddr, uint16_t>;  // (host, port); port 0 for ICMP
+  std::map<Service, Rate> syn_, icmp_;
   std::map<std::tuple<IpAddr, IpAddr, uint16_t>, Guess> guess_;
 };
 

@@ -81,14 +81,17 @@ std::string base62(uint64_t v) {
 
 struct Inspector::Impl {
   InspectOptions opts;
-  DpiEngine dpi;
+  std::shared_ptr<DpiEngine> dpi_engine;
+  DpiEngine &dpi;
   Detectors detectors;
   std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows;
   InspectStats st;
   uint64_t last_sweep_ns = 0;
   uint64_t last_ms = 0;
 
-  explicit Impl(InspectOptions o) : opts(std::move(o)), detectors(opts.detectors) {}
+  explicit Impl(InspectOptions o)
+      : opts(std::move(o)), dpi_engine(opts.dpi ? opts.dpi : std::make_shared<DpiEngine>()), dpi(*dpi_engine),
+        detectors(opts.detectors) {}
 
   std::string iface_name(uint32_t i) const { return i < opts.interfaces.size() ? opts.interfaces[i].name : ""; }
 

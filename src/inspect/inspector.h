@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "inspect/detectors.h"
+#include "inspect/dpi.h"
 #include "sinks/packet.h"
 
 namespace bpftap::inspect {
@@ -23,6 +24,7 @@ struct InspectOptions {
   double tcp_timeout_s = 300;             // idle flows are written out and forgotten
   double udp_timeout_s = 60;
   double closed_timeout_s = 5;            // after FIN/FIN or RST
+  std::shared_ptr<DpiEngine> dpi;   // share one nDPI module (slow to set up); null = own
 };
 
 struct InspectStats {
