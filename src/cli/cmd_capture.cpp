@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "core/attach.h"
 #include "core/capture.h"
+#include "core/pcap_capture.h"
 #include "core/vxlan.h"
 #include "sinks/rotating_sink.h"
 #include "sinks/text_sink.h"
@@ -45,6 +46,7 @@ struct CaptureArgs {
   std::string buffer = "ring";
   uint32_t buffer_kib = 16384;
   std::string attach = "auto";
+  std::string backend = "ebpf";
   std::vector<std::string> expression;
 };
 
@@ -111,14 +113,23 @@ int run_capture(const CaptureArgs &a) {
     sink = std::move(*f);
   }
 
-  auto cap = Capture::start(o);
-  if (!cap) return report(cap.error());
+  std::unique_ptr<PacketSource> cap;
+  if (a.backend == "pcap") {
+    PcapCaptureOptions po{*ifaces, o.ingress, o.egress, o.snaplen, o.count, o.filter, o.buffer_bytes};
+    auto p = PcapCapture::start(po);
+    if (!p) return report(p.error());
+    cap = std::move(*p);
+  } else {
+    auto e = Capture::start(o);
+    if (!e) return report(e.error());
+    cap = std::move(*e);
+  }
   std::string names;
   for (const auto &i : *ifaces) names += (names.empty() ? "" : ", ") + i.name;
   std::fprintf(stderr, "bpftap: listening on %s (%s), link-type EN10MB (Ethernet), snapshot length %u bytes\n",
                names.c_str(), a.direction.c_str(), o.snaplen);
-  auto ran = (*cap)->run(*sink, g_stop, [files] { return files && files->finished(); });
-  auto stats = (*cap)->finish(*sink);
+  auto ran = cap->run(*sink, g_stop, [files] { return files && files->finished(); });
+  auto stats = cap->finish(*sink);
   if (files)
     if (auto c = files->close(); !c && ran) ran = tl::unexpected(c.error());
   if (stats) print_summary(*stats);
@@ -149,6 +160,9 @@ void add_capture_command(CLI::App &app, Context &ctx) {
       ->check(CLI::IsMember({"ring", "perf"}));
   cmd->add_option("--attach", a->attach, "hook: auto (TCX if the kernel has it), tcx, or tc (clsact + cls_bpf)")
       ->check(CLI::IsMember({"auto", "tcx", "tc"}));
+  cmd->add_option("--backend", a->backend, "ebpf (TC programs, the default) or pcap (libpcap, one handle per "
+                                           "interface, as tcpdump; for comparisons)")
+      ->check(CLI::IsMember({"ebpf", "pcap"}));
   cmd->add_option("expression", a->expression, "pcap-filter expression, as for tcpdump");
   cmd->callback([a, &ctx] {
     install_signal_handlers();

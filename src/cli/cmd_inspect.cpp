@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "core/capture.h"
+#include "core/pcap_capture.h"
 #include "inspect/inspector.h"
 #include "inspect/pcap_file.h"
 
@@ -29,6 +30,7 @@ struct InspectArgs {
   std::string flows;
   std::string config;
   unsigned status_interval = 5;
+  std::string backend = "ebpf";
   std::vector<std::string> expression;
 };
 
@@ -70,10 +72,10 @@ int inspect_file(const InspectArgs &a, inspect::InspectOptions opts, const std::
   // A damaged file still gets what was read inspected, then a one-line error.
   auto read = (*file)->read_all(inspector);
   inspector.finish();
+  if (!read) return report(read.error());  // the alerts and flows read so far are written
   auto st = inspector.stats();
   std::fprintf(stderr, "bpftap: %lu packets (%lu IP), %lu flows, %lu alerts\n", st.packets, st.ip_packets, st.flows,
                st.alerts);
-  if (!read) return report(read.error());
   return kExitOk;
 }
 
@@ -94,28 +96,37 @@ int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::
   opts.alerts = alerts->get();
   opts.flows = flows->get();
   inspect::Inspector inspector(opts);
-  auto cap = Capture::start(o);
-  if (!cap) return report(cap.error());
+  std::unique_ptr<PacketSource> cap;
+  if (a.backend == "pcap") {
+    PcapCaptureOptions po{*ifaces, o.ingress, o.egress, o.snaplen, 0, o.filter, o.buffer_bytes};
+    auto p = PcapCapture::start(po);
+    if (!p) return report(p.error());
+    cap = std::move(*p);
+  } else {
+    auto e = Capture::start(o);
+    if (!e) return report(e.error());
+    cap = std::move(*e);
+  }
   std::string names;
   for (const auto &i : *ifaces) names += (names.empty() ? "" : ", ") + i.name;
   std::fprintf(stderr, "bpftap: inspecting %s (%s)\n", names.c_str(), a.direction.c_str());
   auto status = [&] {
     uint64_t dropped = 0;
-    if (auto s = (*cap)->stats())
+    if (auto s = cap->stats())
       for (const auto &i : *s) dropped += i.dropped;
     auto st = inspector.stats();
     std::fprintf(stderr, "bpftap: %lu packets, %lu flows (%lu active), %lu alerts, %lu dropped\n", st.packets,
                  st.flows, st.active_flows, st.alerts, dropped);
   };
   auto last = std::chrono::steady_clock::now();
-  auto ran = (*cap)->run(inspector, g_inspect_stop, [&] {
+  auto ran = cap->run(inspector, g_inspect_stop, [&] {
     if (a.status_interval && std::chrono::steady_clock::now() - last >= std::chrono::seconds(a.status_interval)) {
       status();
       last = std::chrono::steady_clock::now();
     }
     return false;
   });
-  auto stats = (*cap)->finish(inspector);
+  auto stats = cap->finish(inspector);
   inspector.finish();
   status();
   if (!ran) return report(ran.error());
@@ -149,6 +160,8 @@ void add_inspect_command(CLI::App &app, Context &ctx) {
   cmd->add_option("--flows", a->flows, "flows as Zeek conn.log JSON lines to FILE");
   cmd->add_option("--config", a->config, "detector thresholds (YAML)");
   cmd->add_option("--status-interval", a->status_interval, "live: a status line on stderr every this many seconds");
+  cmd->add_option("--backend", a->backend, "live: ebpf (the default) or pcap (libpcap, as tcpdump; for comparisons)")
+      ->check(CLI::IsMember({"ebpf", "pcap"}));
   cmd->add_option("expression", a->expression, "pcap-filter expression, as for tcpdump");
   cmd->callback([a, &ctx] {
     struct sigaction sa {};

@@ -13,6 +13,7 @@
 #include "bpf/bpftap.h"
 #include "core/attach.h"
 #include "core/error.h"
+#include "core/source.h"
 #include "sinks/packet.h"
 
 namespace bpftap {
@@ -29,13 +30,6 @@ struct CaptureOptions {
   uint32_t buffer_bytes = 1u << 24;     // ring buffer size, or per-CPU perf buffer size
 };
 
-struct InterfaceStats {
-  std::string name;
-  uint64_t captured = 0;  // written to the sink
-  uint64_t matched = 0;   // accepted by the filter ("received by filter")
-  uint64_t dropped = 0;   // copies the kernel could not hand over
-};
-
 // Interfaces of the current network namespace matching names or globs, in ifindex order.
 // A pattern that matches nothing is an error.
 Result<std::vector<InterfaceInfo>> resolve_interfaces(const std::vector<std::string> &patterns);
@@ -44,23 +38,18 @@ Result<std::vector<InterfaceInfo>> resolve_interfaces(const std::vector<std::str
 // loading anything: also the check a command makes before it creates files or attaches hooks.
 Result<std::vector<bpf_insn>> build_filter(const std::string &expression, uint32_t snaplen, const std::string &iface);
 
-class Capture {
+class Capture final : public PacketSource {
 public:
   // Compiles the filter, loads the program and attaches to every hook; on any failure nothing
   // stays attached.
   static Result<std::unique_ptr<Capture>> start(const CaptureOptions &opts);
-  ~Capture();
+  ~Capture() override;
 
-  const std::vector<InterfaceInfo> &interfaces() const;
-
-  // Writes packets to `sink` in timestamp order until `stop` is set, the count is reached, or
-  // `done()` returns true (e.g. a rotation limit). Flushes the sink after each batch.
-  Result<> run(PacketSink &sink, const std::atomic<bool> &stop, const std::function<bool()> &done = {});
-
+  const std::vector<InterfaceInfo> &interfaces() const override;
+  Result<> run(PacketSink &sink, const std::atomic<bool> &stop, const std::function<bool()> &done = {}) override;
   // Detaches, writes what the kernel still held, and returns the per-interface counters.
-  Result<std::vector<InterfaceStats>> finish(PacketSink &sink);
-  // The per-interface counters so far.
-  Result<std::vector<InterfaceStats>> stats() const;
+  Result<std::vector<InterfaceStats>> finish(PacketSink &sink) override;
+  Result<std::vector<InterfaceStats>> stats() const override;
 
 private:
   struct Impl;

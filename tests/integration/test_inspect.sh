@@ -64,4 +64,21 @@ wait "$m" || fail "mirror exited $?"
 grep -q "SQL Injection" "$W/ids.txt" || fail "ndpiReader on the monitor port saw no SQL injection: $(tail -5 "$W/ids.txt")"
 echo "  monitor port: ndpiReader -i eth0 in the monitor namespace reports $(grep -c 'SQL Injection' "$W/ids.txt") flows with SQL Injection"
 assert_nothing_attached tap-vm1
+
+# Bad input: one line, exit 2, nothing attached (a damaged file's alerts so far are still written).
+head -c 20000 "$C/WebattackSQLinj.pcap" >"$W/truncated.pcap"
+echo "not a capture" >"$W/junk.pcap"
+printf 'scan_ports: 10\nscan_portz: 3\n' >"$W/bad.yaml"
+for args in "-r $W/truncated.pcap" "-r $W/junk.pcap" "-r /nonexistent.pcap" "-r $C/xss.pcap tcp port" \
+            "-r $C/xss.pcap --config $W/bad.yaml" "-i nosuch0" "-r $C/xss.pcap -i tap-vm1" "-r $C/xss.pcap --alerts /nonexistent/dir/a.json"; do
+  rc=0
+  # shellcheck disable=SC2086
+  ns_exec host "$BPFTAP" inspect $args >"$W/out" 2>"$W/err" || rc=$?
+  assert_eq 2 "$rc" "exit code for inspect $args"
+  assert_eq 1 "$(wc -l <"$W/err")" "one-line error for inspect $args"
+  echo "  inspect $args -> $(cat "$W/err")"
+done
+"$BPFTAP" inspect -r "$W/truncated.pcap" >"$W/out" 2>/dev/null && fail "a truncated file passed"
+grep -q "SQL Injection" "$W/out" || fail "no alerts from the part of the truncated file that was read"
+assert_nothing_attached tap-vm1
 echo "PASS: live inspection equals file inspection; nDPI risks equal ndpiReader's; IDS hand-off via the monitor port"

@@ -1,0 +1,36 @@
+// Where packets come from: the eBPF capture (core/capture.h) or libpcap (core/pcap_capture.h).
+// Both deliver to the same sinks, so the only difference between them is the tracing mechanism.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "sinks/packet.h"
+
+namespace bpftap {
+
+struct InterfaceStats {
+  std::string name;
+  uint64_t captured = 0;  // written to the sink
+  uint64_t matched = 0;   // accepted by the filter ("received by filter")
+  uint64_t dropped = 0;   // copies the kernel could not hand over
+};
+
+class PacketSource {
+public:
+  virtual ~PacketSource() = default;
+  virtual const std::vector<InterfaceInfo> &interfaces() const = 0;
+  // Writes packets to `sink` until `stop` is set, the count is reached, or `done()` returns
+  // true (checked at least every few milliseconds). Flushes the sink after each batch.
+  virtual Result<> run(PacketSink &sink, const std::atomic<bool> &stop, const std::function<bool()> &done = {}) = 0;
+  // Stops capturing, writes what the kernel still held, and returns the per-interface counters.
+  virtual Result<std::vector<InterfaceStats>> finish(PacketSink &sink) = 0;
+  // The per-interface counters so far.
+  virtual Result<std::vector<InterfaceStats>> stats() const = 0;
+};
+
+} // namespace bpftap
