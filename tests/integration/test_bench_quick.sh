@@ -22,7 +22,7 @@ done
 for m in none mirred bpftap bpftap-vxlan bpftap-cutoff; do
   grep -Eq "^\| (tcp|udp-max) \| $m \|" "$report" || fail "no vTAP row for $m"
 done
-grep -Eq "^\| none \| pcap \| [0-9]+ / [0-9]+" "$report" || fail "no inspection row"
+grep -Eq "^\| 1G \| pcap \| [0-9]+ / [0-9]+" "$report" || fail "no inspection row"
 n=0
 for png in "$WORKDIR"/results/*/*.png; do
   [[ $(head -c 4 "$png" | od -An -tx1 | tr -d ' ') == 89504e47 ]] || fail "$png is not a PNG"
