@@ -55,6 +55,7 @@ struct bpftap_mirror_counters {
   __u64 truncated;      /* mirrored clones longer than the snaplen (cut to it) */
   __u64 bytes;          /* bytes of matched packets */
   __u64 mirrored_bytes; /* bytes of the clones sent, after truncation */
+  __u64 bypassed;       /* matched, but their flow is bypassed (shunted) for a while */
 };
 
 /* Counters of the program on the target's egress, which truncates and encapsulates clones. */

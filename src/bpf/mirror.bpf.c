@@ -33,6 +33,8 @@ const volatile __u32 vxlan_local[4] = {};  /* all zero: the kernel picks the sou
 
 /* Which slot of `rule_sets` is live; user space writes the other slot, then flips this. */
 volatile __u32 active_rules = 0;
+/* Entries in `bypass` (kept by user space): 0 = skip the lookup. */
+volatile __u32 bypass_entries = 0;
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -62,6 +64,15 @@ struct {
   __type(key, struct bpftap_flow_key);
   __type(value, struct bpftap_flow_state);
 } flows SEC(".maps");
+
+/* Flows not to mirror until a time (bpf_ktime_get_ns): the shunt an IDS asks for when it has seen
+ * enough of an elephant flow. Both directions share the key. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct bpftap_flow_key);
+  __type(value, __u64);
+} bypass SEC(".maps");
 
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -265,7 +276,7 @@ static __always_inline int mirror(struct __sk_buff *skb, __u8 dir) {
   /* Headers are parsed only when rules, sampling or the cutoff need them. */
   struct bpftap_rule_set *rules = live_rules();
   struct packet_info p = {};
-  if (rules || sample_n > 1 || flow_cutoff)
+  if (rules || sample_n > 1 || flow_cutoff || bypass_entries)
     parse(skb, &p);
   if (rules && !rules_accept(rules, &p))
     return TC_ACT_UNSPEC;
@@ -273,6 +284,15 @@ static __always_inline int mirror(struct __sk_buff *skb, __u8 dir) {
   __u32 len = skb->len + (skb->vlan_present ? BPFTAP_VLAN_HLEN : 0);
   c->matched++;
   c->bytes += len;
+  if (bypass_entries && p.family) {
+    struct bpftap_flow_key k = {};
+    flow_key(&p, &k);
+    __u64 *until = bpf_map_lookup_elem(&bypass, &k);
+    if (until && bpf_ktime_get_ns() < *until) {
+      c->bypassed++;
+      return TC_ACT_UNSPEC;
+    }
+  }
   if (sample_n > 1 && !in_sample(&p)) {
     c->sampled_out++;
     return TC_ACT_UNSPEC;

@@ -7,6 +7,9 @@
 #include <sys/random.h>
 
 #include <atomic>
+#include <cstring>
+#include <ctime>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -17,7 +20,7 @@
 
 namespace bpftap {
 
-static_assert(sizeof(bpftap_mirror_counters) == 72, "bpftap_mirror_counters layout changed");
+static_assert(sizeof(bpftap_mirror_counters) == 80, "bpftap_mirror_counters layout changed");
 static_assert(sizeof(bpftap_rule) == 80, "bpftap_rule layout changed");
 static_assert(sizeof(bpftap_flow_key) == 40, "bpftap_flow_key layout changed");
 
@@ -30,6 +33,10 @@ int parse_addr(const std::string &s, uint32_t out[4]) {
   if (inet_pton(AF_INET6, s.c_str(), out) == 1) return 6;
   return 0;
 }
+
+struct FlowKeyLess {
+  bool operator()(const bpftap_flow_key &a, const bpftap_flow_key &b) const { return std::memcmp(&a, &b, sizeof(a)) < 0; }
+};
 
 uint32_t random_tag() {
   uint32_t tag = 0;
@@ -46,9 +53,12 @@ struct MirrorSession::Impl {
   std::unique_ptr<VxlanDevice> vxlan_dev;
   std::string target_name;
   mirror_bpf *skel = nullptr;
-  std::vector<std::unique_ptr<Hook>> hooks;
+  std::vector<std::unique_ptr<Hook>> hooks;                             // the target's
+  std::map<uint32_t, std::vector<std::unique_ptr<Hook>>> source_hooks;  // per source ifindex
+  std::map<bpftap_flow_key, uint64_t, FlowKeyLess> bypassed;          // flow -> until (ns)
   ~Impl() {
-    hooks.clear();  // detach before the programs go
+    source_hooks.clear();  // detach before the programs go
+    hooks.clear();
     mirror_bpf__destroy(skel);
     vxlan_dev.reset();  // and the device after nothing sends to it
   }
@@ -64,14 +74,19 @@ MirrorSession::MirrorSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 MirrorSession::~MirrorSession() = default;
 const std::vector<InterfaceInfo> &MirrorSession::sources() const { return impl_->sources; }
 std::string MirrorSession::target() const { return impl_->target_name; }
-void MirrorSession::detach() { impl_->hooks.clear(); }
+void MirrorSession::detach() {
+  impl_->source_hooks.clear();
+  impl_->hooks.clear();
+}
 
 Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions &opts) {
   auto impl = std::make_unique<Impl>();
   impl->opts = opts;
-  auto sources = resolve_interfaces(opts.from);
-  if (!sources) return tl::unexpected(sources.error());
-  impl->sources = std::move(*sources);
+  if (!opts.from.empty() || !opts.allow_no_sources) {
+    auto sources = resolve_interfaces(opts.from);
+    if (!sources) return tl::unexpected(sources.error());
+    impl->sources = std::move(*sources);
+  }
 
   // Everything the user gave is checked before anything is created or attached.
   if (opts.to.empty() == !opts.vxlan.has_value())
@@ -101,7 +116,11 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
       if (s.ifindex == target)
         return bad_input(fmt::format("--to {}: the target cannot also be a source (the copies would loop)", opts.to));
   }
-  auto filter = build_filter(opts.filter, BPFTAP_MAX_SNAPLEN, impl->sources.front().name);
+  // Compiled as tcpdump -i would on the first source (any Ethernet-like interface will do); no
+  // expression keeps the stub, which accepts everything.
+  Result<std::vector<bpf_insn>> filter = std::vector<bpf_insn>{};
+  if (!opts.filter.empty() || !impl->sources.empty())
+    filter = build_filter(opts.filter, BPFTAP_MAX_SNAPLEN, impl->sources.empty() ? "lo" : impl->sources.front().name);
   if (!filter) return tl::unexpected(filter.error());
 
   if (opts.vxlan) {
@@ -152,19 +171,106 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
     if (!hook) return tl::unexpected(hook.error());
     im.hooks.push_back(std::move(*hook));
   }
+  auto sources = std::move(im.sources);
+  im.sources.clear();
+  for (const auto &s : sources)
+    if (auto r = session.add_source(s); !r) return tl::unexpected(r.error());
+  return std::unique_ptr<MirrorSession>(new MirrorSession(std::move(session.impl_)));
+}
+
+Result<> MirrorSession::add_source(const InterfaceInfo &s) {
+  Impl &im = *impl_;
+  if (im.source_hooks.count(s.ifindex)) return {};
+  if (s.ifindex == im.skel->rodata->target_ifindex)
+    return bad_input(fmt::format("{}: the target cannot also be a source (the copies would loop)", s.name));
   int counters = bpf_map__fd(im.skel->maps.mirror_counters);
   std::vector<bpftap_mirror_counters> zero(static_cast<size_t>(libbpf_num_possible_cpus()));
-  for (const auto &s : im.sources)
-    for (uint8_t dir : im.dirs()) {
-      uint32_t key = bpftap_counter_key(s.ifindex, dir);
-      if (bpf_map_update_elem(counters, &key, zero.data(), BPF_ANY) != 0)
-        return fail_errno("register " + s.name + " in the counters map", errno);
-      int fd = bpf_program__fd(dir == BPFTAP_DIR_IN ? im.skel->progs.bpftap_mirror_in : im.skel->progs.bpftap_mirror_out);
-      auto hook = attach_hook(fd, s.ifindex, dir, opts.attach);
-      if (!hook) return tl::unexpected(hook.error());
-      im.hooks.push_back(std::move(*hook));
+  std::vector<std::unique_ptr<Hook>> hooks;
+  for (uint8_t dir : im.dirs()) {
+    uint32_t key = bpftap_counter_key(s.ifindex, dir);
+    if (bpf_map_update_elem(counters, &key, zero.data(), BPF_ANY) != 0)
+      return fail_errno("register " + s.name + " in the counters map", errno);
+    int fd = bpf_program__fd(dir == BPFTAP_DIR_IN ? im.skel->progs.bpftap_mirror_in : im.skel->progs.bpftap_mirror_out);
+    auto hook = attach_hook(fd, s.ifindex, dir, im.opts.attach);
+    if (!hook) return tl::unexpected(hook.error());
+    hooks.push_back(std::move(*hook));
+  }
+  im.source_hooks[s.ifindex] = std::move(hooks);
+  im.sources.push_back(s);
+  return {};
+}
+
+Result<std::vector<MirrorStats>> MirrorSession::remove_source(uint32_t ifindex) {
+  Impl &im = *impl_;
+  auto st = stats();
+  if (!st) return st;
+  std::vector<MirrorStats> last;
+  for (auto it = im.sources.begin(); it != im.sources.end(); ++it)
+    if (it->ifindex == ifindex) {
+      for (const auto &x : *st)
+        if (x.name == it->name) last.push_back(x);
+      im.sources.erase(it);
+      break;
     }
-  return std::unique_ptr<MirrorSession>(new MirrorSession(std::move(session.impl_)));
+  im.source_hooks.erase(ifindex);
+  int counters = bpf_map__fd(im.skel->maps.mirror_counters);
+  for (uint8_t dir : im.dirs()) {
+    uint32_t key = bpftap_counter_key(ifindex, dir);
+    bpf_map_delete_elem(counters, &key);
+  }
+  return last;
+}
+
+bpftap_flow_key make_flow_key(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb) {
+  bpftap_flow_key k{};
+  uint32_t x[4] = {}, y[4] = {};
+  int fa = parse_addr(a, x), fb = parse_addr(b, y);
+  if (!fa || fa != fb) return k;  // family 0: matches nothing
+  // As the BPF program orders them: addresses word by word (host order), then ports.
+  bool swap = false, decided = false;
+  for (int i = 0; i < 4 && !decided; i++)
+    if (ntohl(x[i]) != ntohl(y[i])) {
+      swap = ntohl(x[i]) > ntohl(y[i]);
+      decided = true;
+    }
+  if (!decided) swap = pa > pb;
+  std::memcpy(k.addr[0], swap ? y : x, 16);
+  std::memcpy(k.addr[1], swap ? x : y, 16);
+  k.port[0] = swap ? pb : pa;
+  k.port[1] = swap ? pa : pb;
+  k.proto = proto;
+  k.family = static_cast<uint8_t>(fa);
+  return k;
+}
+
+Result<> MirrorSession::bypass(const bpftap_flow_key &key, double seconds) {
+  if (key.family != 4 && key.family != 6) return bad_input("bypass: not an IPv4 or IPv6 flow");
+  Impl &im = *impl_;
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);  // bpf_ktime_get_ns is CLOCK_MONOTONIC
+  uint64_t until = static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec) +
+                   static_cast<uint64_t>(seconds * 1e9);
+  if (bpf_map_update_elem(bpf_map__fd(im.skel->maps.bypass), &key, &until, BPF_ANY) != 0)
+    return fail_errno("add the flow to the bypass map", errno);
+  im.bypassed[key] = until;
+  __atomic_store_n(&im.skel->bss->bypass_entries, static_cast<uint32_t>(im.bypassed.size()), __ATOMIC_RELEASE);
+  return {};
+}
+
+void MirrorSession::expire_bypass() {
+  Impl &im = *impl_;
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  uint64_t t = static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec);
+  for (auto it = im.bypassed.begin(); it != im.bypassed.end();) {
+    if (it->second <= t) {
+      bpf_map_delete_elem(bpf_map__fd(im.skel->maps.bypass), &it->first);
+      it = im.bypassed.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  __atomic_store_n(&im.skel->bss->bypass_entries, static_cast<uint32_t>(im.bypassed.size()), __ATOMIC_RELEASE);
 }
 
 MirrorSession::Programs MirrorSession::programs() const {
@@ -212,6 +318,7 @@ Result<std::vector<MirrorStats>> MirrorSession::stats() const {
         st.counters.truncated += c.truncated;
         st.counters.bytes += c.bytes;
         st.counters.mirrored_bytes += c.mirrored_bytes;
+        st.counters.bypassed += c.bypassed;
       }
       out.push_back(st);
     }

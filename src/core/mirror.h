@@ -35,6 +35,7 @@ struct MirrorOptions {
   uint64_t flow_cutoff = 0;           // payload bytes per flow; 0 = no cutoff
   uint32_t flow_table = 65536;        // flows tracked for the cutoff (LRU)
   AttachMode attach = AttachMode::Auto;
+  bool allow_no_sources = false;      // start with no source (add them with add_source)
 };
 
 // Shorter copies could not keep the headers a checksum offload needs.
@@ -45,6 +46,10 @@ struct MirrorStats {
   uint8_t dir;  // BPFTAP_DIR_IN / BPFTAP_DIR_OUT
   bpftap_mirror_counters counters;
 };
+
+// The key the mirror program uses for a flow (both directions give the same key). Family 0 if
+// the addresses are not both IPv4 or both IPv6.
+bpftap_flow_key make_flow_key(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb);
 
 class MirrorSession {
 public:
@@ -59,6 +64,16 @@ public:
   // Replaces the rule set while the session runs (no reattach); sorted, at most BPFTAP_MAX_RULES.
   Result<> set_rules(const std::vector<bpftap_rule> &rules);
   void detach();  // the counters stay readable
+
+  // Sources can come and go while the session runs (the agent's auto-attach).
+  Result<> add_source(const InterfaceInfo &iface);
+  // Detaches one source; returns its last counters (they leave the session's stats).
+  Result<std::vector<MirrorStats>> remove_source(uint32_t ifindex);
+
+  // Stops mirroring one flow (both directions) for `seconds`; expire_bypass() forgets the
+  // entries whose time is up.
+  Result<> bypass(const bpftap_flow_key &key, double seconds);
+  void expire_bypass();
 
   // For BPF_PROG_TEST_RUN tests: the programs and the tag that marks this session's clones.
   struct Programs {

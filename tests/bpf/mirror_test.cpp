@@ -6,6 +6,9 @@
 #include <linux/pkt_cls.h>
 #include <net/if.h>
 #include <sched.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include <gtest/gtest.h>
 
@@ -298,6 +301,54 @@ TEST_F(MirrorProgTest, VxlanTargetSetsTheTunnelKeyOnCopies) {
   EXPECT_NE(if_nametoindex("bpftap-vx4789"), 0u) << "the session's VXLAN device";
   session_.reset();
   EXPECT_EQ(if_nametoindex("bpftap-vx4789"), 0u) << "the last session deletes its VXLAN device";
+}
+
+TEST_F(MirrorProgTest, BypassedFlowsAreNotMirroredUntilTheirTimeIsUp) {
+  start({});
+  auto fwd = ipv4(IPPROTO_TCP, "10.0.0.1", "10.0.0.2", 5000, 80, 100);
+  auto rev = ipv4(IPPROTO_TCP, "10.0.0.2", "10.0.0.1", 80, 5000, 100);
+  auto other = ipv4(IPPROTO_TCP, "10.0.0.1", "10.0.0.2", 5001, 80, 100);
+  // The key is the same whichever way round the flow is given.
+  auto k1 = make_flow_key(IPPROTO_TCP, "10.0.0.2", 80, "10.0.0.1", 5000);
+  auto k2 = make_flow_key(IPPROTO_TCP, "10.0.0.1", 5000, "10.0.0.2", 80);
+  EXPECT_EQ(std::memcmp(&k1, &k2, sizeof(k1)), 0);
+  ASSERT_TRUE(session_->bypass(k1, 0.3));
+  auto before = counters();
+  run_in(fwd);
+  run_in(rev);
+  run_in(other);
+  auto after = counters();
+  EXPECT_EQ(after.bypassed - before.bypassed, 2u) << "both directions of the bypassed flow";
+  EXPECT_EQ(after.mirrored - before.mirrored, 1u) << "the other flow still mirrored";
+  usleep(400 * 1000);
+  session_->expire_bypass();
+  before = counters();
+  run_in(fwd);
+  EXPECT_EQ(counters().mirrored - before.mirrored, 1u) << "mirrored again once the bypass expired";
+  EXPECT_FALSE(session_->bypass(make_flow_key(IPPROTO_TCP, "10.0.0.1", 1, "::1", 2), 1)) << "mixed families";
+}
+
+TEST_F(MirrorProgTest, SourcesComeAndGo) {
+  MirrorOptions o;
+  o.to = "btc";
+  o.allow_no_sources = true;
+  auto s = MirrorSession::start(o);
+  ASSERT_TRUE(s) << s.error().message();
+  session_ = std::move(*s);
+  EXPECT_TRUE(session_->sources().empty());
+  InterfaceInfo bta{"bta", static_cast<uint32_t>(ifindex_), 1, 262144};
+  ASSERT_TRUE(session_->add_source(bta));
+  run_in(ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 1, 2, 10));
+  EXPECT_EQ(counters().mirrored, 1u);
+  auto last = session_->remove_source(bta.ifindex);
+  ASSERT_TRUE(last);
+  ASSERT_FALSE(last->empty());
+  EXPECT_EQ((*last)[0].counters.mirrored, 1u) << "the removed source's last counters";
+  EXPECT_TRUE(session_->sources().empty());
+  auto st = session_->stats();
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(st->empty());
+  EXPECT_FALSE(session_->add_source(InterfaceInfo{"btc", if_nametoindex("btc"), 1, 262144})) << "target as source";
 }
 
 TEST_F(MirrorProgTest, BadTargetsAreBadInput) {
