@@ -20,5 +20,6 @@ void add_cleanup_command(CLI::App &app, Context &ctx);
 void add_lab_command(CLI::App &app, Context &ctx);
 void add_mirror_command(CLI::App &app, Context &ctx);
 void add_inspect_command(CLI::App &app, Context &ctx);
+void add_agent_command(CLI::App &app, Context &ctx);
 
 } // namespace bpftap::cli

@@ -16,6 +16,7 @@ int main(int argc, char **argv) {
   add_lab_command(app, ctx);
   add_mirror_command(app, ctx);
   add_inspect_command(app, ctx);
+  add_agent_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {

@@ -274,6 +274,11 @@ void Inspector::finish() {
   flush();
 }
 
+uint32_t Inspector::add_interface(const InterfaceInfo &iface) {
+  impl_->opts.interfaces.push_back(iface);
+  return static_cast<uint32_t>(impl_->opts.interfaces.size() - 1);
+}
+
 InspectStats Inspector::stats() const {
   InspectStats s = impl_->st;
   s.active_flows = impl_->flows.size();

@@ -44,6 +44,9 @@ public:
   // End of input: completes detection on every flow, writes their alerts and records.
   void finish();
   InspectStats stats() const;
+  // A new interface for Packet::iface to refer to (the agent attaches interfaces as they appear);
+  // returns its index. Not thread-safe with write().
+  uint32_t add_interface(const InterfaceInfo &iface);
 
 private:
   struct Impl;

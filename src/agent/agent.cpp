@@ -1,0 +1,394 @@
+#include "agent/agent.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agent/config.h"
+#include "agent/netlink.h"
+#include "agent/session.h"
+#include "core/attach.h"
+#include "core/vxlan.h"
+
+namespace bpftap::agent {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+Result<std::string> read_token(const std::string &path) {
+  if (path.empty()) return std::string();
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return tl::unexpected(Error{errno, "api token_file " + path, true});
+  if ((st.st_mode & 0777) != 0600)
+    return bad_input(fmt::format("api token_file {} has mode {:04o}; it must be 0600", path, st.st_mode & 0777));
+  std::ifstream in(path);
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.size() < 16) return bad_input(fmt::format("api token_file {}: the token must be at least 16 characters", path));
+  return token;
+}
+
+std::string label(const std::string &v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+json counters_json(const InterfaceCounters &c, bool mirror) {
+  json j;
+  j["interface"] = c.name;
+  if (!c.direction.empty()) j["direction"] = c.direction;
+  j["attached"] = c.attached;
+  j["matched"] = c.matched;
+  if (mirror) {
+    j["bytes_matched"] = c.bytes;
+    j["mirrored"] = c.mirrored;
+    j["bytes_mirrored"] = c.mirrored_bytes;
+    j["failed"] = c.failed;
+    j["truncated"] = c.truncated;
+    j["cut_off"] = c.cut_off;
+    j["sampled_out"] = c.sampled_out;
+    j["bypassed"] = c.bypassed;
+  } else {
+    j["captured"] = c.captured;
+    j["dropped"] = c.dropped;
+  }
+  return j;
+}
+
+} // namespace
+
+struct Agent::Impl {
+  AgentOptions opts;
+  AgentConfig cfg;
+  std::string token;
+  std::mutex mu;  // sessions, links
+  std::map<std::string, std::unique_ptr<Session>> sessions;
+  std::map<uint32_t, LinkEvent> links;  // Ethernet interfaces present
+  std::unique_ptr<LinkWatcher> watcher;
+  httplib::Server http;
+  std::thread http_thread;
+
+  ~Impl() {
+    http.stop();
+    if (http_thread.joinable()) http_thread.join();
+    std::lock_guard lock(mu);
+    sessions.clear();  // detaches everything
+  }
+
+  void attach_matching(Session &s) {
+    for (const auto &[ifindex, l] : links) {
+      if (!l.ethernet || !s.wants(l.name) || s.attached(ifindex)) continue;
+      auto r = s.attach(InterfaceInfo{l.name, ifindex, 1, 262144});
+      if (!r) {
+        s.count_attach_error();
+        spdlog::warn("session {}: attach {}: {}", s.config().name, l.name, r.error().message());
+      } else {
+        spdlog::info("session {}: attached {}", s.config().name, l.name);
+      }
+    }
+  }
+
+  Result<> add_session(const SessionConfig &c) {
+    auto s = Session::create(c);
+    if (!s) return tl::unexpected(s.error());
+    attach_matching(**s);
+    sessions[c.name] = std::move(*s);
+    spdlog::info("session {} started", c.name);
+    return {};
+  }
+
+  void on_link(const LinkEvent &e) {
+    if (e.added) {
+      auto it = links.find(e.ifindex);
+      if (it != links.end() && it->second.name == e.name) return;  // a change of a link we know
+      if (it != links.end()) on_link({false, e.ifindex, it->second.name, it->second.ethernet});  // renamed
+      links[e.ifindex] = e;
+      for (auto &[name, s] : sessions) attach_matching(*s);
+    } else {
+      links.erase(e.ifindex);
+      for (auto &[name, s] : sessions)
+        if (s->attached(e.ifindex)) {
+          s->detach(e.ifindex);
+          spdlog::info("session {}: {} went away, detached (its counters are kept)", name, e.name);
+        }
+    }
+  }
+
+  // Applies a new config: stops removed sessions, restarts changed ones, starts new ones.
+  Result<std::string> apply(const AgentConfig &next) {
+    // Build every new or changed session first: if one fails, nothing changes.
+    std::map<std::string, std::unique_ptr<Session>> fresh;
+    for (const auto &c : next.sessions) {
+      auto it = sessions.find(c.name);
+      if (it != sessions.end() && it->second->config() == c) continue;
+      auto s = Session::create(c);
+      if (!s) return tl::unexpected(s.error());
+      fresh[c.name] = std::move(*s);
+    }
+    int stopped = 0, started = 0, kept = 0;
+    for (auto it = sessions.begin(); it != sessions.end();) {
+      bool listed = std::any_of(next.sessions.begin(), next.sessions.end(), [&](const auto &c) { return c.name == it->first; });
+      if (!listed || fresh.count(it->first)) {
+        it = sessions.erase(it);
+        stopped++;
+      } else {
+        ++it;
+        kept++;
+      }
+    }
+    for (auto &[name, s] : fresh) {
+      attach_matching(*s);
+      sessions[name] = std::move(s);
+      started++;
+    }
+    cfg.sessions = next.sessions;
+    if (!(next.api == cfg.api)) spdlog::warn("api settings changed: they take effect at the next start");
+    return fmt::format("{} sessions started or restarted, {} stopped or restarted, {} unchanged", started, stopped, kept);
+  }
+
+  Result<std::string> reload() {
+    auto next = load_agent_config(opts.config_path);
+    if (!next) return tl::unexpected(next.error());
+    std::lock_guard lock(mu);
+    return apply(*next);
+  }
+
+  json session_json(const Session &s) {
+    json j = json::parse(session_to_json(s.config()));
+    json ifs = json::array();
+    for (const auto &c : s.counters()) ifs.push_back(counters_json(c, s.is_mirror()));
+    j["counters"] = ifs;
+    j["attach_errors"] = s.attach_errors();
+    return j;
+  }
+
+  std::string metrics() {
+    std::string out;
+    struct Metric {
+      const char *name, *help;
+      uint64_t InterfaceCounters::*field;
+      bool mirror_only, capture_only;
+    };
+    static const Metric ms[] = {
+        {"bpftap_packets_matched_total", "Packets accepted by the session's filter (and rules).", &InterfaceCounters::matched, false, false},
+        {"bpftap_bytes_matched_total", "Bytes of matched packets (mirror sessions).", &InterfaceCounters::bytes, true, false},
+        {"bpftap_packets_mirrored_total", "Copies sent to the mirror target.", &InterfaceCounters::mirrored, true, false},
+        {"bpftap_bytes_mirrored_total", "Bytes of copies sent to the mirror target (after truncation).", &InterfaceCounters::mirrored_bytes, true, false},
+        {"bpftap_mirror_failed_total", "Copies that could not be sent (originals are unaffected).", &InterfaceCounters::failed, true, false},
+        {"bpftap_packets_truncated_total", "Copies cut to the snaplen.", &InterfaceCounters::truncated, true, false},
+        {"bpftap_packets_cut_off_total", "Matched packets past their flow's cutoff.", &InterfaceCounters::cut_off, true, false},
+        {"bpftap_packets_sampled_out_total", "Matched packets of flows not in the sample.", &InterfaceCounters::sampled_out, true, false},
+        {"bpftap_packets_bypassed_total", "Matched packets of bypassed flows.", &InterfaceCounters::bypassed, true, false},
+        {"bpftap_packets_captured_total", "Packets captured (written / inspected).", &InterfaceCounters::captured, false, true},
+        {"bpftap_packets_dropped_total", "Copies the kernel could not hand to bpftap (ring buffer full).", &InterfaceCounters::dropped, false, true},
+    };
+    std::lock_guard lock(mu);
+    std::map<std::string, std::vector<InterfaceCounters>> all;
+    for (auto &[name, s] : sessions) all[name] = s->counters();
+    for (const auto &m : ms) {
+      out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", m.name, m.help, m.name);
+      for (auto &[name, s] : sessions) {
+        if ((m.mirror_only && !s->is_mirror()) || (m.capture_only && s->is_mirror())) continue;
+        for (const auto &c : all[name])
+          out += fmt::format("{}{{session=\"{}\",interface=\"{}\",direction=\"{}\"}} {}\n", m.name, label(name),
+                             label(c.name), c.direction.empty() ? "both" : c.direction, c.*(m.field));
+      }
+    }
+    out += "# HELP bpftap_attach_errors_total Interfaces a session failed to attach to.\n# TYPE bpftap_attach_errors_total counter\n";
+    for (auto &[name, s] : sessions) out += fmt::format("bpftap_attach_errors_total{{session=\"{}\"}} {}\n", label(name), s->attach_errors());
+    out += "# HELP bpftap_interfaces_attached Interfaces a session is attached to now.\n# TYPE bpftap_interfaces_attached gauge\n";
+    for (auto &[name, s] : sessions) {
+      size_t n = 0;
+      for (const auto &c : all[name]) n += c.attached && c.direction != "out";
+      out += fmt::format("bpftap_interfaces_attached{{session=\"{}\"}} {}\n", label(name), n);
+    }
+    out += "# HELP bpftap_ring_buffer_bytes Kernel ring buffer memory of capture sessions.\n# TYPE bpftap_ring_buffer_bytes gauge\n";
+    for (auto &[name, s] : sessions)
+      if (!s->is_mirror()) out += fmt::format("bpftap_ring_buffer_bytes{{session=\"{}\"}} {}\n", label(name), s->buffer_bytes());
+    out += fmt::format("# HELP bpftap_sessions Sessions running.\n# TYPE bpftap_sessions gauge\nbpftap_sessions {}\n", sessions.size());
+    return out;
+  }
+
+  void setup_api() {
+    auto authorized = [this](const httplib::Request &req, httplib::Response &res) {
+      if (token.empty()) {
+        res.status = 403;
+        res.set_content(R"({"error":"writes are disabled: no api token_file is configured"})", "application/json");
+        return false;
+      }
+      if (req.get_header_value("Authorization") != "Bearer " + token) {
+        res.status = 401;
+        res.set_header("WWW-Authenticate", "Bearer");
+        res.set_content(R"({"error":"a valid bearer token is needed for writes"})", "application/json");
+        return false;
+      }
+      return true;
+    };
+    auto error = [](httplib::Response &res, int status, const std::string &msg) {
+      res.status = status;
+      res.set_content(json{{"error", msg}}.dump(), "application/json");
+    };
+    http.Get("/v1/sessions", [this](const httplib::Request &, httplib::Response &res) {
+      std::lock_guard lock(mu);
+      json j = json::array();
+      for (auto &[name, s] : sessions) j.push_back(session_json(*s));
+      res.set_content(j.dump(), "application/json");
+    });
+    http.Get(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, error](const httplib::Request &req, httplib::Response &res) {
+      std::lock_guard lock(mu);
+      auto it = sessions.find(req.matches[1]);
+      if (it == sessions.end()) return error(res, 404, "no such session");
+      res.set_content(session_json(*it->second).dump(), "application/json");
+    });
+    http.Post("/v1/sessions", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
+      if (!authorized(req, res)) return;
+      auto c = parse_session_text(req.body, "request");
+      if (!c) return error(res, 400, c.error().message());
+      std::lock_guard lock(mu);
+      if (sessions.count(c->name)) return error(res, 409, "session " + c->name + " exists");
+      if (auto r = add_session(*c); !r) return error(res, r.error().bad_input ? 400 : 500, r.error().message());
+      res.status = 201;
+      res.set_content(session_json(*sessions[c->name]).dump(), "application/json");
+    });
+    http.Put(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
+      if (!authorized(req, res)) return;
+      auto c = parse_session_text(req.body, "request");
+      if (!c) return error(res, 400, c.error().message());
+      if (c->name != req.matches[1]) return error(res, 400, "the body's name differs from the URL's");
+      std::lock_guard lock(mu);
+      auto it = sessions.find(c->name);
+      if (it == sessions.end()) return error(res, 404, "no such session");
+      auto s = Session::create(*c);  // the old one runs on if the new one cannot start
+      if (!s) return error(res, s.error().bad_input ? 400 : 500, s.error().message());
+      it->second.reset();
+      attach_matching(**s);
+      it->second = std::move(*s);
+      res.set_content(session_json(*it->second).dump(), "application/json");
+    });
+    http.Delete(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
+      if (!authorized(req, res)) return;
+      std::lock_guard lock(mu);
+      if (!sessions.erase(req.matches[1])) return error(res, 404, "no such session");
+      res.status = 204;
+    });
+    http.Post("/v1/bypass", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
+      if (!authorized(req, res)) return;
+      json b = json::parse(req.body, nullptr, false);
+      if (b.is_discarded() || !b.is_object()) return error(res, 400, "expected a JSON object");
+      std::string proto = b.value("proto", "tcp");
+      uint8_t p = proto == "tcp" ? IPPROTO_TCP : proto == "udp" ? IPPROTO_UDP : proto == "icmp" ? IPPROTO_ICMP : 0;
+      if (!p) return error(res, 400, "proto must be tcp, udp or icmp");
+      double seconds = b.value("seconds", 60.0);
+      if (seconds <= 0 || seconds > 86400) return error(res, 400, "seconds must be in (0, 86400]");
+      std::string src = b.value("src", ""), dst = b.value("dst", "");
+      auto sport = static_cast<uint16_t>(b.value("sport", 0)), dport = static_cast<uint16_t>(b.value("dport", 0));
+      std::lock_guard lock(mu);
+      int applied = 0;
+      for (auto &[name, s] : sessions) {
+        if (!s->is_mirror()) continue;
+        if (auto r = s->bypass(p, src, sport, dst, dport, seconds); !r) return error(res, 400, r.error().message());
+        applied++;
+      }
+      res.set_content(json{{"sessions", applied}, {"seconds", seconds}}.dump(), "application/json");
+    });
+    http.Post("/v1/reload", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
+      if (!authorized(req, res)) return;
+      auto r = reload();
+      if (!r) return error(res, 400, r.error().message());
+      res.set_content(json{{"result", *r}}.dump(), "application/json");
+    });
+    http.Get("/metrics", [this](const httplib::Request &, httplib::Response &res) {
+      res.set_content(metrics(), "text/plain; version=0.0.4");
+    });
+  }
+};
+
+Agent::Agent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Agent::~Agent() = default;
+
+Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions &opts) {
+  auto impl = std::make_unique<Impl>();
+  impl->opts = opts;
+  auto cfg = load_agent_config(opts.config_path);
+  if (!cfg) return tl::unexpected(cfg.error());
+  impl->cfg = *cfg;
+  auto token = read_token(cfg->api.token_file);
+  if (!token) return tl::unexpected(token.error());
+  impl->token = *token;
+  // A previous instance that crashed may have left tc filters and VXLAN devices.
+  if (auto r = cleanup_leftovers(); r)
+    for (const auto &line : r->removed) spdlog::info("removed leftover {}", line);
+  if (auto r = cleanup_vxlan_devices(); r)
+    for (const auto &line : *r) spdlog::info("removed leftover {}", line);
+
+  auto w = LinkWatcher::open();
+  if (!w) return tl::unexpected(w.error());
+  impl->watcher = std::make_unique<LinkWatcher>(std::move(*w));
+  for (const auto &l : current_links()) impl->links[l.ifindex] = l;
+  {
+    std::lock_guard lock(impl->mu);
+    for (const auto &c : cfg->sessions)
+      if (auto r = impl->add_session(c); !r)
+        return tl::unexpected(Error{r.error().code, "session " + c.name + ": " + r.error().what, r.error().bad_input});
+  }
+  impl->setup_api();
+  auto colon = cfg->api.listen.rfind(':');
+  std::string host = cfg->api.listen.substr(0, colon);
+  int port = std::atoi(cfg->api.listen.substr(colon + 1).c_str());
+  if (!impl->http.bind_to_port(host.c_str(), port))
+    return fail(fmt::format("api: cannot listen on {}", cfg->api.listen), errno);
+  Impl *raw = impl.get();
+  impl->http_thread = std::thread([raw] { raw->http.listen_after_bind(); });
+  spdlog::info("agent ready: {} sessions, api on {}", cfg->sessions.size(), cfg->api.listen);
+  return std::unique_ptr<Agent>(new Agent(std::move(impl)));
+}
+
+Result<> Agent::run(const std::atomic<bool> &stop, std::atomic<bool> &reload) {
+  Impl &im = *impl_;
+  auto last_tick = std::chrono::steady_clock::now();
+  while (!stop.load()) {
+    pollfd p{im.watcher->fd(), POLLIN, 0};
+    poll(&p, 1, 100);
+    if (p.revents & POLLIN) {
+      auto events = im.watcher->read();
+      std::lock_guard lock(im.mu);
+      for (const auto &e : events) im.on_link(e);
+    }
+    if (reload.exchange(false)) {
+      auto r = im.reload();
+      if (r) spdlog::info("reloaded {}: {}", im.opts.config_path, *r);
+      else spdlog::error("reload refused, the running sessions stay: {}", r.error().message());
+    }
+    if (std::chrono::steady_clock::now() - last_tick > std::chrono::seconds(1)) {
+      std::lock_guard lock(im.mu);
+      for (auto &[name, s] : im.sessions) s->tick();
+      last_tick = std::chrono::steady_clock::now();
+    }
+  }
+  spdlog::info("stopping: detaching every session");
+  return {};
+}
+
+} // namespace bpftap::agent

@@ -1,0 +1,273 @@
+#include "agent/config.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "core/rules.h"
+
+namespace bpftap::agent {
+namespace {
+
+struct Ctx {
+  std::string where;  // file name
+  tl::unexpected<Error> bad(const YAML::Node &n, const std::string &what) const {
+    return bad_input(fmt::format("{}:{}: {}", where, n.Mark().line + 1, what));
+  }
+};
+
+// Rejects keys not in `known`.
+Result<> only(const Ctx &c, const YAML::Node &map, const std::string &what, std::initializer_list<const char *> known) {
+  if (!map.IsMap()) return c.bad(map, fmt::format("{} must be a mapping", what));
+  for (const auto &kv : map) {
+    std::string k = kv.first.as<std::string>("");
+    if (std::none_of(known.begin(), known.end(), [&](const char *x) { return k == x; })) {
+      std::string list;
+      for (const char *x : known) list += (list.empty() ? "" : ", ") + std::string(x);
+      return c.bad(kv.first, fmt::format("unknown key '{}' in {} (known: {})", k, what, list));
+    }
+  }
+  return {};
+}
+
+template <typename T>
+Result<T> scalar(const Ctx &c, const YAML::Node &n, const std::string &key, const char *type) {
+  try {
+    return n.as<T>();
+  } catch (const YAML::Exception &) {
+    return c.bad(n, fmt::format("{} must be {}", key, type));
+  }
+}
+
+Result<uint64_t> number(const Ctx &c, const YAML::Node &n, const std::string &key, uint64_t max) {
+  if (!n.IsScalar()) return c.bad(n, fmt::format("{} must be a whole number", key));
+  std::string s = n.Scalar();
+  if (s.empty() || !std::all_of(s.begin(), s.end(), ::isdigit)) return c.bad(n, fmt::format("{} must be a whole number", key));
+  uint64_t v = 0;
+  try {
+    v = std::stoull(s);
+  } catch (...) {
+    return c.bad(n, fmt::format("{} is too large", key));
+  }
+  if (v > max) return c.bad(n, fmt::format("{} must be at most {}", key, max));
+  return v;
+}
+
+bool valid_name(const std::string &s) {
+  return !s.empty() && s.size() <= 64 &&
+         std::all_of(s.begin(), s.end(), [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'; });
+}
+
+Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
+  if (auto r = only(c, n, "a session", {"name", "interfaces", "direction", "filter", "rules", "snaplen", "sample",
+                                        "flow_cutoff", "capture", "mirror", "inspect"});
+      !r)
+    return tl::unexpected(r.error());
+  SessionConfig s;
+  s.line = n.Mark().line + 1;
+  if (!n["name"]) return c.bad(n, "a session needs a name");
+  auto name = scalar<std::string>(c, n["name"], "name", "a string");
+  if (!name) return tl::unexpected(name.error());
+  if (!valid_name(*name)) return c.bad(n["name"], fmt::format("session name '{}': use letters, digits, '-' and '_'", *name));
+  s.name = *name;
+  const YAML::Node ifs = n["interfaces"];
+  if (!ifs || !ifs.IsSequence() || ifs.size() == 0)
+    return c.bad(ifs ? ifs : n, fmt::format("session {}: interfaces must be a list of names or globs", s.name));
+  for (const auto &i : ifs) {
+    auto v = scalar<std::string>(c, i, "an interface", "a string");
+    if (!v) return tl::unexpected(v.error());
+    if (v->empty() || v->size() > 64) return c.bad(i, "an interface pattern must be 1-64 characters");
+    s.interfaces.push_back(*v);
+  }
+  if (n["direction"]) {
+    auto d = scalar<std::string>(c, n["direction"], "direction", "a string");
+    if (!d) return tl::unexpected(d.error());
+    if (*d != "in" && *d != "out" && *d != "both") return c.bad(n["direction"], "direction must be in, out or both");
+    s.ingress = *d != "out";
+    s.egress = *d != "in";
+  }
+  if (n["filter"]) {
+    auto f = scalar<std::string>(c, n["filter"], "filter", "a string");
+    if (!f) return tl::unexpected(f.error());
+    s.filter = *f;
+  }
+  if (n["rules"]) {
+    if (!n["rules"].IsSequence()) return c.bad(n["rules"], "rules must be a list of strings");
+    for (const auto &r : n["rules"]) {
+      auto v = scalar<std::string>(c, r, "a rule", "a string");
+      if (!v) return tl::unexpected(v.error());
+      if (auto p = parse_rule(*v); !p) return c.bad(r, p.error().message());
+      s.rules.push_back(*v);
+    }
+    if (auto all = parse_rules(s.rules); !all) return c.bad(n["rules"], all.error().message());
+  }
+  if (n["snaplen"]) {
+    auto v = number(c, n["snaplen"], "snaplen", BPFTAP_MAX_SNAPLEN);
+    if (!v) return tl::unexpected(v.error());
+    s.snaplen = static_cast<uint32_t>(*v);
+  }
+  if (n["sample"]) {
+    auto v = number(c, n["sample"], "sample", 1u << 24);
+    if (!v) return tl::unexpected(v.error());
+    s.sample = static_cast<uint32_t>(*v);
+  }
+  if (n["flow_cutoff"]) {
+    auto v = number(c, n["flow_cutoff"], "flow_cutoff", UINT64_MAX);
+    if (!v) return tl::unexpected(v.error());
+    s.flow_cutoff = *v;
+  }
+  if (const YAML::Node m = n["capture"]) {
+    if (auto r = only(c, m, "capture", {"dir", "rotate_mb", "keep_files"}); !r) return tl::unexpected(r.error());
+    CaptureTarget t;
+    if (!m["dir"]) return c.bad(m, "capture needs dir");
+    auto dir = scalar<std::string>(c, m["dir"], "dir", "a path");
+    if (!dir) return tl::unexpected(dir.error());
+    t.dir = *dir;
+    if (m["rotate_mb"]) {
+      auto v = number(c, m["rotate_mb"], "rotate_mb", 1000000);
+      if (!v) return tl::unexpected(v.error());
+      t.rotate_mb = *v;
+    }
+    if (m["keep_files"]) {
+      auto v = number(c, m["keep_files"], "keep_files", 100000);
+      if (!v) return tl::unexpected(v.error());
+      t.keep_files = static_cast<uint32_t>(*v);
+    }
+    s.capture = t;
+  }
+  if (const YAML::Node m = n["mirror"]) {
+    if (auto r = only(c, m, "mirror", {"to", "vxlan", "vni", "vxlan_port", "local"}); !r) return tl::unexpected(r.error());
+    MirrorTarget t;
+    for (auto [key, field] : {std::pair{"to", &t.to}, {"vxlan", &t.vxlan}, {"local", &t.local}})
+      if (m[key]) {
+        auto v = scalar<std::string>(c, m[key], key, "a string");
+        if (!v) return tl::unexpected(v.error());
+        *field = *v;
+      }
+    if (t.to.empty() == t.vxlan.empty()) return c.bad(m, "mirror needs either to: INTERFACE or vxlan: ADDRESS (with vni)");
+    if (!t.vxlan.empty()) {
+      if (!m["vni"]) return c.bad(m, "mirror to vxlan needs vni");
+      auto v = number(c, m["vni"], "vni", 0xffffff);
+      if (!v) return tl::unexpected(v.error());
+      t.vni = static_cast<uint32_t>(*v);
+      if (m["vxlan_port"]) {
+        auto p = number(c, m["vxlan_port"], "vxlan_port", 65535);
+        if (!p) return tl::unexpected(p.error());
+        if (*p == 0) return c.bad(m["vxlan_port"], "vxlan_port must be 1-65535");
+        t.vxlan_port = static_cast<uint16_t>(*p);
+      }
+    } else if (m["vni"] || m["vxlan_port"] || m["local"]) {
+      return c.bad(m, "vni, vxlan_port and local go with vxlan, not with to");
+    }
+    s.mirror = t;
+  }
+  if (const YAML::Node m = n["inspect"]) {
+    if (auto r = only(c, m, "inspect", {"alerts", "flows"}); !r) return tl::unexpected(r.error());
+    InspectTarget t;
+    if (!m["alerts"]) return c.bad(m, "inspect needs alerts: FILE");
+    auto a = scalar<std::string>(c, m["alerts"], "alerts", "a path");
+    if (!a) return tl::unexpected(a.error());
+    t.alerts = *a;
+    if (m["flows"]) {
+      auto f = scalar<std::string>(c, m["flows"], "flows", "a path");
+      if (!f) return tl::unexpected(f.error());
+      t.flows = *f;
+    }
+    s.inspect = t;
+  }
+  // Conflicts.
+  if (!s.capture && !s.mirror && !s.inspect)
+    return c.bad(n, fmt::format("session {}: give a target: capture, mirror or inspect", s.name));
+  if (s.mirror && (s.capture || s.inspect))
+    return c.bad(n, fmt::format("session {}: mirror cannot be combined with capture or inspect (make two sessions)", s.name));
+  if (!s.mirror && (!s.rules.empty() || s.sample || s.flow_cutoff))
+    return c.bad(n, fmt::format("session {}: rules, sample and flow_cutoff apply to mirror sessions", s.name));
+  if (s.mirror && s.snaplen && s.snaplen < 64)
+    return c.bad(n["snaplen"], "a mirror snaplen must be 0 or at least 64");
+  return s;
+}
+
+} // namespace
+
+bool SessionConfig::operator==(const SessionConfig &o) const {
+  return name == o.name && interfaces == o.interfaces && ingress == o.ingress && egress == o.egress &&
+         filter == o.filter && rules == o.rules && snaplen == o.snaplen && sample == o.sample &&
+         flow_cutoff == o.flow_cutoff && capture == o.capture && mirror == o.mirror && inspect == o.inspect;
+}
+
+Result<AgentConfig> load_agent_config(const std::string &path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile &) {
+    return bad_input(fmt::format("{}: cannot be read", path));
+  } catch (const YAML::Exception &e) {
+    return bad_input(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
+  }
+  Ctx c{path};
+  if (!root.IsMap()) return bad_input(fmt::format("{}: expected a mapping with api and sessions", path));
+  if (auto r = only(c, root, "the config", {"api", "sessions"}); !r) return tl::unexpected(r.error());
+  AgentConfig cfg;
+  if (const YAML::Node a = root["api"]) {
+    if (auto r = only(c, a, "api", {"listen", "token_file"}); !r) return tl::unexpected(r.error());
+    if (a["listen"]) {
+      auto v = scalar<std::string>(c, a["listen"], "listen", "HOST:PORT");
+      if (!v) return tl::unexpected(v.error());
+      if (v->starts_with("unix:"))
+        return c.bad(a["listen"], "unix sockets are not supported by this build's cpp-httplib (0.11); listen on 127.0.0.1:PORT");
+      auto colon = v->rfind(':');
+      if (colon == std::string::npos || colon + 1 == v->size()) return c.bad(a["listen"], "listen must be HOST:PORT");
+      cfg.api.listen = *v;
+    }
+    if (a["token_file"]) {
+      auto v = scalar<std::string>(c, a["token_file"], "token_file", "a path");
+      if (!v) return tl::unexpected(v.error());
+      cfg.api.token_file = *v;
+    }
+  }
+  const YAML::Node ss = root["sessions"];
+  if (ss && !ss.IsSequence()) return c.bad(ss, "sessions must be a list");
+  std::set<std::string> names;
+  if (ss)
+    for (const auto &n : ss) {
+      auto s = parse_session(c, n);
+      if (!s) return tl::unexpected(s.error());
+      if (!names.insert(s->name).second) return c.bad(n, fmt::format("session name '{}' is used twice", s->name));
+      cfg.sessions.push_back(*s);
+    }
+  return cfg;
+}
+
+Result<SessionConfig> parse_session_text(const std::string &text, const std::string &where) {
+  YAML::Node n;
+  try {
+    n = YAML::Load(text);
+  } catch (const YAML::Exception &e) {
+    return bad_input(fmt::format("{}:{}: {}", where, e.mark.line + 1, e.msg));
+  }
+  return parse_session(Ctx{where}, n);
+}
+
+std::string session_to_json(const SessionConfig &s) {
+  nlohmann::ordered_json j;
+  j["name"] = s.name;
+  j["interfaces"] = s.interfaces;
+  j["direction"] = s.ingress && s.egress ? "both" : s.ingress ? "in" : "out";
+  if (!s.filter.empty()) j["filter"] = s.filter;
+  if (!s.rules.empty()) j["rules"] = s.rules;
+  if (s.snaplen) j["snaplen"] = s.snaplen;
+  if (s.sample) j["sample"] = s.sample;
+  if (s.flow_cutoff) j["flow_cutoff"] = s.flow_cutoff;
+  if (s.capture) j["capture"] = {{"dir", s.capture->dir}, {"rotate_mb", s.capture->rotate_mb}, {"keep_files", s.capture->keep_files}};
+  if (s.mirror) {
+    if (!s.mirror->to.empty()) j["mirror"] = {{"to", s.mirror->to}};
+    else j["mirror"] = {{"vxlan", s.mirror->vxlan}, {"vni", s.mirror->vni}, {"vxlan_port", s.mirror->vxlan_port}, {"local", s.mirror->local}};
+  }
+  if (s.inspect) j["inspect"] = {{"alerts", s.inspect->alerts}, {"flows", s.inspect->flows}};
+  return j.dump();
+}
+
+} // namespace bpftap::agent

@@ -1,0 +1,76 @@
+// bpftap agent configuration (YAML; the REST API takes the same session shape as JSON).
+// Every key is documented in the README; unknown keys, bad values and conflicts are bad input
+// naming the file and line.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bpf/bpftap.h"
+#include "core/error.h"
+
+namespace YAML {
+class Node;
+}
+
+namespace bpftap::agent {
+
+struct CaptureTarget {
+  std::string dir;           // files <dir>/<session>-<interface>.pcapng
+  uint64_t rotate_mb = 100;  // start a new file past this size (as tcpdump -C)
+  uint32_t keep_files = 10;  // files kept per interface (as tcpdump -W)
+  bool operator==(const CaptureTarget &) const = default;
+};
+
+struct MirrorTarget {
+  std::string to;        // local interface, or
+  std::string vxlan;     // remote sensor address
+  uint32_t vni = 0;
+  uint16_t vxlan_port = 4789;
+  std::string local;
+  bool operator==(const MirrorTarget &) const = default;
+};
+
+struct InspectTarget {
+  std::string alerts;  // EVE JSON lines file
+  std::string flows;   // conn.log JSON lines file ("" = none)
+  bool operator==(const InspectTarget &) const = default;
+};
+
+struct SessionConfig {
+  std::string name;
+  std::vector<std::string> interfaces;  // names and globs
+  bool ingress = true, egress = true;   // direction: in | out | both
+  std::string filter;                   // pcap-filter expression
+  std::vector<std::string> rules;       // mirror rules, as for bpftap mirror --rule
+  uint32_t snaplen = 0;                 // 0 = whole packets
+  uint32_t sample = 0;                  // mirror: 1 in N flows
+  uint64_t flow_cutoff = 0;             // mirror: payload bytes per flow
+  std::optional<CaptureTarget> capture;
+  std::optional<MirrorTarget> mirror;
+  std::optional<InspectTarget> inspect;
+  int line = 0;                         // where it was defined (messages)
+  bool operator==(const SessionConfig &o) const;  // everything but `line`
+};
+
+struct ApiConfig {
+  std::string listen = "127.0.0.1:7878";
+  std::string token_file;  // bearer token for writes; must be mode 0600 (no token: no writes)
+  bool operator==(const ApiConfig &) const = default;
+};
+
+struct AgentConfig {
+  ApiConfig api;
+  std::vector<SessionConfig> sessions;
+};
+
+// Parses and checks a whole config file.
+Result<AgentConfig> load_agent_config(const std::string &path);
+// Parses and checks one session from YAML or JSON text (the API); `where` prefixes messages.
+Result<SessionConfig> parse_session_text(const std::string &text, const std::string &where);
+// The session as JSON text (the API's shape).
+std::string session_to_json(const SessionConfig &s);
+
+} // namespace bpftap::agent

@@ -1,0 +1,59 @@
+// bpftap agent: the long-running vTAP service (see src/agent/agent.h and the README).
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "agent/agent.h"
+#include "cli/commands.h"
+
+namespace bpftap::cli {
+namespace {
+
+std::atomic<bool> g_agent_stop{false};
+std::atomic<bool> g_agent_reload{false};
+
+int run_agent(const std::string &config) {
+  spdlog::set_default_logger(spdlog::stderr_color_st("bpftap"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  auto agent = agent::Agent::start({config});
+  if (!agent) {
+    std::fprintf(stderr, "bpftap: %s\n", agent.error().message().c_str());
+    return agent.error().bad_input ? kExitBadInput : kExitFailure;
+  }
+  auto r = (*agent)->run(g_agent_stop, g_agent_reload);
+  agent->reset();  // detach everything before saying goodbye
+  if (!r) {
+    std::fprintf(stderr, "bpftap: %s\n", r.error().message().c_str());
+    return kExitFailure;
+  }
+  spdlog::info("stopped; nothing of bpftap's is attached");
+  return kExitOk;
+}
+
+} // namespace
+
+void add_agent_command(CLI::App &app, Context &ctx) {
+  auto config = std::make_shared<std::string>("/etc/bpftap/agent.yaml");
+  auto *cmd = app.add_subcommand("agent", "the long-running vTAP service: sessions from a config, auto-attach, "
+                                          "REST API, metrics");
+  cmd->add_option("--config", *config, "agent configuration (YAML)");
+  cmd->callback([config, &ctx] {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { g_agent_stop = true; };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    struct sigaction hup {};
+    hup.sa_handler = [](int) { g_agent_reload = true; };
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    ctx.exit_code = run_agent(*config);
+  });
+}
+
+} // namespace bpftap::cli

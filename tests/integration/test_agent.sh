@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# bpftap agent in a lab of its own:
+#  - sessions from a YAML config attach to the taps present; a new VM (namespace + tap) is attached
+#    within 1 s and its traffic captured and mirrored; deleting it detaches it, counters kept;
+#  - REST API: unauthenticated and wrong-token writes get 401; a session created, updated and
+#    deleted over the API changes what the monitor receives;
+#  - /metrics is valid Prometheus text and its counters grow with traffic;
+#  - POST /v1/bypass stops mirroring one flow while the others go on;
+#  - SIGHUP with a broken config keeps the old sessions running and logs why;
+#  - SIGTERM exits 0 with nothing of bpftap's attached.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
+require_root
+require_cmd curl python3 tcpdump capinfos
+make_workdir
+lab_up
+W=$WORKDIR
+PORT=$((20000 + RANDOM % 20000))
+API=http://127.0.0.1:$PORT
+head -c 32 /dev/urandom | base64 >"$W/token"
+chmod 600 "$W/token"
+TOKEN=$(cat "$W/token")
+
+cat >"$W/agent.yaml" <<YAML
+api:
+  listen: 127.0.0.1:$PORT
+  token_file: $W/token
+sessions:
+  - name: vm-capture
+    interfaces: ["tap-*"]
+    direction: in
+    filter: "icmp"
+    capture: { dir: $W/pcap, rotate_mb: 10, keep_files: 3 }
+  - name: ids-feed
+    interfaces: ["tap-*"]
+    direction: in
+    rules: ["10 accept proto icmp", "20 reject"]
+    flow_cutoff: 16384
+    mirror: { to: mon0 }
+YAML
+
+api() { ns_exec host curl -s -m 5 "$@"; }
+get() { api "$API$1"; }
+write() { local method=$1 path=$2; shift 2; api -o "$W/resp" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $TOKEN" "$@" "$API$path"; }
+jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+counter() {  # counter SESSION IFACE FIELD
+  get "/v1/sessions/$1" | python3 -c "import json,sys
+d=json.load(sys.stdin)
+print(sum(c.get('$3',0) for c in d['counters'] if c['interface']=='$2'))"
+}
+attached() { get "/v1/sessions/$1" | python3 -c "import json,sys
+d=json.load(sys.stdin)
+print(' '.join(sorted({c['interface'] for c in d['counters'] if c['attached']})))"; }
+
+ns_exec host "$BPFTAP" agent --config "$W/agent.yaml" 2>"$W/agent.log" &
+AGENT=$!
+wait_for_line "$W/agent.log" "agent ready" 15
+assert_eq "tap-atk tap-vm1 tap-vm2" "$(attached vm-capture)" "interfaces attached at start"
+assert_eq "tap-atk tap-vm1 tap-vm2" "$(attached ids-feed)" "mirror interfaces attached at start"
+
+# A new VM appears: namespace + tap on the bridge.
+ip netns add "${P}vm3"
+ns_exec host ip link add tap-vm3 mtu 9000 type veth peer name eth0 mtu 9000 netns "${P}vm3"
+t0=$(date +%s%N)
+ns_exec host ip link set tap-vm3 master br0
+ns_exec host ip link set tap-vm3 up
+ns_exec vm3 ip addr add 10.77.0.3/24 dev eth0
+ns_exec vm3 ip link set eth0 up
+ns_exec vm3 ip link set lo up
+for _ in $(seq 50); do
+  [[ " $(attached vm-capture) " == *" tap-vm3 "* && " $(attached ids-feed) " == *" tap-vm3 "* ]] && break
+  sleep 0.02
+done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[[ " $(attached ids-feed) " == *" tap-vm3 "* ]] || fail "tap-vm3 not attached to ids-feed"
+(( ms <= 1000 )) || fail "tap-vm3 attached after $ms ms (> 1 s)"
+echo "  new VM: tap-vm3 attached to both sessions within $ms ms"
+
+tcpdump_in mon mon1 eth0 icmp
+ns_exec vm3 ping -c 5 -i 0.2 -W 1 10.77.0.2 >/dev/null || fail "vm3 cannot ping vm2"
+sleep 1.2
+stop_tcpdumps
+assert_eq 5 "$(counter vm-capture tap-vm3 captured)" "echo requests captured from tap-vm3"
+assert_eq 5 "$(counter ids-feed tap-vm3 mirrored)" "echo requests mirrored from tap-vm3"
+got=$(capinfos -M -c "$W/mon1.pcap" | awk '/Number of packets/ { print $NF }')
+(( got >= 10 )) || fail "the monitor saw $got ICMP packets, expected 10 (5 requests + 5 replies)"
+
+# The VM goes away: detached, counters kept, no error.
+ip netns del "${P}vm3"
+for _ in $(seq 50); do [[ " $(attached ids-feed) " != *" tap-vm3 "* ]] && break; sleep 0.02; done
+[[ " $(attached ids-feed) " == *" tap-vm3 "* ]] && fail "tap-vm3 still attached after it was deleted"
+assert_eq 5 "$(counter ids-feed tap-vm3 mirrored)" "tap-vm3's counters kept after it went away"
+grep -E " (error|warning) " "$W/agent.log" && fail "the agent logged an error"
+echo "  VM deleted: detached, counters kept"
+
+# Pcap files were written for the taps.
+ls "$W"/pcap/vm-capture-tap-vm3.pcapng* >/dev/null || fail "no capture file for tap-vm3"
+
+# API: writes need the token.
+code=$(api -o /dev/null -w '%{http_code}' -X DELETE "$API/v1/sessions/ids-feed")
+assert_eq 401 "$code" "unauthenticated DELETE"
+code=$(api -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer wrong-token-0123456789" "$API/v1/sessions/ids-feed")
+assert_eq 401 "$code" "DELETE with a wrong token"
+code=$(api -o /dev/null -w '%{http_code}' -X POST -d '{}' "$API/v1/bypass")
+assert_eq 401 "$code" "unauthenticated bypass"
+
+# Create a session over the API: UDP from vm1 to the monitor.
+assert_eq 201 "$(write POST /v1/sessions -d '{"name":"api-udp","interfaces":["tap-vm1"],"direction":"in","filter":"udp port 9999","mirror":{"to":"mon0"}}')" "create api-udp"
+assert_eq 400 "$(write POST /v1/sessions -d '{"name":"bad","interfaces":["tap-vm1"],"mirror":{"to":"mon0"},"colour":"red"}')" "create with an unknown key"
+grep -q "unknown key 'colour'" "$W/resp" || fail "400 without the reason: $(cat "$W/resp")"
+assert_eq 409 "$(write POST /v1/sessions -d '{"name":"api-udp","interfaces":["tap-vm1"],"mirror":{"to":"mon0"}}')" "create an existing session"
+send_udp() { ns_exec vm1 bash -c "for i in 1 2 3; do echo hi >/dev/udp/10.77.0.2/$1; done"; }
+send_udp 9999
+sleep 0.3
+assert_eq 3 "$(counter api-udp tap-vm1 mirrored)" "api-udp mirrored the UDP datagrams"
+# Update it: now port 9998 only.
+assert_eq 200 "$(write PUT /v1/sessions/api-udp -d '{"name":"api-udp","interfaces":["tap-vm1"],"direction":"in","filter":"udp port 9998","mirror":{"to":"mon0"}}')" "update api-udp"
+send_udp 9999
+send_udp 9998
+sleep 0.3
+assert_eq 3 "$(counter api-udp tap-vm1 mirrored)" "after the update only port 9998 is mirrored (fresh counters)"
+assert_eq 204 "$(write DELETE /v1/sessions/api-udp)" "delete api-udp"
+assert_eq 404 "$(api -o /dev/null -w '%{http_code}' "$API/v1/sessions/api-udp")" "api-udp gone"
+echo "  API: 401 without the token; create / update / delete take effect"
+
+# Metrics: valid exposition format; counters grow with traffic.
+metric() { get /metrics | awk -v m="$1" -v l="$2" 'index($0, m "{") == 1 && index($0, l) { s += $NF } END { print s + 0 }'; }
+get /metrics >"$W/metrics.txt"
+python3 - "$W/metrics.txt" <<'PY' || fail "invalid /metrics"
+import re, sys
+name = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+sample = re.compile(rf'^{name}(\{{({name}="([^"\\]|\\.)*"(,{name}="([^"\\]|\\.)*")*)?\}})? -?[0-9.eE+]+$')
+lines = open(sys.argv[1]).read().splitlines()
+assert lines, "empty"
+for l in lines:
+    if l.startswith("# HELP ") or re.match(rf"^# TYPE {name} (counter|gauge|histogram|summary|untyped)$", l):
+        continue
+    assert sample.match(l), f"bad line: {l!r}"
+print(f"  /metrics: {len(lines)} lines, all valid")
+PY
+before=$(metric bpftap_packets_mirrored_total 'session="ids-feed",interface="tap-vm1"')
+ns_exec vm1 ping -c 3 -i 0.2 -W 1 10.77.0.2 >/dev/null
+after=$(metric bpftap_packets_mirrored_total 'session="ids-feed",interface="tap-vm1"')
+assert_eq $((before + 3)) "$after" "bpftap_packets_mirrored_total grew with traffic"
+
+# Bypass: vm1<->vm2 ICMP is shunted, atk's pings still mirrored.
+assert_eq 200 "$(write POST /v1/bypass -d '{"proto":"icmp","src":"10.77.0.1","dst":"10.77.0.2","seconds":30}')" "bypass"
+b1=$(counter ids-feed tap-vm1 mirrored); a1=$(counter ids-feed tap-atk mirrored)
+ns_exec vm1 ping -c 3 -i 0.2 -W 1 10.77.0.2 >/dev/null
+ns_exec atk ping -c 3 -i 0.2 -W 1 10.77.0.2 >/dev/null
+assert_eq "$b1" "$(counter ids-feed tap-vm1 mirrored)" "the bypassed flow is no longer mirrored"
+assert_eq $((a1 + 3)) "$(counter ids-feed tap-atk mirrored)" "other flows are still mirrored"
+(( $(counter ids-feed tap-vm1 bypassed) >= 3 )) || fail "bypassed counter did not grow"
+echo "  bypass: vm1<->vm2 shunted, atk still mirrored"
+
+# A broken config on SIGHUP: refused, sessions keep running.
+cp "$W/agent.yaml" "$W/good.yaml"
+printf 'sessions:\n  - name: x\n    interfaces: ["tap-*"]\n    capture: { dir: /tmp, rotate: 1 }\n' >"$W/agent.yaml"
+signal_job HUP "$AGENT"
+wait_for_line "$W/agent.log" "reload refused"
+grep "reload refused" "$W/agent.log" | sed "s/^/  /"
+c1=$(counter vm-capture tap-vm1 captured)
+ns_exec vm1 ping -c 2 -i 0.2 -W 1 10.77.0.2 >/dev/null
+sleep 0.5
+assert_eq $((c1 + 2)) "$(counter vm-capture tap-vm1 captured)" "vm-capture still running after a refused reload"
+# A good change on SIGHUP: only the changed session restarts.
+sed 's/filter: "icmp"/filter: "icmp or udp"/' "$W/good.yaml" >"$W/agent.yaml"
+m1=$(counter ids-feed tap-vm1 mirrored)
+signal_job HUP "$AGENT"
+wait_for_line "$W/agent.log" "reloaded"
+assert_eq "$m1" "$(counter ids-feed tap-vm1 mirrored)" "the unchanged session kept running (its counters too)"
+
+# SIGTERM: exit 0, nothing left.
+signal_job TERM "$AGENT"
+wait "$AGENT" || fail "agent exited $? on SIGTERM"
+assert_nothing_attached tap-vm1 tap-vm2 tap-atk mon0
+echo "PASS: agent: auto-attach within ${ms} ms, API with token, metrics, bypass, reload, clean exit"

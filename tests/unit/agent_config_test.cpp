@@ -1,0 +1,98 @@
+#include "agent/config.h"
+
+#include <unistd.h>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+using namespace bpftap::agent;
+
+namespace {
+
+std::string write_tmp(const std::string &text) {
+  char path[] = "/tmp/bpftap-agent-XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(AgentConfig, TheIssueExampleParses) {
+  auto path = write_tmp(R"(api:
+  listen: 127.0.0.1:7878
+  token_file: /etc/bpftap/token
+sessions:
+  - name: vm-capture
+    interfaces: ["tap-*", "vnet*"]
+    direction: both
+    filter: "tcp or udp"
+    snaplen: 262144
+    capture: { dir: /var/lib/bpftap/pcap, rotate_mb: 100, keep_files: 10 }
+  - name: ids-feed
+    interfaces: ["tap-*"]
+    direction: in
+    rules: ["10 accept proto tcp dport 80", "20 reject"]
+    flow_cutoff: 16384
+    mirror: { to: mon0 }
+  - name: sensor
+    interfaces: ["vnet*"]
+    mirror: { vxlan: 10.0.0.9, vni: 42, local: 10.0.0.1 }
+)");
+  auto c = load_agent_config(path);
+  ASSERT_TRUE(c) << c.error().message();
+  ASSERT_EQ(c->sessions.size(), 3u);
+  EXPECT_EQ(c->api.token_file, "/etc/bpftap/token");
+  const auto &cap = c->sessions[0];
+  EXPECT_EQ(cap.interfaces, (std::vector<std::string>{"tap-*", "vnet*"}));
+  EXPECT_TRUE(cap.ingress && cap.egress);
+  ASSERT_TRUE(cap.capture);
+  EXPECT_EQ(cap.capture->keep_files, 10u);
+  const auto &ids = c->sessions[1];
+  EXPECT_TRUE(ids.ingress);
+  EXPECT_FALSE(ids.egress);
+  EXPECT_EQ(ids.flow_cutoff, 16384u);
+  ASSERT_TRUE(ids.mirror);
+  EXPECT_EQ(ids.mirror->to, "mon0");
+  EXPECT_EQ(c->sessions[2].mirror->vni, 42u);
+  EXPECT_EQ(c->sessions[2].line, 17);
+  // The same session through the API's JSON gives the same config.
+  auto again = parse_session_text(session_to_json(ids), "api");
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_TRUE(*again == ids);
+  unlink(path.c_str());
+}
+
+TEST(AgentConfig, MistakesNameTheFileAndLine) {
+  struct Case {
+    const char *text, *want;
+  } cases[] = {
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    capture: {dir: /tmp}\n    colour: red\n", ":5: unknown key 'colour'"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    direction: sideways\n    capture: {dir: /tmp}\n", ":4: direction must be"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n", ":2: session a: give a target"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    mirror: {to: m, vxlan: 1.2.3.4}\n", "either to"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    mirror: {vxlan: 1.2.3.4, vni: 16777216}\n", "vni must be at most"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    rules: ['10 allow']\n    mirror: {to: m}\n", ":4: rule '10 allow'"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    capture: {dir: /tmp}\n  - name: a\n    interfaces: [y]\n    capture: {dir: /tmp}\n", "used twice"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    flow_cutoff: 10\n    capture: {dir: /tmp}\n", "apply to mirror sessions"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    mirror: {to: m}\n    capture: {dir: /tmp}\n", "cannot be combined"},
+      {"sessions:\n  - name: a b\n    interfaces: [x]\n    capture: {dir: /tmp}\n", "use letters"},
+      {"sessions:\n  - name: a\n    interfaces: []\n    capture: {dir: /tmp}\n", "interfaces must be a list"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    snaplen: -1\n    capture: {dir: /tmp}\n", "snaplen must be a whole number"},
+      {"api:\n  listen: unix:/run/x.sock\n", "unix sockets"},
+      {"api: {listen: nowhere}\n", "HOST:PORT"},
+      {"sessions: [\n", ":"},
+      {"bogus: 1\n", ":1: unknown key 'bogus'"},
+  };
+  for (const auto &c : cases) {
+    auto path = write_tmp(c.text);
+    auto r = load_agent_config(path);
+    ASSERT_FALSE(r) << c.text;
+    EXPECT_TRUE(r.error().bad_input);
+    EXPECT_NE(r.error().message().find(path), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find(c.want), std::string::npos) << c.text << " -> " << r.error().message();
+    unlink(path.c_str());
+  }
+}
+
+} // namespace
