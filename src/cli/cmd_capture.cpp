@@ -12,7 +12,7 @@
 #include "cli/commands.h"
 #include "core/attach.h"
 #include "core/capture.h"
-#include "core/pcap_capture.h"
+#include "cli/source.h"
 #include "core/vxlan.h"
 #include "sinks/rotating_sink.h"
 #include "sinks/text_sink.h"
@@ -49,11 +49,6 @@ struct CaptureArgs {
   std::string backend = "ebpf";
   std::vector<std::string> expression;
 };
-
-int report(const Error &e) {
-  std::fprintf(stderr, "bpftap: %s\n", e.message().c_str());
-  return e.bad_input ? kExitBadInput : kExitFailure;
-}
 
 void print_summary(const std::vector<InterfaceStats> &stats) {
   InterfaceStats total;
@@ -113,17 +108,9 @@ int run_capture(const CaptureArgs &a) {
     sink = std::move(*f);
   }
 
-  std::unique_ptr<PacketSource> cap;
-  if (a.backend == "pcap") {
-    PcapCaptureOptions po{*ifaces, o.ingress, o.egress, o.snaplen, o.count, o.filter, o.buffer_bytes};
-    auto p = PcapCapture::start(po);
-    if (!p) return report(p.error());
-    cap = std::move(*p);
-  } else {
-    auto e = Capture::start(o);
-    if (!e) return report(e.error());
-    cap = std::move(*e);
-  }
+  auto started = start_source(a.backend, o, *ifaces);
+  if (!started) return report(started.error());
+  std::unique_ptr<PacketSource> cap = std::move(*started);
   std::string names;
   for (const auto &i : *ifaces) names += (names.empty() ? "" : ", ") + i.name;
   std::fprintf(stderr, "bpftap: listening on %s (%s), link-type EN10MB (Ethernet), snapshot length %u bytes\n",

@@ -13,7 +13,7 @@
 
 #include "cli/commands.h"
 #include "core/capture.h"
-#include "core/pcap_capture.h"
+#include "cli/source.h"
 #include "inspect/inspector.h"
 #include "inspect/pcap_file.h"
 
@@ -33,11 +33,6 @@ struct InspectArgs {
   std::string backend = "ebpf";
   std::vector<std::string> expression;
 };
-
-int report(const Error &e) {
-  std::fprintf(stderr, "bpftap: %s\n", e.message().c_str());
-  return e.bad_input ? kExitBadInput : kExitFailure;
-}
 
 struct FileCloser {
   void operator()(FILE *f) const {
@@ -96,17 +91,9 @@ int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::
   opts.alerts = alerts->get();
   opts.flows = flows->get();
   inspect::Inspector inspector(opts);
-  std::unique_ptr<PacketSource> cap;
-  if (a.backend == "pcap") {
-    PcapCaptureOptions po{*ifaces, o.ingress, o.egress, o.snaplen, 0, o.filter, o.buffer_bytes};
-    auto p = PcapCapture::start(po);
-    if (!p) return report(p.error());
-    cap = std::move(*p);
-  } else {
-    auto e = Capture::start(o);
-    if (!e) return report(e.error());
-    cap = std::move(*e);
-  }
+  auto started = start_source(a.backend, o, *ifaces);
+  if (!started) return report(started.error());
+  std::unique_ptr<PacketSource> cap = std::move(*started);
   std::string names;
   for (const auto &i : *ifaces) names += (names.empty() ? "" : ", ") + i.name;
   std::fprintf(stderr, "bpftap: inspecting %s (%s)\n", names.c_str(), a.direction.c_str());

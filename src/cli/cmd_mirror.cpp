@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/source.h"
 #include "core/mirror.h"
 #include "core/rules.h"
 
@@ -67,10 +68,6 @@ Result<std::vector<bpftap_rule>> all_rules(const MirrorArgs &a) {
 }
 
 int run_mirror(const MirrorArgs &a) {
-  auto fail_with = [](const Error &e) {
-    std::fprintf(stderr, "bpftap: %s\n", e.message().c_str());
-    return e.bad_input ? kExitBadInput : kExitFailure;
-  };
   MirrorOptions o;
   std::stringstream list(a.from);
   for (std::string item; std::getline(list, item, ',');)
@@ -79,13 +76,13 @@ int run_mirror(const MirrorArgs &a) {
   o.egress = a.direction != "in";
   o.to = a.to;
   if (!a.vxlan.empty() || a.vni >= 0) {
-    if (a.vxlan.empty() || a.vni < 0) return fail_with(Error{0, "--vxlan and --vni go together", true});
-    if (a.vni > 0xffffff) return fail_with(Error{0, fmt::format("--vni {}: a VXLAN VNI is 0-16777215", a.vni), true});
+    if (a.vxlan.empty() || a.vni < 0) return report(Error{0, "--vxlan and --vni go together", true});
+    if (a.vni > 0xffffff) return report(Error{0, fmt::format("--vni {}: a VXLAN VNI is 0-16777215", a.vni), true});
     if (a.vxlan_port == 0 || a.vxlan_port > 65535)
-      return fail_with(Error{0, fmt::format("--vxlan-port {}: give a UDP port 1-65535", a.vxlan_port), true});
+      return report(Error{0, fmt::format("--vxlan-port {}: give a UDP port 1-65535", a.vxlan_port), true});
     o.vxlan = VxlanTarget{a.vxlan, a.local, static_cast<uint32_t>(a.vni), static_cast<uint16_t>(a.vxlan_port)};
   } else if (!a.local.empty()) {
-    return fail_with(Error{0, "--local needs --vxlan", true});
+    return report(Error{0, "--local needs --vxlan", true});
   }
   o.snaplen = a.snaplen;
   o.sample = a.sample;
@@ -94,11 +91,11 @@ int run_mirror(const MirrorArgs &a) {
   o.attach = a.attach == "tcx" ? AttachMode::Tcx : a.attach == "tc" ? AttachMode::Tc : AttachMode::Auto;
   for (const auto &w : a.expression) o.filter += (o.filter.empty() ? "" : " ") + w;
   auto rules = all_rules(a);
-  if (!rules) return fail_with(rules.error());
+  if (!rules) return report(rules.error());
   o.rules = *rules;
 
   auto session = MirrorSession::start(o);
-  if (!session) return fail_with(session.error());
+  if (!session) return report(session.error());
   std::string names;
   for (const auto &s : (*session)->sources()) names += (names.empty() ? "" : ", ") + s.name;
   std::fprintf(stderr, "bpftap: mirroring %s (%s) to %s%s\n", names.c_str(), a.direction.c_str(),

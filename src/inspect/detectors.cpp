@@ -29,6 +29,9 @@ void Detectors::check_scan(const IpAddr &src, Source &s, uint64_t ts_ns, const F
   for (auto it = s.attempts.begin(); it != s.attempts.end();)
     it = ts_ns - it->second.ts_ns > window ? s.attempts.erase(it) : std::next(it);
   if (s.alerted && ts_ns - s.alerted_ns < window) return;
+  // Fewer attempts than either threshold cannot be a scan: skip the per-host / per-port count,
+  // which would otherwise run over every recent attempt for each new flow of a busy client.
+  if (s.attempts.size() < std::min(cfg_.scan_ports, cfg_.scan_hosts)) return;
   // Per host: distinct ports; per port: distinct hosts.
   std::map<IpAddr, std::pair<uint32_t, uint32_t>> by_host;    // tried, unanswered
   std::map<uint16_t, std::pair<uint32_t, uint32_t>> by_port;

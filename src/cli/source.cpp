@@ -1,0 +1,27 @@
+#include "cli/source.h"
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/pcap_capture.h"
+
+namespace bpftap::cli {
+
+int report(const Error &e) {
+  std::fprintf(stderr, "bpftap: %s\n", e.message().c_str());
+  return e.bad_input ? kExitBadInput : kExitFailure;
+}
+
+Result<std::unique_ptr<PacketSource>> start_source(const std::string &backend, const CaptureOptions &o,
+                                                   const std::vector<InterfaceInfo> &ifaces) {
+  if (backend == "pcap") {
+    auto p = PcapCapture::start({ifaces, o.ingress, o.egress, o.snaplen, o.count, o.filter, o.buffer_bytes});
+    if (!p) return tl::unexpected(p.error());
+    return std::unique_ptr<PacketSource>(std::move(*p));
+  }
+  auto e = Capture::start(o);
+  if (!e) return tl::unexpected(e.error());
+  return std::unique_ptr<PacketSource>(std::move(*e));
+}
+
+} // namespace bpftap::cli
