@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -21,6 +22,7 @@
 #include "agent/netlink.h"
 #include "agent/session.h"
 #include "core/attach.h"
+#include "core/netns.h"
 #include "core/vxlan.h"
 
 namespace bpftap::agent {
@@ -83,10 +85,15 @@ struct Agent::Impl {
   AgentOptions opts;
   AgentConfig cfg;
   std::string token;
-  std::mutex mu;  // sessions, links
+  std::mutex mu;  // sessions, spaces
   std::map<std::string, std::unique_ptr<Session>> sessions;
-  std::map<uint32_t, LinkEvent> links;  // Ethernet interfaces present
-  std::unique_ptr<LinkWatcher> watcher;
+  // The network namespaces sessions select interfaces in ("" = the agent's own): a link
+  // watcher opened inside each and the interfaces present there.
+  struct Space {
+    std::unique_ptr<LinkWatcher> watcher;
+    std::map<uint32_t, LinkEvent> links;
+  };
+  std::map<std::string, Space> spaces;
   httplib::Server http;
   std::thread http_thread;
 
@@ -97,21 +104,60 @@ struct Agent::Impl {
     sessions.clear();  // detaches everything
   }
 
-  void attach_matching(Session &s) {
-    for (const auto &[ifindex, l] : links) {
-      if (!l.ethernet || !s.wants(l.name) || s.attached(ifindex)) continue;
-      auto r = s.attach(InterfaceInfo{l.name, ifindex, 1, 262144});
-      if (!r) {
-        s.count_attach_error();
-        spdlog::warn("session {}: attach {}: {}", s.config().name, l.name, r.error().message());
-      } else {
-        spdlog::info("session {}: attached {}", s.config().name, l.name);
-      }
+  // Starts watching a namespace's links (once): the watcher first, then the dump, so no link
+  // that appears in between is missed.
+  Result<> watch(const std::string &netns) {
+    if (spaces.count(netns)) return {};
+    auto ns = Netns::open(netns);
+    if (!ns) return tl::unexpected(ns.error());
+    auto scope = NetnsScope::enter(*ns);
+    if (!scope) return tl::unexpected(scope.error());
+    auto w = LinkWatcher::open();
+    if (!w) return tl::unexpected(w.error());
+    auto now = current_links();
+    if (!now) return tl::unexpected(now.error());
+    Space sp{std::make_unique<LinkWatcher>(std::move(*w)), {}};
+    for (const auto &l : *now) sp.links[l.ifindex] = l;
+    spaces[netns] = std::move(sp);
+    if (!netns.empty()) spdlog::info("watching the interfaces of network namespace {}", netns);
+    return {};
+  }
+
+  // Stops watching namespaces no session selects any more (the agent's own stays).
+  void unwatch_unused() {
+    for (auto it = spaces.begin(); it != spaces.end();) {
+      bool used = it->first.empty() || std::any_of(sessions.begin(), sessions.end(), [&](const auto &kv) {
+                    return kv.second->config().netns == it->first;
+                  });
+      it = used ? std::next(it) : spaces.erase(it);
     }
   }
 
+  Result<std::unique_ptr<Session>> create_session(const SessionConfig &c) {
+    if (auto r = watch(c.netns); !r) return tl::unexpected(r.error());
+    return Session::create(c);
+  }
+
+  void attach_link(Session &s, const LinkEvent &l) {
+    if (!l.ethernet || !s.wants(l.name) || s.attached(l.ifindex)) return;
+    auto r = s.attach(InterfaceInfo{l.name, l.ifindex, 1, 262144});
+    if (!r) {
+      s.count_attach_error();
+      spdlog::warn("session {}: attach {}: {}", s.config().name, l.name, r.error().message());
+    } else {
+      spdlog::info("session {}: attached {}{}", s.config().name, l.name,
+                   s.config().netns.empty() ? "" : " in network namespace " + s.config().netns);
+    }
+  }
+
+  void attach_matching(Session &s) {
+    auto sp = spaces.find(s.config().netns);
+    if (sp == spaces.end()) return;
+    for (const auto &[ifindex, l] : sp->second.links) attach_link(s, l);
+  }
+
   Result<> add_session(const SessionConfig &c) {
-    auto s = Session::create(c);
+    auto s = create_session(c);
     if (!s) return tl::unexpected(s.error());
     attach_matching(**s);
     sessions[c.name] = std::move(*s);
@@ -119,17 +165,22 @@ struct Agent::Impl {
     return {};
   }
 
-  void on_link(const LinkEvent &e) {
+  void on_link(const std::string &netns, const LinkEvent &e) {
+    auto &links = spaces[netns].links;
+    auto ours = [&](const Session &s) { return s.config().netns == netns; };
     if (e.added) {
       auto it = links.find(e.ifindex);
-      if (it != links.end() && it->second.name == e.name) return;  // a change of a link we know
-      if (it != links.end()) on_link({false, e.ifindex, it->second.name, it->second.ethernet});  // renamed
+      if (it != links.end() && it->second.name == e.name && it->second.flags == e.flags) return;  // nothing new
+      if (it != links.end() && it->second.name != e.name)
+        on_link(netns, {false, e.ifindex, it->second.name, it->second.ethernet, it->second.flags});  // renamed
       links[e.ifindex] = e;
-      for (auto &[name, s] : sessions) attach_matching(*s);
+      // New, or its state changed (it came up): sessions that could not attach to it try again.
+      for (auto &[name, s] : sessions)
+        if (ours(*s)) attach_link(*s, e);
     } else {
       links.erase(e.ifindex);
       for (auto &[name, s] : sessions)
-        if (s->attached(e.ifindex)) {
+        if (ours(*s) && s->attached(e.ifindex)) {
           s->detach(e.ifindex);
           spdlog::info("session {}: {} went away, detached (its counters are kept)", name, e.name);
         }
@@ -143,7 +194,7 @@ struct Agent::Impl {
     for (const auto &c : next.sessions) {
       auto it = sessions.find(c.name);
       if (it != sessions.end() && it->second->config() == c) continue;
-      auto s = Session::create(c);
+      auto s = create_session(c);
       if (!s) return tl::unexpected(s.error());
       fresh[c.name] = std::move(*s);
     }
@@ -163,6 +214,7 @@ struct Agent::Impl {
       sessions[name] = std::move(s);
       started++;
     }
+    unwatch_unused();
     cfg.sessions = next.sessions;
     if (!(next.api == cfg.api)) spdlog::warn("api settings changed: they take effect at the next start");
     return fmt::format("{} sessions started or restarted, {} stopped or restarted, {} unchanged", started, stopped, kept);
@@ -280,17 +332,19 @@ struct Agent::Impl {
       std::lock_guard lock(mu);
       auto it = sessions.find(c->name);
       if (it == sessions.end()) return error(res, 404, "no such session");
-      auto s = Session::create(*c);  // the old one runs on if the new one cannot start
+      auto s = create_session(*c);  // the old one runs on if the new one cannot start
       if (!s) return error(res, s.error().bad_input ? 400 : 500, s.error().message());
       it->second.reset();
       attach_matching(**s);
       it->second = std::move(*s);
+      unwatch_unused();
       res.set_content(session_json(*it->second).dump(), "application/json");
     });
     http.Delete(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
       if (!authorized(req, res)) return;
       std::lock_guard lock(mu);
       if (!sessions.erase(req.matches[1])) return error(res, 404, "no such session");
+      unwatch_unused();
       res.status = 204;
     });
     http.Post("/v1/bypass", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
@@ -337,16 +391,24 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions &opts) {
   auto token = read_token(cfg->api.token_file);
   if (!token) return tl::unexpected(token.error());
   impl->token = *token;
-  // A previous instance that crashed may have left tc filters and VXLAN devices.
-  if (auto r = cleanup_leftovers(); r)
-    for (const auto &line : r->removed) spdlog::info("removed leftover {}", line);
-  if (auto r = cleanup_vxlan_devices(); r)
-    for (const auto &line : *r) spdlog::info("removed leftover {}", line);
-
-  auto w = LinkWatcher::open();
-  if (!w) return tl::unexpected(w.error());
-  impl->watcher = std::make_unique<LinkWatcher>(std::move(*w));
-  for (const auto &l : current_links()) impl->links[l.ifindex] = l;
+  // A previous instance that crashed may have left tc filters and VXLAN devices, in its own
+  // namespace and in those its sessions selected.
+  std::set<std::string> namespaces{""};
+  for (const auto &c : cfg->sessions) namespaces.insert(c.netns);
+  for (const auto &name : namespaces) {
+    auto ns = Netns::open(name);
+    if (!ns) continue;  // the session that names it reports that, below
+    auto scope = NetnsScope::enter(*ns);
+    if (!scope) return tl::unexpected(scope.error());
+    if (auto r = cleanup_leftovers(); r)
+      for (const auto &line : r->removed) spdlog::info("removed leftover {} in {}", line, netns_label(name));
+    if (auto r = cleanup_vxlan_devices(); r)
+      for (const auto &line : *r) spdlog::info("removed leftover {} in {}", line, netns_label(name));
+  }
+  {
+    std::lock_guard lock(impl->mu);
+    if (auto r = impl->watch(""); !r) return tl::unexpected(r.error());
+  }
   {
     std::lock_guard lock(impl->mu);
     for (const auto &c : cfg->sessions)
@@ -368,13 +430,25 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions &opts) {
 Result<> Agent::run(const std::atomic<bool> &stop, std::atomic<bool> &reload) {
   Impl &im = *impl_;
   auto last_tick = std::chrono::steady_clock::now();
+  std::vector<pollfd> fds;
+  std::vector<std::string> names;
   while (!stop.load()) {
-    pollfd p{im.watcher->fd(), POLLIN, 0};
-    poll(&p, 1, 100);
-    if (p.revents & POLLIN) {
-      auto events = im.watcher->read();
+    fds.clear();
+    names.clear();
+    {
       std::lock_guard lock(im.mu);
-      for (const auto &e : events) im.on_link(e);
+      for (const auto &[name, sp] : im.spaces) {
+        fds.push_back({sp.watcher->fd(), POLLIN, 0});
+        names.push_back(name);
+      }
+    }
+    poll(fds.data(), fds.size(), 100);
+    for (size_t i = 0; i < fds.size(); i++) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      std::lock_guard lock(im.mu);
+      auto sp = im.spaces.find(names[i]);  // the API may have stopped watching it meanwhile
+      if (sp == im.spaces.end() || sp->second.watcher->fd() != fds[i].fd) continue;
+      for (const auto &e : sp->second.watcher->read()) im.on_link(names[i], e);
     }
     if (reload.exchange(false)) {
       auto r = im.reload();

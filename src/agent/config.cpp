@@ -62,7 +62,7 @@ bool valid_name(const std::string &s) {
 }
 
 Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
-  if (auto r = only(c, n, "a session", {"name", "interfaces", "direction", "filter", "rules", "snaplen", "sample",
+  if (auto r = only(c, n, "a session", {"name", "interfaces", "netns", "direction", "filter", "rules", "snaplen", "sample",
                                         "flow_cutoff", "capture", "mirror", "inspect"});
       !r)
     return tl::unexpected(r.error());
@@ -81,6 +81,13 @@ Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
     if (!v) return tl::unexpected(v.error());
     if (v->empty() || v->size() > 64) return c.bad(i, "an interface pattern must be 1-64 characters");
     s.interfaces.push_back(*v);
+  }
+  if (n["netns"]) {
+    auto v = scalar<std::string>(c, n["netns"], "netns", "a string");
+    if (!v) return tl::unexpected(v.error());
+    if (v->empty() || v->size() > 255 || *v == "." || *v == ".." || v->find('/') != std::string::npos)
+      return c.bad(n["netns"], fmt::format("session {}: netns '{}' is not a namespace name (as ip netns list shows)", s.name, *v));
+    s.netns = *v;
   }
   if (n["direction"]) {
     auto d = scalar<std::string>(c, n["direction"], "direction", "a string");
@@ -193,7 +200,7 @@ Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
 } // namespace
 
 bool SessionConfig::operator==(const SessionConfig &o) const {
-  return name == o.name && interfaces == o.interfaces && ingress == o.ingress && egress == o.egress &&
+  return name == o.name && interfaces == o.interfaces && netns == o.netns && ingress == o.ingress && egress == o.egress &&
          filter == o.filter && rules == o.rules && snaplen == o.snaplen && sample == o.sample &&
          flow_cutoff == o.flow_cutoff && capture == o.capture && mirror == o.mirror && inspect == o.inspect;
 }
@@ -255,6 +262,7 @@ std::string session_to_json(const SessionConfig &s) {
   nlohmann::ordered_json j;
   j["name"] = s.name;
   j["interfaces"] = s.interfaces;
+  if (!s.netns.empty()) j["netns"] = s.netns;
   j["direction"] = s.ingress && s.egress ? "both" : s.ingress ? "in" : "out";
   if (!s.filter.empty()) j["filter"] = s.filter;
   if (!s.rules.empty()) j["rules"] = s.rules;

@@ -42,6 +42,7 @@ struct InspectTarget {
 struct SessionConfig {
   std::string name;
   std::vector<std::string> interfaces;  // names and globs
+  std::string netns;                    // `ip netns` name the interfaces (and a local target) are in; "" = the agent's
   bool ingress = true, egress = true;   // direction: in | out | both
   std::string filter;                   // pcap-filter expression
   std::vector<std::string> rules;       // mirror rules, as for bpftap mirror --rule

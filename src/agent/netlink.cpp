@@ -1,14 +1,29 @@
 #include "agent/netlink.h"
 
-#include <net/if.h>
 #include <net/if_arp.h>
 #include <sys/socket.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
-#include <fstream>
-
 namespace bpftap::agent {
+namespace {
+
+// Appends the links in one buffer of rtnetlink messages; false at the end of a dump.
+bool parse_links(const char *buf, ssize_t n, std::vector<LinkEvent> &out) {
+  for (auto *h = reinterpret_cast<const nlmsghdr *>(buf); NLMSG_OK(h, static_cast<unsigned>(n)); h = NLMSG_NEXT(h, n)) {
+    if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) return false;
+    if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) continue;
+    auto *ifi = static_cast<const ifinfomsg *>(NLMSG_DATA(h));
+    LinkEvent e{h->nlmsg_type == RTM_NEWLINK, static_cast<uint32_t>(ifi->ifi_index), "", ifi->ifi_type == ARPHRD_ETHER, ifi->ifi_flags};
+    int len = static_cast<int>(IFLA_PAYLOAD(h));
+    for (auto *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len))
+      if (a->rta_type == IFLA_IFNAME) e.name = static_cast<const char *>(RTA_DATA(a));
+    out.push_back(e);
+  }
+  return true;
+}
+
+} // namespace
 
 Result<LinkWatcher> LinkWatcher::open() {
   FD fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
@@ -28,29 +43,31 @@ std::vector<LinkEvent> LinkWatcher::read() {
   for (;;) {
     ssize_t n = recv(fd_.get(), buf, sizeof(buf), 0);
     if (n <= 0) break;
-    for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, static_cast<unsigned>(n)); h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) continue;
-      auto *ifi = static_cast<ifinfomsg *>(NLMSG_DATA(h));
-      LinkEvent e{h->nlmsg_type == RTM_NEWLINK, static_cast<uint32_t>(ifi->ifi_index), "", ifi->ifi_type == ARPHRD_ETHER};
-      int len = static_cast<int>(IFLA_PAYLOAD(h));
-      for (auto *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len))
-        if (a->rta_type == IFLA_IFNAME) e.name = static_cast<const char *>(RTA_DATA(a));
-      out.push_back(e);
-    }
+    parse_links(buf, n, out);
   }
   return out;
 }
 
-std::vector<LinkEvent> current_links() {
+Result<std::vector<LinkEvent>> current_links() {
+  FD fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!fd) return fail_errno("open an rtnetlink socket", errno);
+  struct {
+    nlmsghdr h;
+    ifinfomsg ifi;
+  } req{};
+  req.h.nlmsg_len = sizeof(req);
+  req.h.nlmsg_type = RTM_GETLINK;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.h.nlmsg_seq = 1;
+  req.ifi.ifi_family = AF_UNSPEC;
+  if (send(fd.get(), &req, sizeof(req), 0) < 0) return fail_errno("ask rtnetlink for the links", errno);
   std::vector<LinkEvent> out;
-  struct if_nameindex *ifs = if_nameindex();
-  if (!ifs) return out;
-  for (auto *i = ifs; i->if_index != 0; i++) {
-    int type = 0;
-    std::ifstream(std::string("/sys/class/net/") + i->if_name + "/type") >> type;
-    out.push_back({true, i->if_index, i->if_name, type == ARPHRD_ETHER});
+  alignas(nlmsghdr) char buf[65536];
+  for (;;) {
+    ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
+    if (n < 0) return fail_errno("read the links from rtnetlink", errno);
+    if (n == 0 || !parse_links(buf, n, out)) break;
   }
-  if_freenameindex(ifs);
   return out;
 }
 

@@ -1,4 +1,5 @@
-// Interfaces appearing and disappearing: an rtnetlink socket subscribed to link events.
+// Interfaces appearing and disappearing: an rtnetlink socket subscribed to link events. Both
+// the watcher and the dump see the network namespace of the thread that opens / calls them.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@ struct LinkEvent {
   uint32_t ifindex;
   std::string name;
   bool ethernet;      // ARPHRD_ETHER: what bpftap can attach to
+  uint32_t flags = 0; // IFF_UP, IFF_RUNNING...
 };
 
 class LinkWatcher {
@@ -29,7 +31,8 @@ private:
   FD fd_;
 };
 
-// The interfaces that exist now (name, ifindex, Ethernet or not).
-std::vector<LinkEvent> current_links();
+// The interfaces that exist now (name, ifindex, Ethernet or not): an RTM_GETLINK dump, so the
+// answer is the calling thread's namespace's (sysfs would show the mounter's).
+Result<std::vector<LinkEvent>> current_links();
 
 } // namespace bpftap::agent

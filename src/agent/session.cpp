@@ -12,6 +12,7 @@
 
 #include "core/capture.h"
 #include "core/mirror.h"
+#include "core/netns.h"
 #include "core/rules.h"
 #include "inspect/inspector.h"
 #include "sinks/rotating_sink.h"
@@ -81,6 +82,8 @@ struct Session::Tap {
 };
 
 struct Session::State {
+  Netns ns;  // where the session's interfaces are: every attach and detach runs inside it
+  explicit State(Netns n) : ns(std::move(n)) {}
   // mirror
   std::unique_ptr<MirrorSession> mirror;
   std::map<uint32_t, InterfaceInfo> mirror_ifaces;
@@ -97,6 +100,8 @@ Session::Session(SessionConfig cfg) : cfg_(std::move(cfg)) {}
 
 Session::~Session() {
   if (!st_) return;
+  auto scope = NetnsScope::enter(st_->ns);
+  if (!scope) spdlog::error("session {}: {}; detaching from here", cfg_.name, scope.error().message());
   st_->taps.clear();  // joins the readers, closes the files
   if (st_->inspector) {
     std::lock_guard lock(st_->insp_mu);
@@ -107,7 +112,11 @@ Session::~Session() {
 
 Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg) {
   std::unique_ptr<Session> s(new Session(cfg));
-  s->st_ = std::make_unique<State>();
+  auto ns = Netns::open(cfg.netns);
+  if (!ns) return tl::unexpected(ns.error());
+  s->st_ = std::make_unique<State>(std::move(*ns));
+  auto scope = NetnsScope::enter(s->st_->ns);
+  if (!scope) return tl::unexpected(scope.error());
   if (cfg.mirror) {
     MirrorOptions o;
     o.allow_no_sources = true;
@@ -166,6 +175,8 @@ uint32_t Session::buffer_bytes() const { return st_->mirror ? 0 : kTapBuffer * s
 
 Result<> Session::attach(const InterfaceInfo &iface) {
   if (attached(iface.ifindex)) return {};
+  auto scope = NetnsScope::enter(st_->ns);
+  if (!scope) return tl::unexpected(scope.error());
   if (st_->mirror) {
     if (auto r = st_->mirror->add_source(iface); !r) return r;
     st_->mirror_ifaces[iface.ifindex] = iface;
@@ -210,6 +221,8 @@ Result<> Session::attach(const InterfaceInfo &iface) {
 }
 
 void Session::detach(uint32_t ifindex) {
+  auto scope = NetnsScope::enter(st_->ns);
+  if (!scope) spdlog::error("session {}: {}; detaching from here", cfg_.name, scope.error().message());
   auto keep = [&](const InterfaceCounters &c) {
     auto &g = st_->gone[{c.name, c.direction}];
     std::string name = c.name, dir = c.direction;

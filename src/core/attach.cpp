@@ -39,7 +39,8 @@ std::string state_file(uint32_t ifindex) { return fmt::format("{}/{}-{}", kState
 
 std::string netns_id() {
   struct stat st {};
-  if (stat("/proc/self/ns/net", &st) != 0) return "0";
+  // thread-self: a thread may have entered another namespace (NetnsScope).
+  if (stat("/proc/thread-self/ns/net", &st) != 0) return "0";
   return std::to_string(st.st_ino);
 }
 

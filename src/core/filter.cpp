@@ -38,8 +38,14 @@ Result<std::vector<sock_filter>> compile_pcap_filter_live(const std::string &exp
   if (!live) return fail(iface + ": " + err);
   pcap_set_snaplen(live.get(), static_cast<int>(snaplen));
   pcap_set_buffer_size(live.get(), 1 << 16);  // it never captures
-  if (int rc = pcap_activate(live.get()); rc < 0)
+  if (int rc = pcap_activate(live.get()); rc < 0) {
+    // A down interface cannot be opened (tcpdump refuses it), but it can be attached to: a
+    // VM's tap is created down and brought up a moment later. libpcap's code depends on the
+    // link type and the live Linux handling only, so any up Ethernet-framed device compiles
+    // the same program: loopback is one.
+    if (rc == PCAP_ERROR_IFACE_NOT_UP && iface != "lo") return compile_pcap_filter_live(expression, snaplen, "lo");
     return fail(iface + ": cannot open it as tcpdump would to compile the filter: " + pcap_geterr(live.get()));
+  }
   if (pcap_datalink(live.get()) != DLT_EN10MB)
     return bad_input(iface + ": not an Ethernet interface (link type " +
                      pcap_datalink_val_to_name(pcap_datalink(live.get())) + "); bpftap captures Ethernet only");

@@ -37,6 +37,7 @@ sessions:
     mirror: { to: mon0 }
   - name: sensor
     interfaces: ["vnet*"]
+    netns: tenant-1
     mirror: { vxlan: 10.0.0.9, vni: 42, local: 10.0.0.1 }
 )");
   auto c = load_agent_config(path);
@@ -56,6 +57,11 @@ sessions:
   EXPECT_EQ(ids.mirror->to, "mon0");
   EXPECT_EQ(c->sessions[2].mirror->vni, 42u);
   EXPECT_EQ(c->sessions[2].line, 17);
+  EXPECT_EQ(c->sessions[2].netns, "tenant-1");
+  EXPECT_EQ(ids.netns, "");
+  auto sensor = parse_session_text(session_to_json(c->sessions[2]), "api");
+  ASSERT_TRUE(sensor) << sensor.error().message();
+  EXPECT_TRUE(*sensor == c->sessions[2]);
   // The same session through the API's JSON gives the same config.
   auto again = parse_session_text(session_to_json(ids), "api");
   ASSERT_TRUE(again) << again.error().message();
@@ -79,6 +85,8 @@ TEST(AgentConfig, MistakesNameTheFileAndLine) {
       {"sessions:\n  - name: a b\n    interfaces: [x]\n    capture: {dir: /tmp}\n", "use letters"},
       {"sessions:\n  - name: a\n    interfaces: []\n    capture: {dir: /tmp}\n", "interfaces must be a list"},
       {"sessions:\n  - name: a\n    interfaces: [x]\n    snaplen: -1\n    capture: {dir: /tmp}\n", "snaplen must be a whole number"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    netns: ../../proc/1/ns/net\n    capture: {dir: /tmp}\n", ":4: session a: netns '../../proc/1/ns/net' is not a namespace name"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    netns: ''\n    capture: {dir: /tmp}\n", "is not a namespace name"},
       {"api:\n  listen: unix:/run/x.sock\n", "unix sockets"},
       {"api: {listen: nowhere}\n", "HOST:PORT"},
       {"sessions: [\n", ":"},

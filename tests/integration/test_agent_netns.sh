@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# bpftap agent with sessions that select interfaces in other network namespaces (`netns:`).
+# The agent runs in a namespace of its own (${P}agt, with no taps); its sessions name the lab's
+# host namespace, where the taps, the bridge and the monitor port are:
+#  - the taps there are attached at start, none in the agent's own namespace;
+#  - a new VM's tap there is attached within 1 s (a link watcher opened inside that namespace),
+#    its traffic captured, mirrored to mon0 (resolved there) and sent over VXLAN from a device
+#    created there; deleting it detaches it;
+#  - a session created over the API in a third namespace (vm2's eth0) captures there; a session
+#    naming a namespace that does not exist is refused (400; exit 2 at start);
+#  - SIGKILL then restart: the leftover VXLAN device in the host namespace is removed at start-up;
+#  - SIGTERM: nothing of bpftap's left in any namespace.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
+require_root
+require_cmd curl python3 tcpdump capinfos
+make_workdir
+lab_up
+W=$WORKDIR
+AGT="${P}agt"
+ip netns add "$AGT"  # removed by the lab trap with the other ${P}* namespaces
+ip -n "$AGT" link set lo up
+PORT=$((20000 + RANDOM % 20000))
+API=http://127.0.0.1:$PORT
+head -c 32 /dev/urandom | base64 >"$W/token"
+chmod 600 "$W/token"
+TOKEN=$(cat "$W/token")
+
+cat >"$W/agent.yaml" <<YAML
+api:
+  listen: 127.0.0.1:$PORT
+  token_file: $W/token
+sessions:
+  - name: host-capture
+    netns: ${P}host
+    interfaces: ["tap-*"]
+    direction: in
+    filter: "icmp"
+    capture: { dir: $W/pcap }
+  - name: host-mirror
+    netns: ${P}host
+    interfaces: ["tap-*"]
+    direction: in
+    filter: "icmp"
+    mirror: { to: mon0 }
+  - name: host-sensor
+    netns: ${P}host
+    interfaces: ["tap-vm1", "tap-vm3"]
+    direction: in
+    filter: "icmp"
+    mirror: { vxlan: 10.77.1.1, vni: 42 }
+  - name: own-netns
+    interfaces: ["tap-*", "eth*"]
+    capture: { dir: $W/pcap-own }
+YAML
+
+api() { ns_exec agt curl -s -m 5 "$@"; }
+get() { api "$API$1"; }
+write() { local method=$1 path=$2; shift 2; api -o "$W/resp" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $TOKEN" "$@" "$API$path"; }
+counter() {  # counter SESSION IFACE FIELD
+  get "/v1/sessions/$1" | python3 -c "import json,sys
+d=json.load(sys.stdin)
+print(sum(c.get('$3',0) for c in d['counters'] if c['interface']=='$2'))"
+}
+attached() { get "/v1/sessions/$1" | python3 -c "import json,sys
+d=json.load(sys.stdin)
+print(' '.join(sorted({c['interface'] for c in d['counters'] if c['attached']})))"; }
+start_agent() {  # start_agent LOG
+  ns_exec agt "$BPFTAP" agent --config "$W/agent.yaml" 2>"$1" &
+  AGENT=$!
+  wait_for_line "$1" "agent ready" 15
+}
+count() { capinfos -M -c "$1" | awk '/Number of packets/ { print $NF }'; }
+
+# A session naming a namespace that does not exist: exit 2, nothing started.
+sed "s/netns: ${P}host/netns: ${P}nope/" "$W/agent.yaml" >"$W/bad.yaml"
+rc=0
+ns_exec agt "$BPFTAP" agent --config "$W/bad.yaml" 2>"$W/bad.log" || rc=$?
+assert_eq 2 "$rc" "exit code with a session in a missing namespace"
+grep -q "no such network namespace" "$W/bad.log" || fail "no reason given: $(cat "$W/bad.log")"
+echo "  missing namespace: exit 2: $(grep "no such network namespace" "$W/bad.log")"
+
+start_agent "$W/agent.log"
+assert_eq "tap-atk tap-vm1 tap-vm2" "$(attached host-capture)" "capture attached in ${P}host at start"
+assert_eq "tap-atk tap-vm1 tap-vm2" "$(attached host-mirror)" "mirror attached in ${P}host at start"
+assert_eq "tap-vm1" "$(attached host-sensor)" "VXLAN session attached in ${P}host at start"
+assert_eq "" "$(attached own-netns)" "the agent's own namespace has no taps (nothing attached there)"
+ns_exec host ip -d link show bpftap-vx4789 | grep -q "vxlan external" || fail "no VXLAN device in ${P}host"
+ip -n "$AGT" link show bpftap-vx4789 >/dev/null 2>&1 && fail "the VXLAN device was created in the agent's namespace"
+echo "  at start: 3 taps in ${P}host attached to 2 sessions, tap-vm1 to the VXLAN one (its device made there); nothing in ${AGT}"
+
+# A new VM appears in the host namespace.
+ip netns add "${P}vm3"
+ns_exec host ip link add tap-vm3 mtu 9000 type veth peer name eth0 mtu 9000 netns "${P}vm3"
+t0=$(date +%s%N)
+ns_exec host ip link set tap-vm3 master br0
+ns_exec host ip link set tap-vm3 up
+ns_exec vm3 ip addr add 10.77.0.3/24 dev eth0
+ns_exec vm3 ip link set eth0 up
+for _ in $(seq 50); do
+  [[ " $(attached host-capture) " == *" tap-vm3 "* && " $(attached host-mirror) " == *" tap-vm3 "* &&
+     " $(attached host-sensor) " == *" tap-vm3 "* ]] && break
+  sleep 0.02
+done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+for s in host-capture host-mirror host-sensor; do
+  [[ " $(attached $s) " == *" tap-vm3 "* ]] || fail "tap-vm3 not attached to $s: $(cat "$W/agent.log")"
+done
+(( ms <= 1000 )) || fail "tap-vm3 attached after $ms ms (> 1 s)"
+echo "  new VM in ${P}host: tap-vm3 attached to 3 sessions within $ms ms"
+
+tcpdump_in mon mon eth0 icmp
+tcpdump_in sen sen vxlan0 icmp
+ns_exec vm3 ping -c 5 -i 0.2 -W 1 10.77.0.2 >/dev/null || fail "vm3 cannot ping vm2"
+ns_exec vm1 ping -c 4 -i 0.2 -W 1 10.77.0.2 >/dev/null || fail "vm1 cannot ping vm2"
+sleep 1.2
+stop_tcpdumps
+assert_eq 5 "$(counter host-capture tap-vm3 captured)" "echo requests captured from tap-vm3"
+assert_eq 5 "$(counter host-mirror tap-vm3 mirrored)" "echo requests mirrored from tap-vm3"
+assert_eq 9 "$(( $(counter host-sensor tap-vm1 mirrored) + $(counter host-sensor tap-vm3 mirrored) ))" \
+  "echo requests sent to the sensor"
+got=$(count "$W/mon.pcap")
+(( got >= 18 )) || fail "the monitor saw $got ICMP packets, expected 18 (9 requests + 9 replies)"
+assert_eq 9 "$(tcpdump -r "$W/sen.pcap" -n 'icmp[icmptype] = icmp-echo' 2>/dev/null | wc -l)" \
+  "echo requests decapsulated at the sensor"
+echo "  traffic: monitor saw $got ICMP packets through mon0, the sensor decapsulated 9 echo requests"
+
+# The VM goes away: detached, counters kept.
+ip netns del "${P}vm3"
+for _ in $(seq 50); do [[ " $(attached host-mirror) " != *" tap-vm3 "* ]] && break; sleep 0.02; done
+[[ " $(attached host-mirror) " == *" tap-vm3 "* ]] && fail "tap-vm3 still attached after it was deleted"
+assert_eq 5 "$(counter host-mirror tap-vm3 mirrored)" "tap-vm3's counters kept after it went away"
+echo "  VM deleted: detached, counters kept"
+
+# API: a session in a third namespace (vm2's own eth0), then one in a namespace that does not exist.
+assert_eq 201 "$(write POST /v1/sessions -d "{\"name\":\"vm2-eth\",\"netns\":\"${P}vm2\",\"interfaces\":[\"eth0\"],\"direction\":\"in\",\"filter\":\"udp port 9997\",\"capture\":{\"dir\":\"$W/pcap-vm2\"}}")" "create vm2-eth"
+assert_eq "eth0" "$(attached vm2-eth)" "vm2-eth attached to eth0 in ${P}vm2"
+ns_exec vm1 bash -c 'for i in 1 2 3; do echo hi >/dev/udp/10.77.0.2/9997; done'
+sleep 0.5
+assert_eq 3 "$(counter vm2-eth eth0 captured)" "datagrams captured on vm2's eth0"
+assert_eq 204 "$(write DELETE /v1/sessions/vm2-eth)" "delete vm2-eth"
+assert_eq 400 "$(write POST /v1/sessions -d "{\"name\":\"nowhere\",\"netns\":\"${P}nope\",\"interfaces\":[\"eth0\"],\"capture\":{\"dir\":\"$W/x\"}}")" "a session in a missing namespace"
+grep -q "no such network namespace" "$W/resp" || fail "400 without the reason: $(cat "$W/resp")"
+assert_eq 400 "$(write POST /v1/sessions -d '{"name":"slash","netns":"../x","interfaces":["eth0"],"capture":{"dir":"/tmp"}}')" "a netns that is a path"
+echo "  API: a session in ${P}vm2 captured there; a missing namespace is refused with its reason"
+
+grep -E " (error|warning) " "$W/agent.log" && fail "the agent logged an error"
+
+# A crash leaves the VXLAN device in the host namespace; the next start removes it.
+signal_job KILL "$AGENT"
+wait "$AGENT" 2>/dev/null || true  # bash reports the kill
+ns_exec host ip link show bpftap-vx4789 >/dev/null 2>&1 || fail "expected the killed agent's VXLAN device to remain"
+start_agent "$W/agent2.log"
+grep -q "removed leftover VXLAN device bpftap-vx4789 in network namespace ${P}host" "$W/agent2.log" ||
+  fail "the leftover VXLAN device was not removed at start: $(cat "$W/agent2.log")"
+assert_eq "tap-atk tap-vm1 tap-vm2" "$(attached host-mirror)" "attached again after the restart"
+echo "  after SIGKILL: the restart removed the leftover VXLAN device in ${P}host and attached again"
+
+# SIGTERM: exit 0, nothing left in the host namespace.
+signal_job TERM "$AGENT"
+wait "$AGENT" || fail "agent exited $? on SIGTERM"
+assert_nothing_attached tap-vm1 tap-vm2 tap-atk mon0
+ns_exec host ip link show bpftap-vx4789 >/dev/null 2>&1 && fail "VXLAN device left in ${P}host"
+echo "PASS: agent netns: sessions in ${P}host and ${P}vm2 from ${P}agt; attach within ${ms} ms; crash leftovers removed; clean exit"
