@@ -4,9 +4,12 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -79,6 +82,43 @@ json counters_json(const InterfaceCounters &c, bool mirror) {
   return j;
 }
 
+// cpp-httplib 0.11 listens on TCP only; its listening socket is a protected member, so a unix
+// socket bound here serves the same handlers.
+class ApiServer : public httplib::Server {
+public:
+  ~ApiServer() override {
+    if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
+  }
+  // A socket file of mode 0600 at `path`; a stale one (nobody listening) is replaced.
+  Result<> bind_unix(const std::string &path) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path.c_str());
+    struct stat st {};
+    if (lstat(path.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode)) return bad_input(fmt::format("api listen {}: exists and is not a socket", path));
+      FD probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) == 0)
+        return fail(fmt::format("api listen {}: another process (an agent already running?) listens there", path));
+      ::unlink(path.c_str());
+    }
+    FD fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) return fail_errno("api: open a unix socket", errno);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) != 0)
+      return fail_errno("api: bind " + path, errno);
+    unix_path_ = path;
+    if (::chmod(path.c_str(), 0600) != 0) return fail_errno("api: chmod 0600 " + path, errno);
+    if (::listen(fd.get(), 128) != 0) return fail_errno("api: listen on " + path, errno);
+    svr_sock_ = fd.release();  // the server closes it in stop()
+    return {};
+  }
+
+private:
+  std::string unix_path_;
+};
+
 } // namespace
 
 struct Agent::Impl {
@@ -94,7 +134,7 @@ struct Agent::Impl {
     std::map<uint32_t, LinkEvent> links;
   };
   std::map<std::string, Space> spaces;
-  httplib::Server http;
+  ApiServer http;
   std::thread http_thread;
 
   ~Impl() {
@@ -391,6 +431,17 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions &opts) {
   auto token = read_token(cfg->api.token_file);
   if (!token) return tl::unexpected(token.error());
   impl->token = *token;
+  // The API's socket first: a second agent on the same socket stops here, before touching
+  // anything.
+  if (cfg->api.listen.starts_with("unix:")) {
+    if (auto r = impl->http.bind_unix(cfg->api.listen.substr(5)); !r) return tl::unexpected(r.error());
+  } else {
+    auto colon = cfg->api.listen.rfind(':');
+    std::string host = cfg->api.listen.substr(0, colon);
+    int port = std::atoi(cfg->api.listen.substr(colon + 1).c_str());
+    if (!impl->http.bind_to_port(host.c_str(), port))
+      return fail(fmt::format("api: cannot listen on {} (in use?)", cfg->api.listen), errno);
+  }
   // A previous instance that crashed may have left tc filters and VXLAN devices, in its own
   // namespace and in those its sessions selected.
   std::set<std::string> namespaces{""};
@@ -416,13 +467,10 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions &opts) {
         return tl::unexpected(Error{r.error().code, "session " + c.name + ": " + r.error().what, r.error().bad_input});
   }
   impl->setup_api();
-  auto colon = cfg->api.listen.rfind(':');
-  std::string host = cfg->api.listen.substr(0, colon);
-  int port = std::atoi(cfg->api.listen.substr(colon + 1).c_str());
-  if (!impl->http.bind_to_port(host.c_str(), port))
-    return fail(fmt::format("api: cannot listen on {}", cfg->api.listen), errno);
   Impl *raw = impl.get();
   impl->http_thread = std::thread([raw] { raw->http.listen_after_bind(); });
+  // stop() does nothing until the server runs: wait for it, so an early SIGTERM cannot hang.
+  for (int i = 0; i < 2000 && !impl->http.is_running(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   spdlog::info("agent ready: {} sessions, api on {}", cfg->sessions.size(), cfg->api.listen);
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));
 }

@@ -223,10 +223,18 @@ Result<AgentConfig> load_agent_config(const std::string &path) {
     if (a["listen"]) {
       auto v = scalar<std::string>(c, a["listen"], "listen", "HOST:PORT");
       if (!v) return tl::unexpected(v.error());
-      if (v->starts_with("unix:"))
-        return c.bad(a["listen"], "unix sockets are not supported by this build's cpp-httplib (0.11); listen on 127.0.0.1:PORT");
-      auto colon = v->rfind(':');
-      if (colon == std::string::npos || colon + 1 == v->size()) return c.bad(a["listen"], "listen must be HOST:PORT");
+      if (v->starts_with("unix:")) {
+        std::string sock = v->substr(5);
+        if (!sock.starts_with("/") || sock.size() > 107)
+          return c.bad(a["listen"], "listen unix:PATH needs an absolute path of at most 107 characters");
+      } else {
+        auto colon = v->rfind(':');
+        bool digits = colon != std::string::npos && colon > 0 && v->size() - colon - 1 <= 5 &&
+                      v->find_first_not_of("0123456789", colon + 1) == std::string::npos;
+        int port = digits ? std::atoi(v->c_str() + colon + 1) : 0;
+        if (port < 1 || port > 65535)
+          return c.bad(a["listen"], "listen must be HOST:PORT (port 1-65535) or unix:/PATH");
+      }
       cfg.api.listen = *v;
     }
     if (a["token_file"]) {

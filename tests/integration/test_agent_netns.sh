@@ -9,7 +9,8 @@
 #  - a session created over the API in a third namespace (vm2's eth0) captures there; a session
 #    naming a namespace that does not exist is refused (400; exit 2 at start);
 #  - SIGKILL then restart: the leftover VXLAN device in the host namespace is removed at start-up;
-#  - SIGTERM: nothing of bpftap's left in any namespace.
+#  - the API is served on a unix socket (mode 0600); a second agent on it is refused;
+#  - SIGTERM: nothing of bpftap's left in any namespace, the socket file removed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
 require_root
@@ -20,15 +21,15 @@ W=$WORKDIR
 AGT="${P}agt"
 ip netns add "$AGT"  # removed by the lab trap with the other ${P}* namespaces
 ip -n "$AGT" link set lo up
-PORT=$((20000 + RANDOM % 20000))
-API=http://127.0.0.1:$PORT
+SOCK=$W/api.sock
+API=http://bpftap
 head -c 32 /dev/urandom | base64 >"$W/token"
 chmod 600 "$W/token"
 TOKEN=$(cat "$W/token")
 
 cat >"$W/agent.yaml" <<YAML
 api:
-  listen: 127.0.0.1:$PORT
+  listen: unix:$SOCK
   token_file: $W/token
 sessions:
   - name: host-capture
@@ -54,7 +55,7 @@ sessions:
     capture: { dir: $W/pcap-own }
 YAML
 
-api() { ns_exec agt curl -s -m 5 "$@"; }
+api() { curl -s -m 5 --unix-socket "$SOCK" "$@"; }  # a unix socket: no namespace needed
 get() { api "$API$1"; }
 write() { local method=$1 path=$2; shift 2; api -o "$W/resp" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $TOKEN" "$@" "$API$path"; }
 counter() {  # counter SESSION IFACE FIELD
@@ -87,6 +88,12 @@ assert_eq "tap-vm1" "$(attached host-sensor)" "VXLAN session attached in ${P}hos
 assert_eq "" "$(attached own-netns)" "the agent's own namespace has no taps (nothing attached there)"
 ns_exec host ip -d link show bpftap-vx4789 | grep -q "vxlan external" || fail "no VXLAN device in ${P}host"
 ip -n "$AGT" link show bpftap-vx4789 >/dev/null 2>&1 && fail "the VXLAN device was created in the agent's namespace"
+assert_eq 600 "$(stat -c %a "$SOCK")" "mode of the API socket"
+rc=0
+ns_exec agt timeout 10 "$BPFTAP" agent --config "$W/agent.yaml" 2>"$W/second.log" || rc=$?
+assert_eq 1 "$rc" "a second agent on the same socket"
+grep -q "another process (an agent already running?) listens there" "$W/second.log" || fail "second agent: $(cat "$W/second.log")"
+grep -q "attached\|removed leftover" "$W/second.log" && fail "the second agent touched interfaces before failing"
 echo "  at start: 3 taps in ${P}host attached to 2 sessions, tap-vm1 to the VXLAN one (its device made there); nothing in ${AGT}"
 
 # A new VM appears in the host namespace.
@@ -161,4 +168,5 @@ signal_job TERM "$AGENT"
 wait "$AGENT" || fail "agent exited $? on SIGTERM"
 assert_nothing_attached tap-vm1 tap-vm2 tap-atk mon0
 ns_exec host ip link show bpftap-vx4789 >/dev/null 2>&1 && fail "VXLAN device left in ${P}host"
+[[ -e "$SOCK" ]] && fail "the API socket file was left behind"
 echo "PASS: agent netns: sessions in ${P}host and ${P}vm2 from ${P}agt; attach within ${ms} ms; crash leftovers removed; clean exit"

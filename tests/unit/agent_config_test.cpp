@@ -69,6 +69,14 @@ sessions:
   unlink(path.c_str());
 }
 
+TEST(AgentConfig, ListenOnAUnixSocket) {
+  auto path = write_tmp("api:\n  listen: unix:/run/bpftap/api.sock\n");
+  auto c = load_agent_config(path);
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->api.listen, "unix:/run/bpftap/api.sock");
+  unlink(path.c_str());
+}
+
 TEST(AgentConfig, MistakesNameTheFileAndLine) {
   struct Case {
     const char *text, *want;
@@ -87,7 +95,9 @@ TEST(AgentConfig, MistakesNameTheFileAndLine) {
       {"sessions:\n  - name: a\n    interfaces: [x]\n    snaplen: -1\n    capture: {dir: /tmp}\n", "snaplen must be a whole number"},
       {"sessions:\n  - name: a\n    interfaces: [x]\n    netns: ../../proc/1/ns/net\n    capture: {dir: /tmp}\n", ":4: session a: netns '../../proc/1/ns/net' is not a namespace name"},
       {"sessions:\n  - name: a\n    interfaces: [x]\n    netns: ''\n    capture: {dir: /tmp}\n", "is not a namespace name"},
-      {"api:\n  listen: unix:/run/x.sock\n", "unix sockets"},
+      {"api:\n  listen: unix:run/x.sock\n", ":2: listen unix:PATH needs an absolute path"},
+      {"api:\n  listen: 127.0.0.1:70000\n", "port 1-65535"},
+      {"api:\n  listen: \"127.0.0.1:\"\n", "HOST:PORT"},
       {"api: {listen: nowhere}\n", "HOST:PORT"},
       {"sessions: [\n", ":"},
       {"bogus: 1\n", ":1: unknown key 'bogus'"},
