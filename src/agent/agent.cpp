@@ -316,9 +316,20 @@ struct Agent::Impl {
       for (const auto &c : all[name]) n += c.attached && c.direction != "out";
       out += fmt::format("bpftap_interfaces_attached{{session=\"{}\"}} {}\n", label(name), n);
     }
-    out += "# HELP bpftap_ring_buffer_bytes Kernel ring buffer memory of capture sessions.\n# TYPE bpftap_ring_buffer_bytes gauge\n";
-    for (auto &[name, s] : sessions)
-      if (!s->is_mirror()) out += fmt::format("bpftap_ring_buffer_bytes{{session=\"{}\"}} {}\n", label(name), s->buffer_bytes());
+    struct Gauge {
+      const char *name, *help;
+      uint64_t RingUsage::*field;
+    };
+    static const Gauge rings[] = {
+        {"bpftap_ring_buffer_bytes", "Kernel ring buffer memory of a capture session (all its interfaces).", &RingUsage::size},
+        {"bpftap_ring_buffer_used_bytes", "Bytes waiting in the session's ring buffers at their last drain.", &RingUsage::used},
+        {"bpftap_ring_buffer_peak_used_bytes", "The most bytes ever waiting in one of the session's ring buffers at a drain; at its size, copies are dropped.", &RingUsage::peak},
+    };
+    for (const auto &g : rings) {
+      out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", g.name, g.help, g.name);
+      for (auto &[name, s] : sessions)
+        if (!s->is_mirror()) out += fmt::format("{}{{session=\"{}\"}} {}\n", g.name, label(name), s->ring_usage().*(g.field));
+    }
     out += fmt::format("# HELP bpftap_sessions Sessions running.\n# TYPE bpftap_sessions gauge\nbpftap_sessions {}\n", sessions.size());
     return out;
   }

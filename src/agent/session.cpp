@@ -171,7 +171,16 @@ bool Session::attached(uint32_t ifindex) const {
   return st_->mirror_ifaces.count(ifindex) || st_->taps.count(ifindex);
 }
 
-uint32_t Session::buffer_bytes() const { return st_->mirror ? 0 : kTapBuffer * static_cast<uint32_t>(st_->taps.size()); }
+RingUsage Session::ring_usage() const {
+  RingUsage sum;
+  for (const auto &[ifindex, t] : st_->taps)
+    if (auto u = t->cap ? t->cap->ring_usage() : std::nullopt) {
+      sum.size += u->size;
+      sum.used += u->used;
+      sum.peak = std::max(sum.peak, u->peak);
+    }
+  return sum;
+}
 
 Result<> Session::attach(const InterfaceInfo &iface) {
   if (attached(iface.ifindex)) return {};

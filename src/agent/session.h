@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/config.h"
+#include "core/capture.h"
 #include "core/error.h"
 #include "sinks/packet.h"
 
@@ -39,7 +40,9 @@ public:
   uint64_t attach_errors() const { return attach_errors_; }
   void count_attach_error() { attach_errors_++; }
   bool is_mirror() const { return cfg_.mirror.has_value(); }
-  uint32_t buffer_bytes() const;
+  // Capture / inspect sessions: their interfaces' ring buffers together (size and bytes
+  // waiting summed; peak: the fullest one's most).
+  RingUsage ring_usage() const;
   // Mirror sessions: stop mirroring a flow for a while; expire the bypasses whose time is up.
   Result<> bypass(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb, double seconds);
   void tick();

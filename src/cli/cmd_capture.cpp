@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "core/attach.h"
 #include "core/capture.h"
+#include "core/netns.h"
 #include "cli/source.h"
 #include "core/vxlan.h"
 #include "sinks/rotating_sink.h"
@@ -159,7 +160,19 @@ void add_capture_command(CLI::App &app, Context &ctx) {
 
 void add_cleanup_command(CLI::App &app, Context &ctx) {
   auto *cmd = app.add_subcommand("cleanup", "remove hooks, qdiscs and VXLAN devices a killed bpftap left in this network namespace");
-  cmd->callback([&ctx] {
+  auto netns = std::make_shared<std::string>();
+  cmd->add_option("--netns", *netns, "clean up in this `ip netns` namespace instead (an agent session's netns)");
+  cmd->callback([&ctx, netns] {
+    auto ns = Netns::open(*netns);
+    if (!ns) {
+      ctx.exit_code = report(ns.error());
+      return;
+    }
+    auto scope = NetnsScope::enter(*ns);
+    if (!scope) {
+      ctx.exit_code = report(scope.error());
+      return;
+    }
     auto r = cleanup_leftovers();
     if (!r) {
       ctx.exit_code = report(r.error());

@@ -4,7 +4,9 @@
 #include <linux/perf_event.h>
 #include <fnmatch.h>
 #include <net/if_arp.h>
+#include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <net/if.h>
 #include <time.h>
@@ -101,6 +103,42 @@ Result<std::vector<bpf_insn>> build_filter(const std::string &expression, uint32
   return ebpf;
 }
 
+namespace {
+
+// The ring buffer's consumer and producer positions, mapped read-only a second time (libbpf 1.1
+// keeps its own mapping private): producer - consumer = bytes waiting for us.
+class RingPositions {
+public:
+  bool map(int ring_fd) {
+    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    void *c = mmap(nullptr, page_, PROT_READ, MAP_SHARED, ring_fd, 0);
+    if (c == MAP_FAILED) return false;
+    void *p = mmap(nullptr, page_, PROT_READ, MAP_SHARED, ring_fd, static_cast<off_t>(page_));
+    if (p == MAP_FAILED) {
+      munmap(c, page_);
+      return false;
+    }
+    cons_ = static_cast<const uint64_t *>(c);
+    prod_ = static_cast<const uint64_t *>(p);
+    return true;
+  }
+  ~RingPositions() {
+    if (cons_) munmap(const_cast<uint64_t *>(cons_), page_);
+    if (prod_) munmap(const_cast<uint64_t *>(prod_), page_);
+  }
+  uint64_t waiting() const {
+    if (!cons_) return 0;
+    uint64_t cons = __atomic_load_n(cons_, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(prod_, __ATOMIC_ACQUIRE) - cons;
+  }
+
+private:
+  size_t page_ = 0;
+  const uint64_t *cons_ = nullptr, *prod_ = nullptr;
+};
+
+} // namespace
+
 struct Capture::Impl {
   CaptureOptions opts;
   std::vector<InterfaceInfo> ifaces;
@@ -108,6 +146,8 @@ struct Capture::Impl {
   std::unique_ptr<CaptureProgram> prog;
   std::vector<std::unique_ptr<Hook>> hooks;
   std::unique_ptr<ring_buffer, RingDeleter> ring;
+  RingPositions ring_pos;
+  std::atomic<uint64_t> ring_used{0}, ring_peak{0};
   std::unique_ptr<perf_buffer, PerfDeleter> perf;
   ReorderBuffer pending;
   uint64_t tai_offset = 0;
@@ -129,9 +169,18 @@ struct Capture::Impl {
   // Waits for a wakeup or the timeout, then takes whatever is there (records submitted without
   // a wakeup included).
   int poll(int timeout_ms) {
-    int n = ring ? ring_buffer__poll(ring.get(), timeout_ms) : perf_buffer__poll(perf.get(), timeout_ms);
+    if (ring) {
+      // Wait, note how much is waiting (the usage metric), then take it all.
+      pollfd p{ring_buffer__epoll_fd(ring.get()), POLLIN, 0};
+      if (::poll(&p, 1, timeout_ms) < 0 && errno != EINTR) return -errno;
+      uint64_t used = ring_pos.waiting();
+      ring_used.store(used, std::memory_order_relaxed);
+      if (used > ring_peak.load(std::memory_order_relaxed)) ring_peak.store(used, std::memory_order_relaxed);
+      return ring_buffer__consume(ring.get());
+    }
+    int n = perf_buffer__poll(perf.get(), timeout_ms);
     if (n < 0) return n;
-    int m = ring ? ring_buffer__consume(ring.get()) : perf_buffer__consume(perf.get());
+    int m = perf_buffer__consume(perf.get());
     return m < 0 ? m : n + m;
   }
 
@@ -211,6 +260,7 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
     };
     impl->ring.reset(ring_buffer__new(impl->prog->ring_fd(), cb, self, nullptr));
     if (!impl->ring) return fail_errno("open the ring buffer", errno);
+    if (!impl->ring_pos.map(impl->prog->ring_fd())) return fail_errno("map the ring buffer's positions", errno);
   } else {
     size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     size_t pages = std::max<size_t>(1, opts.buffer_bytes / page);
@@ -293,6 +343,16 @@ Result<std::vector<InterfaceStats>> Capture::stats() const {
   }
   if (s.perf_lost && !out.empty()) out[0].dropped += s.perf_lost;
   return out;
+}
+
+} // namespace bpftap
+
+namespace bpftap {
+
+std::optional<RingUsage> Capture::ring_usage() const {
+  if (!impl_->ring) return std::nullopt;
+  return RingUsage{impl_->opts.buffer_bytes, impl_->ring_used.load(std::memory_order_relaxed),
+                   impl_->ring_peak.load(std::memory_order_relaxed)};
 }
 
 } // namespace bpftap

@@ -5,6 +5,7 @@
 #include <functional>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,13 @@ Result<std::vector<InterfaceInfo>> resolve_interfaces(const std::vector<std::str
 // loading anything: also the check a command makes before it creates files or attaches hooks.
 Result<std::vector<bpf_insn>> build_filter(const std::string &expression, uint32_t snaplen, const std::string &iface);
 
+// How full the kernel's ring buffer is (ring transport only).
+struct RingUsage {
+  uint64_t size = 0;  // bytes
+  uint64_t used = 0;  // waiting for bpftap at the last drain
+  uint64_t peak = 0;  // the most ever waiting at a drain (size reached = drops)
+};
+
 class Capture final : public PacketSource {
 public:
   // Compiles the filter, loads the program and attaches to every hook; on any failure nothing
@@ -50,6 +58,8 @@ public:
   // Detaches, writes what the kernel still held, and returns the per-interface counters.
   Result<std::vector<InterfaceStats>> finish(PacketSink &sink) override;
   Result<std::vector<InterfaceStats>> stats() const override;
+  // nullopt with the perf transport. Safe to call while run() drains.
+  std::optional<RingUsage> ring_usage() const;
 
 private:
   struct Impl;

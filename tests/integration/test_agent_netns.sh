@@ -8,7 +8,8 @@
 #    created there; deleting it detaches it;
 #  - a session created over the API in a third namespace (vm2's eth0) captures there; a session
 #    naming a namespace that does not exist is refused (400; exit 2 at start);
-#  - SIGKILL then restart: the leftover VXLAN device in the host namespace is removed at start-up;
+#  - after SIGKILL, the VXLAN device left in the host namespace is removed by `bpftap cleanup
+#    --netns` and, after another SIGKILL, by the agent's next start;
 #  - the API is served on a unix socket (mode 0600); a second agent on it is refused;
 #  - SIGTERM: nothing of bpftap's left in any namespace, the socket file removed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -94,6 +95,7 @@ ns_exec agt timeout 10 "$BPFTAP" agent --config "$W/agent.yaml" 2>"$W/second.log
 assert_eq 1 "$rc" "a second agent on the same socket"
 grep -q "another process (an agent already running?) listens there" "$W/second.log" || fail "second agent: $(cat "$W/second.log")"
 grep -q "attached\|removed leftover" "$W/second.log" && fail "the second agent touched interfaces before failing"
+echo "  API on unix socket $SOCK, mode 600; a second agent on it exits 1 before touching anything"
 echo "  at start: 3 taps in ${P}host attached to 2 sessions, tap-vm1 to the VXLAN one (its device made there); nothing in ${AGT}"
 
 # A new VM appears in the host namespace.
@@ -153,10 +155,23 @@ echo "  API: a session in ${P}vm2 captured there; a missing namespace is refused
 
 grep -E " (error|warning) " "$W/agent.log" && fail "the agent logged an error"
 
-# A crash leaves the VXLAN device in the host namespace; the next start removes it.
-signal_job KILL "$AGENT"
-wait "$AGENT" 2>/dev/null || true  # bash reports the kill
-ns_exec host ip link show bpftap-vx4789 >/dev/null 2>&1 || fail "expected the killed agent's VXLAN device to remain"
+# A crash leaves the VXLAN device in the host namespace: `bpftap cleanup --netns` removes it,
+# and so does the next start.
+kill_agent() {
+  signal_job KILL "$AGENT"
+  wait "$AGENT" 2>/dev/null || true  # bash reports the kill
+  ns_exec host ip link show bpftap-vx4789 >/dev/null 2>&1 || fail "expected the killed agent's VXLAN device to remain"
+}
+kill_agent
+out=$(ns_exec agt "$BPFTAP" cleanup --netns "${P}host")
+assert_eq "removed VXLAN device bpftap-vx4789" "$out" "bpftap cleanup --netns ${P}host"
+ns_exec host ip link show bpftap-vx4789 >/dev/null 2>&1 && fail "cleanup --netns left the VXLAN device"
+rc=0
+"$BPFTAP" cleanup --netns "${P}nope" 2>"$W/cleanup.err" || rc=$?
+assert_eq 2 "$rc" "cleanup --netns of a missing namespace"
+echo "  after SIGKILL: bpftap cleanup --netns ${P}host removed the VXLAN device"
+start_agent "$W/agent1.log"
+kill_agent
 start_agent "$W/agent2.log"
 grep -q "removed leftover VXLAN device bpftap-vx4789 in network namespace ${P}host" "$W/agent2.log" ||
   fail "the leftover VXLAN device was not removed at start: $(cat "$W/agent2.log")"
