@@ -100,9 +100,11 @@ public:
     if (lstat(path.c_str(), &st) == 0) {
       if (!S_ISSOCK(st.st_mode)) return bad_input(fmt::format("api listen {}: exists and is not a socket", path));
       FD probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) == 0)
+      if (!probe) return fail_errno("api: open a unix socket", errno);
+      if (::connect(probe.get(), reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) == 0)
         return fail(fmt::format("api listen {}: another process (an agent already running?) listens there", path));
-      ::unlink(path.c_str());
+      if (errno != ECONNREFUSED) return fail_errno("api listen " + path + ": cannot tell whether it is in use", errno);
+      ::unlink(path.c_str());  // stale: left by an agent that was killed
     }
     FD fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) return fail_errno("api: open a unix socket", errno);
@@ -130,10 +132,19 @@ struct Agent::Impl {
   // The network namespaces sessions select interfaces in ("" = the agent's own): a link
   // watcher opened inside each and the interfaces present there.
   struct Space {
+    Netns ns;
     std::unique_ptr<LinkWatcher> watcher;
     std::map<uint32_t, LinkEvent> links;
   };
   std::map<std::string, Space> spaces;
+  // Sessions whose network namespace does not exist (yet, or any more): started when it
+  // appears. Counters of a previous run are kept for the next.
+  struct Waiting {
+    SessionConfig cfg;
+    std::vector<InterfaceCounters> counters;
+    std::string last_error;  // why the last start failed although the namespace was there
+  };
+  std::map<std::string, Waiting> waiting;
   ApiServer http;
   std::thread http_thread;
 
@@ -156,14 +167,35 @@ struct Agent::Impl {
     if (!w) return tl::unexpected(w.error());
     auto now = current_links();
     if (!now) return tl::unexpected(now.error());
-    Space sp{std::make_unique<LinkWatcher>(std::move(*w)), {}};
+    Space sp{std::move(*ns), std::make_unique<LinkWatcher>(std::move(*w)), {}};
     for (const auto &l : *now) sp.links[l.ifindex] = l;
-    spaces[netns] = std::move(sp);
+    spaces.emplace(netns, std::move(sp));
     if (!netns.empty()) spdlog::info("watching the interfaces of network namespace {}", netns);
     return {};
   }
 
-  // Stops watching namespaces no session selects any more (the agent's own stays).
+  // The watcher lost events (its socket buffer overflowed): compare with a fresh dump.
+  void resync(const std::string &netns) {
+    auto sp = spaces.find(netns);
+    if (sp == spaces.end()) return;
+    Result<std::vector<LinkEvent>> now = tl::unexpected(Error{});
+    {
+      auto scope = NetnsScope::enter(sp->second.ns);
+      if (!scope) return spdlog::error("resync the links of {}: {}", netns_label(netns), scope.error().message());
+      now = current_links();
+    }
+    if (!now) return spdlog::error("resync the links of {}: {}", netns_label(netns), now.error().message());
+    spdlog::warn("link events of {} were lost: compared with a fresh list", netns_label(netns));
+    std::set<uint32_t> present;
+    for (const auto &l : *now) present.insert(l.ifindex);
+    std::vector<LinkEvent> gone;
+    for (const auto &[ifindex, l] : sp->second.links)
+      if (!present.count(ifindex)) gone.push_back({false, ifindex, l.name, l.ethernet, l.flags});
+    for (const auto &e : gone) on_link(netns, e);
+    for (const auto &l : *now) on_link(netns, l);
+  }
+
+  // Stops watching namespaces no running session selects (the agent's own stays).
   void unwatch_unused() {
     for (auto it = spaces.begin(); it != spaces.end();) {
       bool used = it->first.empty() || std::any_of(sessions.begin(), sessions.end(), [&](const auto &kv) {
@@ -173,9 +205,79 @@ struct Agent::Impl {
     }
   }
 
+  bool namespace_missing(const std::string &netns) {
+    if (netns.empty()) return false;
+    auto ns = Netns::open(netns);
+    return !ns && ns.error().code == ENOENT;
+  }
+
+  // A started session, or nullptr when its namespace does not exist (the session waits).
   Result<std::unique_ptr<Session>> create_session(const SessionConfig &c) {
-    if (auto r = watch(c.netns); !r) return tl::unexpected(r.error());
-    return Session::create(c);
+    if (namespace_missing(c.netns)) return std::unique_ptr<Session>();
+    auto s = watch(c.netns);
+    if (s) {
+      auto created = Session::create(c);
+      if (created) return created;
+      s = tl::unexpected(created.error());
+    }
+    if (namespace_missing(c.netns)) return std::unique_ptr<Session>();  // gone meanwhile
+    return tl::unexpected(s.error());
+  }
+
+  void start(std::unique_ptr<Session> s, std::vector<InterfaceCounters> previous = {}) {
+    std::string name = s->config().name;
+    s->keep_counters(previous);
+    attach_matching(*s);
+    sessions[name] = std::move(s);
+    spdlog::info("session {} started", name);
+  }
+
+  void wait_for_namespace(const SessionConfig &c, std::vector<InterfaceCounters> counters = {}) {
+    spdlog::warn("session {}: network namespace {} does not exist: the session waits for it", c.name, c.netns);
+    for (auto &k : counters) k.attached = false;
+    waiting[c.name] = Waiting{c, std::move(counters), ""};
+  }
+
+  // Every few hundred ms: sessions whose namespace was deleted (or replaced by a new one of the
+  // same name) stop and wait; waiting sessions whose namespace appeared start.
+  void check_namespaces() {
+    for (auto it = spaces.begin(); it != spaces.end();) {
+      if (it->second.ns.still_named()) {
+        ++it;
+        continue;
+      }
+      const std::string netns = it->first;
+      spdlog::warn("network namespace {} was deleted or replaced", netns);
+      for (auto s = sessions.begin(); s != sessions.end();) {
+        if (s->second->config().netns != netns) {
+          ++s;
+          continue;
+        }
+        auto counters = s->second->counters();
+        SessionConfig c = s->second->config();
+        s = sessions.erase(s);  // detaches (in the old namespace) and lets it go
+        wait_for_namespace(c, std::move(counters));
+      }
+      it = spaces.erase(it);
+    }
+    for (auto it = waiting.begin(); it != waiting.end();) {
+      auto s = create_session(it->second.cfg);
+      if (!s) {
+        if (s.error().message() != it->second.last_error)
+          spdlog::error("session {}: {}", it->first, s.error().message());
+        it->second.last_error = s.error().message();
+        ++it;
+        continue;
+      }
+      if (!*s) {
+        ++it;
+        continue;
+      }
+      spdlog::info("network namespace {} appeared", it->second.cfg.netns);
+      start(std::move(*s), std::move(it->second.counters));
+      it = waiting.erase(it);
+    }
+    unwatch_unused();
   }
 
   void attach_link(Session &s, const LinkEvent &l) {
@@ -199,14 +301,15 @@ struct Agent::Impl {
   Result<> add_session(const SessionConfig &c) {
     auto s = create_session(c);
     if (!s) return tl::unexpected(s.error());
-    attach_matching(**s);
-    sessions[c.name] = std::move(*s);
-    spdlog::info("session {} started", c.name);
+    if (*s) start(std::move(*s));
+    else wait_for_namespace(c);
     return {};
   }
 
   void on_link(const std::string &netns, const LinkEvent &e) {
-    auto &links = spaces[netns].links;
+    auto sp = spaces.find(netns);
+    if (sp == spaces.end()) return;
+    auto &links = sp->second.links;
     auto ours = [&](const Session &s) { return s.config().netns == netns; };
     if (e.added) {
       auto it = links.find(e.ifindex);
@@ -230,18 +333,27 @@ struct Agent::Impl {
   // Applies a new config: stops removed sessions, restarts changed ones, starts new ones.
   Result<std::string> apply(const AgentConfig &next) {
     // Build every new or changed session first: if one fails, nothing changes.
-    std::map<std::string, std::unique_ptr<Session>> fresh;
+    std::map<std::string, std::unique_ptr<Session>> fresh;  // nullptr: waits for its namespace
+    std::map<std::string, SessionConfig> fresh_cfg;
     for (const auto &c : next.sessions) {
       auto it = sessions.find(c.name);
       if (it != sessions.end() && it->second->config() == c) continue;
+      auto w = waiting.find(c.name);
+      if (w != waiting.end() && w->second.cfg == c) continue;
       auto s = create_session(c);
-      if (!s) return tl::unexpected(s.error());
+      if (!s) {
+        unwatch_unused();
+        return tl::unexpected(s.error());
+      }
       fresh[c.name] = std::move(*s);
+      fresh_cfg[c.name] = c;
     }
     int stopped = 0, started = 0, kept = 0;
+    auto listed = [&](const std::string &name) {
+      return std::any_of(next.sessions.begin(), next.sessions.end(), [&](const auto &c) { return c.name == name; });
+    };
     for (auto it = sessions.begin(); it != sessions.end();) {
-      bool listed = std::any_of(next.sessions.begin(), next.sessions.end(), [&](const auto &c) { return c.name == it->first; });
-      if (!listed || fresh.count(it->first)) {
+      if (!listed(it->first) || fresh.count(it->first)) {
         it = sessions.erase(it);
         stopped++;
       } else {
@@ -249,9 +361,17 @@ struct Agent::Impl {
         kept++;
       }
     }
+    for (auto it = waiting.begin(); it != waiting.end();) {
+      if (!listed(it->first) || fresh.count(it->first)) {
+        it = waiting.erase(it);
+      } else {
+        ++it;
+        kept++;
+      }
+    }
     for (auto &[name, s] : fresh) {
-      attach_matching(*s);
-      sessions[name] = std::move(s);
+      if (s) start(std::move(s));
+      else wait_for_namespace(fresh_cfg[name]);
       started++;
     }
     unwatch_unused();
@@ -269,11 +389,29 @@ struct Agent::Impl {
 
   json session_json(const Session &s) {
     json j = json::parse(session_to_json(s.config()));
+    j["state"] = "running";
     json ifs = json::array();
     for (const auto &c : s.counters()) ifs.push_back(counters_json(c, s.is_mirror()));
     j["counters"] = ifs;
     j["attach_errors"] = s.attach_errors();
     return j;
+  }
+
+  json waiting_json(const Waiting &w) {
+    json j = json::parse(session_to_json(w.cfg));
+    j["state"] = "waiting";
+    j["reason"] = w.last_error.empty() ? "network namespace " + w.cfg.netns + " does not exist" : w.last_error;
+    json ifs = json::array();
+    for (const auto &c : w.counters) ifs.push_back(counters_json(c, w.cfg.mirror.has_value()));
+    j["counters"] = ifs;
+    return j;
+  }
+
+  // The session NAME as JSON, running or waiting; null if there is none.
+  json find_json(const std::string &name) {
+    if (auto it = sessions.find(name); it != sessions.end()) return session_json(*it->second);
+    if (auto it = waiting.find(name); it != waiting.end()) return waiting_json(it->second);
+    return nullptr;
   }
 
   std::string metrics() {
@@ -331,6 +469,8 @@ struct Agent::Impl {
         if (!s->is_mirror()) out += fmt::format("{}{{session=\"{}\"}} {}\n", g.name, label(name), s->ring_usage().*(g.field));
     }
     out += fmt::format("# HELP bpftap_sessions Sessions running.\n# TYPE bpftap_sessions gauge\nbpftap_sessions {}\n", sessions.size());
+    out += fmt::format("# HELP bpftap_sessions_waiting Sessions waiting for their network namespace.\n"
+                       "# TYPE bpftap_sessions_waiting gauge\nbpftap_sessions_waiting {}\n", waiting.size());
     return out;
   }
 
@@ -357,23 +497,26 @@ struct Agent::Impl {
       std::lock_guard lock(mu);
       json j = json::array();
       for (auto &[name, s] : sessions) j.push_back(session_json(*s));
+      for (auto &[name, w] : waiting) j.push_back(waiting_json(w));
       res.set_content(j.dump(), "application/json");
     });
     http.Get(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, error](const httplib::Request &req, httplib::Response &res) {
       std::lock_guard lock(mu);
-      auto it = sessions.find(req.matches[1]);
-      if (it == sessions.end()) return error(res, 404, "no such session");
-      res.set_content(session_json(*it->second).dump(), "application/json");
+      json j = find_json(req.matches[1]);
+      if (j.is_null()) return error(res, 404, "no such session");
+      res.set_content(j.dump(), "application/json");
     });
     http.Post("/v1/sessions", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
       if (!authorized(req, res)) return;
       auto c = parse_session_text(req.body, "request");
       if (!c) return error(res, 400, c.error().message());
       std::lock_guard lock(mu);
-      if (sessions.count(c->name)) return error(res, 409, "session " + c->name + " exists");
-      if (auto r = add_session(*c); !r) return error(res, r.error().bad_input ? 400 : 500, r.error().message());
+      if (sessions.count(c->name) || waiting.count(c->name)) return error(res, 409, "session " + c->name + " exists");
+      auto r = add_session(*c);
+      unwatch_unused();
+      if (!r) return error(res, r.error().bad_input ? 400 : 500, r.error().message());
       res.status = 201;
-      res.set_content(session_json(*sessions[c->name]).dump(), "application/json");
+      res.set_content(find_json(c->name).dump(), "application/json");
     });
     http.Put(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
       if (!authorized(req, res)) return;
@@ -381,20 +524,23 @@ struct Agent::Impl {
       if (!c) return error(res, 400, c.error().message());
       if (c->name != req.matches[1]) return error(res, 400, "the body's name differs from the URL's");
       std::lock_guard lock(mu);
-      auto it = sessions.find(c->name);
-      if (it == sessions.end()) return error(res, 404, "no such session");
+      if (!sessions.count(c->name) && !waiting.count(c->name)) return error(res, 404, "no such session");
       auto s = create_session(*c);  // the old one runs on if the new one cannot start
-      if (!s) return error(res, s.error().bad_input ? 400 : 500, s.error().message());
-      it->second.reset();
-      attach_matching(**s);
-      it->second = std::move(*s);
+      if (!s) {
+        unwatch_unused();
+        return error(res, s.error().bad_input ? 400 : 500, s.error().message());
+      }
+      sessions.erase(c->name);
+      waiting.erase(c->name);
+      if (*s) start(std::move(*s));
+      else wait_for_namespace(*c);
       unwatch_unused();
-      res.set_content(session_json(*it->second).dump(), "application/json");
+      res.set_content(find_json(c->name).dump(), "application/json");
     });
     http.Delete(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
       if (!authorized(req, res)) return;
       std::lock_guard lock(mu);
-      if (!sessions.erase(req.matches[1])) return error(res, 404, "no such session");
+      if (!sessions.erase(req.matches[1]) && !waiting.erase(req.matches[1])) return error(res, 404, "no such session");
       unwatch_unused();
       res.status = 204;
     });
@@ -491,6 +637,7 @@ Result<> Agent::run(const std::atomic<bool> &stop, std::atomic<bool> &reload) {
   auto last_tick = std::chrono::steady_clock::now();
   std::vector<pollfd> fds;
   std::vector<std::string> names;
+  auto last_ns_check = std::chrono::steady_clock::now();
   while (!stop.load()) {
     fds.clear();
     names.clear();
@@ -508,6 +655,12 @@ Result<> Agent::run(const std::atomic<bool> &stop, std::atomic<bool> &reload) {
       auto sp = im.spaces.find(names[i]);  // the API may have stopped watching it meanwhile
       if (sp == im.spaces.end() || sp->second.watcher->fd() != fds[i].fd) continue;
       for (const auto &e : sp->second.watcher->read()) im.on_link(names[i], e);
+      if (sp->second.watcher->overflowed()) im.resync(names[i]);
+    }
+    if (std::chrono::steady_clock::now() - last_ns_check > std::chrono::milliseconds(250)) {
+      std::lock_guard lock(im.mu);
+      im.check_namespaces();
+      last_ns_check = std::chrono::steady_clock::now();
     }
     if (reload.exchange(false)) {
       auto r = im.reload();

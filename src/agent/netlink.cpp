@@ -5,13 +5,19 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
+#include <optional>
+
 namespace bpftap::agent {
 namespace {
 
-// Appends the links in one buffer of rtnetlink messages; false at the end of a dump.
-bool parse_links(const char *buf, ssize_t n, std::vector<LinkEvent> &out) {
+enum class Parsed { More, Done, Error, Interrupted };
+
+// Appends the links in one buffer of rtnetlink messages.
+Parsed parse_links(const char *buf, ssize_t n, std::vector<LinkEvent> &out) {
   for (auto *h = reinterpret_cast<const nlmsghdr *>(buf); NLMSG_OK(h, static_cast<unsigned>(n)); h = NLMSG_NEXT(h, n)) {
-    if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) return false;
+    if (h->nlmsg_flags & NLM_F_DUMP_INTR) return Parsed::Interrupted;  // links changed during the dump
+    if (h->nlmsg_type == NLMSG_DONE) return Parsed::Done;
+    if (h->nlmsg_type == NLMSG_ERROR) return Parsed::Error;
     if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) continue;
     auto *ifi = static_cast<const ifinfomsg *>(NLMSG_DATA(h));
     LinkEvent e{h->nlmsg_type == RTM_NEWLINK, static_cast<uint32_t>(ifi->ifi_index), "", ifi->ifi_type == ARPHRD_ETHER, ifi->ifi_flags};
@@ -20,7 +26,7 @@ bool parse_links(const char *buf, ssize_t n, std::vector<LinkEvent> &out) {
       if (a->rta_type == IFLA_IFNAME) e.name = static_cast<const char *>(RTA_DATA(a));
     out.push_back(e);
   }
-  return true;
+  return Parsed::More;
 }
 
 } // namespace
@@ -40,15 +46,23 @@ Result<LinkWatcher> LinkWatcher::open() {
 std::vector<LinkEvent> LinkWatcher::read() {
   std::vector<LinkEvent> out;
   alignas(nlmsghdr) char buf[65536];
+  overflowed_ = false;
   for (;;) {
     ssize_t n = recv(fd_.get(), buf, sizeof(buf), 0);
+    if (n < 0 && errno == ENOBUFS) {
+      overflowed_ = true;
+      continue;
+    }
     if (n <= 0) break;
     parse_links(buf, n, out);
   }
   return out;
 }
 
-Result<std::vector<LinkEvent>> current_links() {
+namespace {
+
+// One RTM_GETLINK dump; nullopt if the links changed while it ran.
+Result<std::optional<std::vector<LinkEvent>>> dump_links() {
   FD fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
   if (!fd) return fail_errno("open an rtnetlink socket", errno);
   struct {
@@ -66,9 +80,25 @@ Result<std::vector<LinkEvent>> current_links() {
   for (;;) {
     ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
     if (n < 0) return fail_errno("read the links from rtnetlink", errno);
-    if (n == 0 || !parse_links(buf, n, out)) break;
+    if (n == 0) return fail("read the links from rtnetlink: the dump ended early");
+    switch (parse_links(buf, n, out)) {
+    case Parsed::More: continue;
+    case Parsed::Done: return std::optional(std::move(out));
+    case Parsed::Interrupted: return std::optional<std::vector<LinkEvent>>();
+    case Parsed::Error: return fail("read the links from rtnetlink: the kernel answered with an error");
+    }
   }
-  return out;
+}
+
+} // namespace
+
+Result<std::vector<LinkEvent>> current_links() {
+  for (int attempt = 0; attempt < 10; attempt++) {
+    auto d = dump_links();
+    if (!d) return tl::unexpected(d.error());
+    if (*d) return std::move(**d);
+  }
+  return fail("read the links from rtnetlink: they kept changing during the dump");
 }
 
 } // namespace bpftap::agent

@@ -25,10 +25,13 @@ public:
   int fd() const { return fd_.get(); }
   // Reads every pending event (non-blocking).
   std::vector<LinkEvent> read();
+  // Did the socket overflow during the last read (events lost: compare with a fresh dump)?
+  bool overflowed() const { return overflowed_; }
 
 private:
   explicit LinkWatcher(FD fd) : fd_(std::move(fd)) {}
   FD fd_;
+  bool overflowed_ = false;
 };
 
 // The interfaces that exist now (name, ifindex, Ethernet or not): an RTM_GETLINK dump, so the

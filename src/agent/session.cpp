@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -19,6 +20,17 @@
 
 namespace bpftap::agent {
 namespace {
+
+// Detaching and deleting (legacy tc filters, the VXLAN device) must happen in the session's
+// namespace: if the thread cannot get there, stopping is safer than acting elsewhere.
+NetnsScope enter_or_die(const Netns &ns, const std::string &session) {
+  auto scope = NetnsScope::enter(ns);
+  if (!scope) {
+    spdlog::critical("session {}: {}: cannot detach safely, stopping", session, scope.error().message());
+    std::abort();
+  }
+  return std::move(*scope);
+}
 
 constexpr uint32_t kTapBuffer = 4u << 20;  // per-interface ring buffer of capture sessions
 
@@ -100,8 +112,7 @@ Session::Session(SessionConfig cfg) : cfg_(std::move(cfg)) {}
 
 Session::~Session() {
   if (!st_) return;
-  auto scope = NetnsScope::enter(st_->ns);
-  if (!scope) spdlog::error("session {}: {}; detaching from here", cfg_.name, scope.error().message());
+  auto scope = enter_or_die(st_->ns, cfg_.name);
   st_->taps.clear();  // joins the readers, closes the files
   if (st_->inspector) {
     std::lock_guard lock(st_->insp_mu);
@@ -229,10 +240,8 @@ Result<> Session::attach(const InterfaceInfo &iface) {
   return {};
 }
 
-void Session::detach(uint32_t ifindex) {
-  auto scope = NetnsScope::enter(st_->ns);
-  if (!scope) spdlog::error("session {}: {}; detaching from here", cfg_.name, scope.error().message());
-  auto keep = [&](const InterfaceCounters &c) {
+void Session::keep_counters(const std::vector<InterfaceCounters> &counters) {
+  for (const auto &c : counters) {
     auto &g = st_->gone[{c.name, c.direction}];
     std::string name = c.name, dir = c.direction;
     InterfaceCounters sum = g;
@@ -243,7 +252,12 @@ void Session::detach(uint32_t ifindex) {
     sum.failed += c.failed, sum.truncated += c.truncated, sum.cut_off += c.cut_off, sum.sampled_out += c.sampled_out;
     sum.bypassed += c.bypassed, sum.captured += c.captured, sum.dropped += c.dropped;
     g = sum;
-  };
+  }
+}
+
+void Session::detach(uint32_t ifindex) {
+  auto scope = enter_or_die(st_->ns, cfg_.name);
+  auto keep = [&](const InterfaceCounters &c) { keep_counters({c}); };
   if (st_->mirror && st_->mirror_ifaces.count(ifindex)) {
     auto last = st_->mirror->remove_source(ifindex);
     if (last)

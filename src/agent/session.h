@@ -37,6 +37,8 @@ public:
   Result<> attach(const InterfaceInfo &iface);
   void detach(uint32_t ifindex);
   std::vector<InterfaceCounters> counters() const;
+  // Adds counters (of interfaces gone, or of this session's previous run) to those reported.
+  void keep_counters(const std::vector<InterfaceCounters> &counters);
   uint64_t attach_errors() const { return attach_errors_; }
   void count_attach_error() { attach_errors_++; }
   bool is_mirror() const { return cfg_.mirror.has_value(); }

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <memory>
 
+#include "core/netns.h"
+
 namespace bpftap {
 
 static_assert(sizeof(sock_filter) == sizeof(struct bpf_insn), "cBPF layouts differ");
@@ -32,7 +34,7 @@ Result<std::vector<sock_filter>> compile_pcap_filter(const std::string &expressi
 }
 
 Result<std::vector<sock_filter>> compile_pcap_filter_live(const std::string &expression, uint32_t snaplen,
-                                                          const std::string &iface) {
+                                                          const std::string &iface, bool home) {
   char err[PCAP_ERRBUF_SIZE] = {};
   PcapHandle live(pcap_create(iface.c_str(), err), &pcap_close);
   if (!live) return fail(iface + ": " + err);
@@ -43,7 +45,15 @@ Result<std::vector<sock_filter>> compile_pcap_filter_live(const std::string &exp
     // VM's tap is created down and brought up a moment later. libpcap's code depends on the
     // link type and the live Linux handling only, so any up Ethernet-framed device compiles
     // the same program: loopback is one.
+    // In a fresh namespace loopback is down too: then the process's own namespace's.
     if (rc == PCAP_ERROR_IFACE_NOT_UP && iface != "lo") return compile_pcap_filter_live(expression, snaplen, "lo");
+    if (rc == PCAP_ERROR_IFACE_NOT_UP && !home) {
+      auto own = Netns::open("");
+      if (!own) return tl::unexpected(own.error());
+      auto scope = NetnsScope::enter(*own);
+      if (!scope) return tl::unexpected(scope.error());
+      return compile_pcap_filter_live(expression, snaplen, "lo", true);
+    }
     return fail(iface + ": cannot open it as tcpdump would to compile the filter: " + pcap_geterr(live.get()));
   }
   if (pcap_datalink(live.get()) != DLT_EN10MB)

@@ -20,8 +20,10 @@ Result<std::vector<sock_filter>> compile_pcap_filter(const std::string &expressi
 // code reads VLAN tags from skb metadata (ancillary loads) and the rest from the frame as the
 // kernel holds it. Translate the result with VlanView::Metadata. Needs CAP_NET_RAW; the handle
 // captures nothing and is closed at once. Interfaces that are not Ethernet are refused.
+// A down interface cannot be opened, but the code depends only on the link type and the live
+// Linux handling: it is compiled on loopback then, this namespace's or (`home`) the process's own.
 Result<std::vector<sock_filter>> compile_pcap_filter_live(const std::string &expression, uint32_t snaplen,
-                                                          const std::string &iface);
+                                                          const std::string &iface, bool home = false);
 
 // What the test reference substitutes for Linux ancillary loads, which libpcap's userland
 // interpreter cannot evaluate: each becomes a load of the given constant.

@@ -13,11 +13,14 @@ namespace bpftap {
 
 class Netns {
 public:
-  // "" is the namespace the calling thread is in now: scopes on it do nothing.
+  // "" is the process's own namespace (where it started), wherever the calling thread is now.
+  // A name that does not exist is bad input with code ENOENT.
   static Result<Netns> open(const std::string &name);
   const std::string &name() const { return name_; }
-  bool is_current() const { return !fd_; }
   int fd() const { return fd_.get(); }
+  // Is /run/netns/NAME still this namespace? False once `ip netns del` removed the name, or a
+  // new namespace took it (holding the fd keeps the old one alive, unseen by anyone else).
+  bool still_named() const;
 
 private:
   Netns(std::string name, FD fd) : name_(std::move(name)), fd_(std::move(fd)) {}
@@ -40,7 +43,7 @@ private:
   FD home_;  // where the thread was; empty: nothing to undo
 };
 
-// A namespace's name, for messages: "NAME" or "this network namespace".
+// A namespace's name, for messages: "network namespace NAME" or "the agent's network namespace".
 std::string netns_label(const std::string &name);
 
 } // namespace bpftap

@@ -71,14 +71,38 @@ TEST_F(NetnsTest, ScopeEntersAndReturns) {
   EXPECT_EQ(if_nametoindex("btn2"), 0u);
 }
 
-TEST_F(NetnsTest, CurrentNamespaceScopeDoesNothing) {
-  auto ns = Netns::open("");
-  ASSERT_TRUE(ns);
-  EXPECT_TRUE(ns->is_current());
+// "" is the process's own namespace even for a thread that is elsewhere now.
+TEST_F(NetnsTest, OwnNamespaceFromInsideAnother) {
   const std::string home = netns_id();
-  auto scope = NetnsScope::enter(*ns);
-  ASSERT_TRUE(scope);
+  auto ns = Netns::open(name_);
+  auto own = Netns::open("");
+  ASSERT_TRUE(ns && own);
+  {
+    auto outer = NetnsScope::enter(*ns);
+    ASSERT_TRUE(outer);
+    const std::string there = netns_id();
+    ASSERT_NE(there, home);
+    {
+      auto inner = NetnsScope::enter(*own);
+      ASSERT_TRUE(inner);
+      EXPECT_EQ(netns_id(), home);
+    }
+    EXPECT_EQ(netns_id(), there);
+  }
   EXPECT_EQ(netns_id(), home);
+}
+
+TEST_F(NetnsTest, StillNamedUntilDeletedOrReplaced) {
+  auto ns = Netns::open(name_);
+  ASSERT_TRUE(ns);
+  EXPECT_TRUE(ns->still_named());
+  ASSERT_TRUE(lab::run_checked({"ip", "netns", "del", name_}));
+  EXPECT_FALSE(ns->still_named());
+  ASSERT_TRUE(lab::run_checked({"ip", "netns", "add", name_}));  // a new one under the same name
+  EXPECT_FALSE(ns->still_named());
+  auto fresh = Netns::open(name_);
+  ASSERT_TRUE(fresh);
+  EXPECT_TRUE(fresh->still_named());
 }
 
 TEST(Netns, BadNamesAreBadInput) {
@@ -90,27 +114,36 @@ TEST(Netns, BadNamesAreBadInput) {
   EXPECT_NE(Netns::open("does-not-exist-bpftap").error().message().find("no such network namespace"), std::string::npos);
 }
 
-// A VM's tap is attached while still down: its filter compiles as on loopback (tcpdump's live
-// semantics, VLAN tags from metadata), where libpcap itself would refuse to open it.
-TEST_F(NetnsTest, DownInterfaceFilterCompilesAsLoopback) {
+// A VM's tap is attached while still down: libpcap refuses to open it, so its filter is compiled
+// on loopback (this namespace's, or the process's own when that is down too). The result must
+// be what the interface itself gives once up (tcpdump's live semantics, VLAN tags from metadata).
+TEST_F(NetnsTest, DownInterfaceFilterIsTheUpInterfaceFilter) {
   auto ns = Netns::open(name_);
   ASSERT_TRUE(ns);
   auto scope = NetnsScope::enter(*ns);
   ASSERT_TRUE(scope);
-  for (const char *expr : {"tcp or vlan", "inbound and udp port 53", "vlan 10 and icmp"}) {
-    auto down = compile_pcap_filter_live(expr, 262144, "btn0");
-    ASSERT_TRUE(down) << expr << ": " << down.error().message();
-    auto lo = compile_pcap_filter_live(expr, 262144, "lo");
-    ASSERT_TRUE(lo) << lo.error().message();
-    ASSERT_EQ(down->size(), lo->size()) << expr;
-    EXPECT_EQ(0, std::memcmp(down->data(), lo->data(), lo->size() * sizeof((*lo)[0]))) << expr;
-  }
-  // Up, it compiles on itself, to the same program.
+  const std::vector<std::string> exprs = {"tcp or vlan", "inbound and udp port 53", "vlan 10 and icmp"};
+  auto compile_all = [&] {
+    std::vector<std::vector<sock_filter>> out;
+    for (const auto &e : exprs) {
+      auto p = compile_pcap_filter_live(e, 262144, "btn0");
+      EXPECT_TRUE(p) << e << ": " << (p ? "" : p.error().message());
+      out.push_back(p ? *p : std::vector<sock_filter>{});
+    }
+    return out;
+  };
+  auto down_ns_lo = compile_all();  // btn0 down, this namespace's lo up
+  ASSERT_TRUE(lab::run_checked({"ip", "link", "set", "lo", "down"}));
+  auto down_home_lo = compile_all();  // btn0 and lo down: the process's own lo
   ASSERT_TRUE(lab::run_checked({"ip", "link", "set", "btn0", "up"}));
-  auto up = compile_pcap_filter_live("tcp or vlan", 262144, "btn0");
-  auto lo = compile_pcap_filter_live("tcp or vlan", 262144, "lo");
-  ASSERT_TRUE(up && lo);
-  EXPECT_EQ(0, std::memcmp(up->data(), lo->data(), lo->size() * sizeof((*lo)[0])));
+  auto up = compile_all();  // btn0 itself
+  for (size_t i = 0; i < exprs.size(); i++) {
+    ASSERT_FALSE(up[i].empty()) << exprs[i];
+    for (const auto *down : {&down_ns_lo[i], &down_home_lo[i]}) {
+      ASSERT_EQ(down->size(), up[i].size()) << exprs[i];
+      EXPECT_EQ(0, std::memcmp(down->data(), up[i].data(), up[i].size() * sizeof(sock_filter))) << exprs[i];
+    }
+  }
 }
 
 } // namespace

@@ -18,6 +18,15 @@ wait_for_line() {
   fail "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)"
 }
 
+# log_time_ms FILE PATTERN: epoch milliseconds of the last line of a bpftap log (spdlog's
+# "2026-11-22T03:07:38.716 ..." stamps, local time) that matches PATTERN.
+log_time_ms() {
+  local stamp
+  stamp=$(grep -- "$2" "$1" | tail -1 | awk '{ print $1 }')
+  [[ -n "$stamp" ]] || fail "no line matching '$2' in $1"
+  date -d "${stamp/T/ }" +%s%3N
+}
+
 # start_tcpdump NAME IFACE [EXPRESSION...]: tcpdump in the lab host namespace, writing
 # $WORKDIR/NAME.pcap with nanosecond timestamps and a large buffer; sets TCPDUMP_PIDS.
 TCPDUMP_PIDS=()

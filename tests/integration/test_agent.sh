@@ -60,8 +60,8 @@ assert_eq "tap-atk tap-vm1 tap-vm2" "$(attached ids-feed)" "mirror interfaces at
 
 # A new VM appears: namespace + tap on the bridge.
 ip netns add "${P}vm3"
+t0=$(date +%s%3N)
 ns_exec host ip link add tap-vm3 mtu 9000 type veth peer name eth0 mtu 9000 netns "${P}vm3"
-t0=$(date +%s%N)
 ns_exec host ip link set tap-vm3 master br0
 ns_exec host ip link set tap-vm3 up
 ns_exec vm3 ip addr add 10.77.0.3/24 dev eth0
@@ -71,10 +71,16 @@ for _ in $(seq 50); do
   [[ " $(attached vm-capture) " == *" tap-vm3 "* && " $(attached ids-feed) " == *" tap-vm3 "* ]] && break
   sleep 0.02
 done
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+seen=$(( $(date +%s%3N) - t0 ))  # as the API shows it, polling included
 [[ " $(attached ids-feed) " == *" tap-vm3 "* ]] || fail "tap-vm3 not attached to ids-feed"
+# The agent's own time: from the tap's creation to the last session's "attached" log line.
+ms=0
+for s in vm-capture ids-feed; do
+  t=$(( $(log_time_ms "$W/agent.log" "session $s: attached tap-vm3") - t0 ))
+  if (( t > ms )); then ms=$t; fi
+done
 (( ms <= 1000 )) || fail "tap-vm3 attached after $ms ms (> 1 s)"
-echo "  new VM: tap-vm3 attached to both sessions within $ms ms"
+echo "  new VM: tap-vm3 attached to both sessions within $ms ms of its creation (seen through the API after $seen ms)"
 
 tcpdump_in mon mon1 eth0 icmp
 ns_exec vm3 ping -c 5 -i 0.2 -W 1 10.77.0.2 >/dev/null || fail "vm3 cannot ping vm2"
