@@ -16,6 +16,7 @@
 #  - SIGTERM: nothing of bpftap's left in any namespace, the socket file removed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/agent_lib.sh"
 require_root
 require_cmd curl python3 tcpdump capinfos
 make_workdir
@@ -26,9 +27,7 @@ ip netns add "$AGT"  # removed by the lab trap with the other ${P}* namespaces
 ip -n "$AGT" link set lo up
 SOCK=$W/api.sock
 API=http://bpftap
-head -c 32 /dev/urandom | base64 >"$W/token"
-chmod 600 "$W/token"
-TOKEN=$(cat "$W/token")
+make_token
 
 cat >"$W/agent.yaml" <<YAML
 api:
@@ -65,20 +64,6 @@ sessions:
 YAML
 
 api() { curl -s -m 5 --unix-socket "$SOCK" "$@"; }  # a unix socket: no namespace needed
-get() { api "$API$1"; }
-write() { local method=$1 path=$2; shift 2; api -o "$W/resp" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $TOKEN" "$@" "$API$path"; }
-# Each prints NO-SESSION if the session cannot be read, so an empty answer is a real one.
-counter() {  # counter SESSION IFACE FIELD
-  get "/v1/sessions/$1" | python3 -c "import json,sys
-try: d=json.load(sys.stdin); print(sum(c.get('$3',0) for c in d['counters'] if c['interface']=='$2'))
-except Exception: print('NO-SESSION')"
-}
-attached() { get "/v1/sessions/$1" | python3 -c "import json,sys
-try: d=json.load(sys.stdin); print(' '.join(sorted({c['interface'] for c in d['counters'] if c['attached']})))
-except Exception: print('NO-SESSION')"; }
-state() { get "/v1/sessions/$1" | python3 -c "import json,sys
-try: print(json.load(sys.stdin)['state'])
-except Exception: print('NO-SESSION')"; }
 until_state() {  # until_state SESSION STATE: waits up to 3 s, prints the ms it took
   local t0 i; t0=$(date +%s%N)
   for i in $(seq 60); do [[ $(state "$1") == "$2" ]] && break; sleep 0.05; done
@@ -117,29 +102,7 @@ echo "  API on unix socket $SOCK, mode 600; a second agent on it exits 1 before 
 echo "  at start: 3 taps in ${P}host attached to 2 sessions, tap-vm1 to the VXLAN one (its device made there); nothing in ${AGT}"
 
 # A new VM appears in the host namespace.
-ip netns add "${P}vm3"
-t0=$(date +%s%3N)
-ns_exec host ip link add tap-vm3 mtu 9000 type veth peer name eth0 mtu 9000 netns "${P}vm3"
-ns_exec host ip link set tap-vm3 master br0
-ns_exec host ip link set tap-vm3 up
-ns_exec vm3 ip addr add 10.77.0.3/24 dev eth0
-ns_exec vm3 ip link set eth0 up
-for _ in $(seq 50); do
-  [[ " $(attached host-capture) " == *" tap-vm3 "* && " $(attached host-mirror) " == *" tap-vm3 "* &&
-     " $(attached host-sensor) " == *" tap-vm3 "* ]] && break
-  sleep 0.02
-done
-seen=$(( $(date +%s%3N) - t0 ))  # as the API shows it, polling included
-for s in host-capture host-mirror host-sensor; do
-  [[ " $(attached $s) " == *" tap-vm3 "* ]] || fail "tap-vm3 not attached to $s: $(cat "$W/agent.log")"
-done
-# The agent's own time: from the tap's creation to the last session's "attached" log line.
-ms=0
-for s in host-capture host-mirror host-sensor; do
-  t=$(( $(log_time_ms "$W/agent.log" "session $s: attached tap-vm3") - t0 ))
-  if (( t > ms )); then ms=$t; fi
-done
-(( ms <= 1000 )) || fail "tap-vm3 attached after $ms ms (> 1 s)"
+new_vm_tap host-capture host-mirror host-sensor
 echo "  new VM in ${P}host: tap-vm3 attached to 3 sessions within $ms ms of its creation (seen through the API after $seen ms)"
 
 tcpdump_in mon mon eth0 icmp
