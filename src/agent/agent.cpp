@@ -143,6 +143,7 @@ struct Agent::Impl {
     SessionConfig cfg;
     std::vector<InterfaceCounters> counters;
     std::string last_error;  // why the last start failed although the namespace was there
+    std::chrono::steady_clock::time_point retry_at{};  // after such a failure: not before this
   };
   std::map<std::string, Waiting> waiting;
   ApiServer http;
@@ -260,12 +261,20 @@ struct Agent::Impl {
       }
       it = spaces.erase(it);
     }
+    const auto now = std::chrono::steady_clock::now();
     for (auto it = waiting.begin(); it != waiting.end();) {
+      if (now < it->second.retry_at) {
+        ++it;
+        continue;
+      }
       auto s = create_session(it->second.cfg);
       if (!s) {
+        // The namespace is there but the session cannot start (its target is not there yet?):
+        // a start loads BPF objects, so try again in 5 s rather than every check.
         if (s.error().message() != it->second.last_error)
           spdlog::error("session {}: {}", it->first, s.error().message());
         it->second.last_error = s.error().message();
+        it->second.retry_at = now + std::chrono::seconds(5);
         ++it;
         continue;
       }

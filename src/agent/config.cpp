@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/rules.h"
+#include "core/yaml_file.h"
 
 namespace bpftap::agent {
 namespace {
@@ -206,14 +207,9 @@ bool SessionConfig::operator==(const SessionConfig &o) const {
 }
 
 Result<AgentConfig> load_agent_config(const std::string &path) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile &) {
-    return bad_input(fmt::format("{}: cannot be read", path));
-  } catch (const YAML::Exception &e) {
-    return bad_input(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
-  }
+  auto loaded = load_yaml_file(path);
+  if (!loaded) return tl::unexpected(loaded.error());
+  const YAML::Node root = *loaded;
   Ctx c{path};
   if (!root.IsMap()) return bad_input(fmt::format("{}: expected a mapping with api and sessions", path));
   if (auto r = only(c, root, "the config", {"api", "sessions"}); !r) return tl::unexpected(r.error());

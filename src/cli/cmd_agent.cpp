@@ -1,7 +1,5 @@
 // bpftap agent: the long-running vTAP service (see src/agent/agent.h and the README).
-#include <signal.h>
 
-#include <atomic>
 #include <cstdio>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -9,12 +7,10 @@
 
 #include "agent/agent.h"
 #include "cli/commands.h"
+#include "cli/source.h"
 
 namespace bpftap::cli {
 namespace {
-
-std::atomic<bool> g_agent_stop{false};
-std::atomic<bool> g_agent_reload{false};
 
 int run_agent(const std::string &config) {
   spdlog::set_default_logger(spdlog::stderr_color_st("bpftap"));
@@ -24,7 +20,7 @@ int run_agent(const std::string &config) {
     std::fprintf(stderr, "bpftap: %s\n", agent.error().message().c_str());
     return agent.error().bad_input ? kExitBadInput : kExitFailure;
   }
-  auto r = (*agent)->run(g_agent_stop, g_agent_reload);
+  auto r = (*agent)->run(g_stop, g_reload);
   agent->reset();  // detach everything before saying goodbye
   if (!r) {
     std::fprintf(stderr, "bpftap: %s\n", r.error().message().c_str());
@@ -42,16 +38,7 @@ void add_agent_command(CLI::App &app, Context &ctx) {
                                           "REST API, metrics");
   cmd->add_option("--config", *config, "agent configuration (YAML)");
   cmd->callback([config, &ctx] {
-    struct sigaction sa {};
-    sa.sa_handler = [](int) { g_agent_stop = true; };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
-    struct sigaction hup {};
-    hup.sa_handler = [](int) { g_agent_reload = true; };
-    sigemptyset(&hup.sa_mask);
-    sigaction(SIGHUP, &hup, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    install_signal_handlers(true);
     ctx.exit_code = run_agent(*config);
   });
 }

@@ -1,5 +1,4 @@
 // bpftap capture: tcpdump-like capture from many interfaces at once, and bpftap cleanup.
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,19 +19,6 @@
 
 namespace bpftap::cli {
 namespace {
-
-std::atomic<bool> g_stop{false};
-
-void on_signal(int) { g_stop = true; }
-
-void install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);  // a closed pipe ends the capture through a write error instead
-}
 
 struct CaptureArgs {
   std::vector<std::string> interfaces;
@@ -153,7 +139,7 @@ void add_capture_command(CLI::App &app, Context &ctx) {
       ->check(CLI::IsMember({"ebpf", "pcap"}));
   cmd->add_option("expression", a->expression, "pcap-filter expression, as for tcpdump");
   cmd->callback([a, &ctx] {
-    install_signal_handlers();
+    install_signal_handlers(false);
     ctx.exit_code = run_capture(*a);
   });
 }

@@ -1,6 +1,5 @@
 // bpftap inspect: flows, nDPI classification and risks, behavioural detectors; alerts as EVE
 // JSON lines and flows as Zeek conn.log JSON lines. From a capture file or live (eBPF capture).
-#include <signal.h>
 
 #include <atomic>
 #include <chrono>
@@ -20,7 +19,6 @@
 namespace bpftap::cli {
 namespace {
 
-std::atomic<bool> g_inspect_stop{false};
 
 struct InspectArgs {
   std::string read;
@@ -106,7 +104,7 @@ int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::
                  st.flows, st.active_flows, st.alerts, dropped);
   };
   auto last = std::chrono::steady_clock::now();
-  auto ran = cap->run(inspector, g_inspect_stop, [&] {
+  auto ran = cap->run(inspector, g_stop, [&] {
     if (a.status_interval && std::chrono::steady_clock::now() - last >= std::chrono::seconds(a.status_interval)) {
       status();
       last = std::chrono::steady_clock::now();
@@ -151,12 +149,7 @@ void add_inspect_command(CLI::App &app, Context &ctx) {
       ->check(CLI::IsMember({"ebpf", "pcap"}));
   cmd->add_option("expression", a->expression, "pcap-filter expression, as for tcpdump");
   cmd->callback([a, &ctx] {
-    struct sigaction sa {};
-    sa.sa_handler = [](int) { g_inspect_stop = true; };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    install_signal_handlers(false);
     ctx.exit_code = run_inspect(*a);
   });
 }

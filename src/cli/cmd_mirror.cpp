@@ -1,6 +1,5 @@
 // bpftap mirror: an in-kernel virtual TAP session to a local monitor port or a remote sensor.
 #include <poll.h>
-#include <signal.h>
 
 #include <atomic>
 #include <chrono>
@@ -17,8 +16,6 @@
 namespace bpftap::cli {
 namespace {
 
-std::atomic<bool> g_mirror_stop{false};
-std::atomic<bool> g_mirror_reload{false};
 
 struct MirrorArgs {
   std::string from;
@@ -101,9 +98,9 @@ int run_mirror(const MirrorArgs &a) {
   std::fprintf(stderr, "bpftap: mirroring %s (%s) to %s%s\n", names.c_str(), a.direction.c_str(),
                (*session)->target().c_str(), o.rules.empty() ? "" : fmt::format(", {} rules", o.rules.size()).c_str());
   auto last = std::chrono::steady_clock::now();
-  while (!g_mirror_stop) {
+  while (!g_stop) {
     poll(nullptr, 0, 100);
-    if (g_mirror_reload.exchange(false)) {
+    if (g_reload.exchange(false)) {
       // SIGHUP: re-read the rules; a bad file keeps the rules that run.
       auto fresh = all_rules(a);
       if (!fresh) {
@@ -148,15 +145,7 @@ void add_mirror_command(CLI::App &app, Context &ctx) {
   cmd->add_option("--attach", a->attach, "hook: auto, tcx or tc")->check(CLI::IsMember({"auto", "tcx", "tc"}));
   cmd->add_option("expression", a->expression, "pcap-filter expression selecting what is mirrored");
   cmd->callback([a, &ctx] {
-    struct sigaction sa {};
-    sa.sa_handler = [](int) { g_mirror_stop = true; };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
-    struct sigaction hup {};
-    hup.sa_handler = [](int) { g_mirror_reload = true; };
-    sigemptyset(&hup.sa_mask);
-    sigaction(SIGHUP, &hup, nullptr);
+    install_signal_handlers(true);
     ctx.exit_code = run_mirror(*a);
   });
 }

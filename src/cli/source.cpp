@@ -1,11 +1,30 @@
 #include "cli/source.h"
 
+#include <signal.h>
+
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "core/pcap_capture.h"
 
 namespace bpftap::cli {
+
+std::atomic<bool> g_stop{false}, g_reload{false};
+
+void install_signal_handlers(bool reload) {
+  struct sigaction stop {};
+  stop.sa_handler = [](int) { g_stop = true; };
+  sigemptyset(&stop.sa_mask);
+  sigaction(SIGINT, &stop, nullptr);
+  sigaction(SIGTERM, &stop, nullptr);
+  if (reload) {
+    struct sigaction hup {};
+    hup.sa_handler = [](int) { g_reload = true; };
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, nullptr);
+  }
+  signal(SIGPIPE, SIG_IGN);
+}
 
 int report(const Error &e) {
   std::fprintf(stderr, "bpftap: %s\n", e.message().c_str());

@@ -1,7 +1,8 @@
-// Shared by the commands: the one-line error report (exit code from the error) and the choice
-// of packet source (--backend ebpf|pcap).
+// Shared by the commands: the one-line error report (exit code from the error), the choice
+// of packet source (--backend ebpf|pcap) and the signals that stop or reload a command.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,5 +19,11 @@ int report(const Error &e);
 // Starts the eBPF capture, or the libpcap backend on the already resolved interfaces.
 Result<std::unique_ptr<PacketSource>> start_source(const std::string &backend, const CaptureOptions &o,
                                                    const std::vector<InterfaceInfo> &ifaces);
+
+// A process runs one command: SIGINT and SIGTERM set g_stop, SIGHUP sets g_reload when the
+// command reloads (else it keeps its default), and SIGPIPE is ignored (a closed pipe shows up
+// as a write error instead).
+extern std::atomic<bool> g_stop, g_reload;
+void install_signal_handlers(bool reload);
 
 } // namespace bpftap::cli

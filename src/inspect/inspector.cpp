@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "core/yaml_file.h"
 #include "inspect/dpi.h"
 #include "inspect/flow.h"
 
@@ -286,14 +287,9 @@ InspectStats Inspector::stats() const {
 }
 
 Result<InspectOptions> read_inspect_config(const std::string &path, InspectOptions base) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile &) {
-    return bad_input(fmt::format("{}: cannot be read", path));
-  } catch (const YAML::Exception &e) {
-    return bad_input(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
-  }
+  auto loaded = load_yaml_file(path);
+  if (!loaded) return tl::unexpected(loaded.error());
+  const YAML::Node root = *loaded;
   if (!root.IsMap()) return bad_input(fmt::format("{}: expected a mapping of detector settings", path));
   auto &c = base.detectors;
   struct Key {
