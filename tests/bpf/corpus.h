@@ -1,4 +1,4 @@
-// Frames of the shared packet corpus (../shared/corpus), read with libpcap. Kept apart from the
+// Frames of the shared packet corpus (corpus/ in this repository), read with libpcap. Kept apart from the
 // BPF headers: <pcap/pcap.h> and <linux/bpf.h> both define struct bpf_insn.
 #pragma once
 
