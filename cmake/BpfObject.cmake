@@ -1,6 +1,8 @@
 # bpf_object(NAME SOURCE): compiles a BPF C program with clang and generates a libbpf skeleton
 # (NAME.skel.h) with bpftool. The object is embedded in the skeleton, so nothing is loaded
 # from a path at run time. Link against the INTERFACE target NAME_skel to get the include path.
+# SOURCE is relative to the calling CMakeLists.txt; every program gets -I src/bpf (of the top
+# source directory) for the headers shared with user space (bpftap.h, filter_stub.h).
 find_program(BPF_CLANG NAMES clang-14 clang REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
 execute_process(COMMAND uname -m OUTPUT_VARIABLE BPF_UNAME_M OUTPUT_STRIP_TRAILING_WHITESPACE)
@@ -17,11 +19,11 @@ endif()
 function(bpf_object name src)
   set(obj ${CMAKE_CURRENT_BINARY_DIR}/${name}.bpf.o)
   set(skel ${CMAKE_CURRENT_BINARY_DIR}/${name}.skel.h)
-  file(GLOB bpf_headers CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/bpf/*.h)
+  file(GLOB bpf_headers CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/bpf/*.h)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${BPF_CLANG} -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${BPF_TARGET_ARCH}
-            -I${CMAKE_CURRENT_SOURCE_DIR}/src/bpf -I${BPF_MULTIARCH_INCLUDE}
+            -I${CMAKE_SOURCE_DIR}/src/bpf -I${BPF_MULTIARCH_INCLUDE}
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${src} -o ${obj}
     DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${src} ${bpf_headers}
     COMMENT "BPF ${name}"

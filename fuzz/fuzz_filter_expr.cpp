@@ -1,8 +1,8 @@
 // Filter expressions (user input) through libpcap's compiler and our translator.
 #include <string>
 
-#include "core/cbpf_to_ebpf.h"
-#include "core/filter.h"
+#include "filter/cbpf_to_ebpf.h"
+#include "filter/filter.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > 512) return 0;

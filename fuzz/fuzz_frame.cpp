@@ -3,7 +3,7 @@
 #include <cstring>
 #include <vector>
 
-#include "core/reorder.h"
+#include "capture/reorder.h"
 #include "sinks/text_sink.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

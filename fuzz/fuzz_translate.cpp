@@ -3,7 +3,7 @@
 #include <cstring>
 #include <vector>
 
-#include "core/cbpf_to_ebpf.h"
+#include "filter/cbpf_to_ebpf.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::vector<sock_filter> prog(size / sizeof(sock_filter));

@@ -24,9 +24,9 @@
 #include "agent/config.h"
 #include "agent/netlink.h"
 #include "agent/session.h"
-#include "core/attach.h"
-#include "core/netns.h"
-#include "core/vxlan.h"
+#include "kernel/attach.h"
+#include "kernel/netns.h"
+#include "mirror/vxlan.h"
 
 namespace bpftap::agent {
 namespace {

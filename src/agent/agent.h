@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "core/error.h"
+#include "util/error.h"
 
 namespace bpftap::agent {
 

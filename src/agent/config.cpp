@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
-#include "core/rules.h"
-#include "core/yaml_file.h"
+#include "mirror/rules.h"
+#include "util/yaml_file.h"
 
 namespace bpftap::agent {
 namespace {

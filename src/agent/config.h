@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "bpf/bpftap.h"
-#include "core/error.h"
+#include "util/error.h"
 
 namespace YAML {
 class Node;

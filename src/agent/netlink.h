@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
-#include "core/fd.h"
+#include "util/error.h"
+#include "util/fd.h"
 
 namespace bpftap::agent {
 

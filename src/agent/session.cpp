@@ -11,10 +11,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "core/capture.h"
-#include "core/mirror.h"
-#include "core/netns.h"
-#include "core/rules.h"
+#include "capture/capture.h"
+#include "mirror/mirror.h"
+#include "kernel/netns.h"
+#include "mirror/rules.h"
 #include "inspect/inspector.h"
 #include "sinks/rotating_sink.h"
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "agent/config.h"
-#include "core/capture.h"
-#include "core/error.h"
+#include "capture/capture.h"
+#include "util/error.h"
 #include "sinks/packet.h"
 
 namespace bpftap::agent {

@@ -1,4 +1,4 @@
-/* Shared between the BPF programs (src/bpf) and user space: fixed-width fields only.
+/* Shared between the BPF programs (src/capture/bpf, src/mirror/bpf) and user space: fixed-width fields only.
  * User space checks the layout with static_assert(sizeof(...)). */
 #ifndef BPFTAP_BPF_SHARED_H
 #define BPFTAP_BPF_SHARED_H

@@ -1,4 +1,4 @@
-/* The filter contract shared by every program in SEC("bpftap_tc"); see src/core/splice.h.
+/* The filter contract shared by every program in SEC("bpftap_tc"); see src/filter/splice.h.
  * Include once per BPF object, after <bpf/bpf_helpers.h>. */
 #ifndef BPFTAP_FILTER_STUB_H
 #define BPFTAP_FILTER_STUB_H

@@ -9,11 +9,11 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
-#include "core/attach.h"
-#include "core/capture.h"
-#include "core/netns.h"
+#include "kernel/attach.h"
+#include "capture/capture.h"
+#include "kernel/netns.h"
 #include "cli/source.h"
-#include "core/vxlan.h"
+#include "mirror/vxlan.h"
 #include "sinks/rotating_sink.h"
 #include "sinks/text_sink.h"
 

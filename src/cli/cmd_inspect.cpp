@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
-#include "core/capture.h"
+#include "capture/capture.h"
 #include "cli/source.h"
 #include "inspect/inspector.h"
 #include "inspect/pcap_file.h"

@@ -10,8 +10,8 @@
 
 #include "cli/commands.h"
 #include "cli/source.h"
-#include "core/mirror.h"
-#include "core/rules.h"
+#include "mirror/mirror.h"
+#include "mirror/rules.h"
 
 namespace bpftap::cli {
 namespace {

@@ -5,7 +5,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
-#include "core/pcap_capture.h"
+#include "capture/pcap_capture.h"
 
 namespace bpftap::cli {
 

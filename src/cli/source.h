@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "core/capture.h"
-#include "core/error.h"
-#include "core/source.h"
+#include "capture/capture.h"
+#include "util/error.h"
+#include "capture/source.h"
 
 namespace bpftap::cli {
 

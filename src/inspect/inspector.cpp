@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
-#include "core/yaml_file.h"
+#include "util/yaml_file.h"
 #include "inspect/dpi.h"
 #include "inspect/flow.h"
 

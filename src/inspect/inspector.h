@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "util/error.h"
 #include "inspect/detectors.h"
 #include "inspect/dpi.h"
 #include "sinks/packet.h"

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "core/error.h"
+#include "util/error.h"
 #include "sinks/packet.h"
 
 namespace bpftap::inspect {

@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "lab/run.h"
+#include "util/run.h"
 
 namespace bpftap::lab {
 namespace {

@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/error.h"
+#include "util/error.h"
 
 namespace bpftap::lab {
 

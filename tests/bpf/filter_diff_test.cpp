@@ -15,9 +15,9 @@
 #include <linux/if_packet.h>
 
 #include <tuple>
-#include "core/capture_prog.h"
-#include "core/cbpf_to_ebpf.h"
-#include "core/filter.h"
+#include "capture/capture_prog.h"
+#include "filter/cbpf_to_ebpf.h"
+#include "filter/filter.h"
 
 using namespace bpftap;
 

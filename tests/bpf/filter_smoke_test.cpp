@@ -1,9 +1,9 @@
 #include <gtest/gtest.h>
 
 #include "bpf_test_util.h"
-#include "core/capture_prog.h"
-#include "core/cbpf_to_ebpf.h"
-#include "core/filter.h"
+#include "capture/capture_prog.h"
+#include "filter/cbpf_to_ebpf.h"
+#include "filter/filter.h"
 
 using namespace bpftap;
 

@@ -13,9 +13,9 @@
 #include <gtest/gtest.h>
 
 #include "bpf_test_util.h"
-#include "core/mirror.h"
-#include "core/rules.h"
-#include "lab/run.h"
+#include "mirror/mirror.h"
+#include "mirror/rules.h"
+#include "util/run.h"
 
 using namespace bpftap;
 

@@ -13,10 +13,10 @@
 #include <gtest/gtest.h>
 
 #include "agent/netlink.h"
-#include "core/attach.h"
-#include "core/filter.h"
-#include "core/netns.h"
-#include "lab/run.h"
+#include "kernel/attach.h"
+#include "filter/filter.h"
+#include "kernel/netns.h"
+#include "util/run.h"
 
 using namespace bpftap;
 

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "lab/lab.h"
-#include "lab/run.h"
+#include "util/run.h"
 
 namespace bpftap::lab {
 namespace {

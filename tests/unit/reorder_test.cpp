@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "core/reorder.h"
+#include "capture/reorder.h"
 
 using namespace bpftap;
 

@@ -1,4 +1,4 @@
-#include "core/rules.h"
+#include "mirror/rules.h"
 
 #include <arpa/inet.h>
 

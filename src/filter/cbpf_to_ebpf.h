@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "core/error.h"
+#include "util/error.h"
 
 namespace bpftap {
 

@@ -9,7 +9,7 @@
 
 #include <vector>
 
-#include "core/error.h"
+#include "util/error.h"
 
 struct bpf_object;
 struct bpf_program;

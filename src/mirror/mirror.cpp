@@ -1,4 +1,4 @@
-#include "core/mirror.h"
+#include "mirror/mirror.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -13,9 +13,9 @@
 
 #include <fmt/format.h>
 
-#include "core/capture.h"
-#include "core/splice.h"
-#include "core/vxlan.h"
+#include "capture/capture.h"
+#include "filter/splice.h"
+#include "mirror/vxlan.h"
 #include "mirror_bpf.skel.h"
 
 namespace bpftap {

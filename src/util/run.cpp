@@ -1,4 +1,4 @@
-#include "lab/run.h"
+#include "util/run.h"
 
 #include <fcntl.h>
 #include <poll.h>

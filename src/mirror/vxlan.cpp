@@ -1,4 +1,4 @@
-#include "core/vxlan.h"
+#include "mirror/vxlan.h"
 
 #include <fcntl.h>
 #include <net/if.h>
@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
-#include "core/attach.h"
-#include "lab/run.h"
+#include "kernel/attach.h"
+#include "util/run.h"
 
 namespace bpftap {
 namespace {

@@ -1,4 +1,4 @@
-#include "core/splice.h"
+#include "filter/splice.h"
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>

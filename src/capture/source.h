@@ -1,4 +1,4 @@
-// Where packets come from: the eBPF capture (core/capture.h) or libpcap (core/pcap_capture.h).
+// Where packets come from: the eBPF capture (capture/capture.h) or libpcap (capture/pcap_capture.h).
 // Both deliver to the same sinks, so the only difference between them is the tracing mechanism.
 #pragma once
 
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "util/error.h"
 #include "sinks/packet.h"
 
 namespace bpftap {

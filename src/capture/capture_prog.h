@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "bpf/bpftap.h"
-#include "core/error.h"
+#include "util/error.h"
 
 struct capture_bpf;
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "bpf/bpftap.h"
-#include "core/attach.h"
-#include "core/error.h"
+#include "kernel/attach.h"
+#include "util/error.h"
 #include "sinks/packet.h"
 
 namespace bpftap {

@@ -1,4 +1,4 @@
-#include "core/netns.h"
+#include "kernel/netns.h"
 
 #include <fcntl.h>
 #include <sched.h>

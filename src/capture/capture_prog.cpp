@@ -1,4 +1,4 @@
-#include "core/capture_prog.h"
+#include "capture/capture_prog.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "capture_bpf.skel.h"
-#include "core/splice.h"
+#include "filter/splice.h"
 
 namespace bpftap {
 

@@ -1,4 +1,4 @@
-#include "core/pcap_capture.h"
+#include "capture/pcap_capture.h"
 
 #include <poll.h>
 

@@ -1,4 +1,4 @@
-#include "core/attach.h"
+#include "kernel/attach.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -14,7 +14,7 @@
 #include <fmt/format.h>
 
 #include "bpf/bpftap.h"
-#include "core/fd.h"
+#include "util/fd.h"
 
 namespace bpftap {
 namespace {

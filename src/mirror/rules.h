@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "bpf/bpftap.h"
-#include "core/error.h"
+#include "util/error.h"
 
 namespace bpftap {
 

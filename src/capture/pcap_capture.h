@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/source.h"
+#include "capture/source.h"
 
 namespace bpftap {
 

@@ -12,9 +12,9 @@
 #include <linux/bpf.h>
 
 #include "bpf/bpftap.h"
-#include "core/attach.h"
-#include "core/error.h"
-#include "core/source.h"
+#include "kernel/attach.h"
+#include "util/error.h"
+#include "capture/source.h"
 #include "sinks/packet.h"
 
 namespace bpftap {

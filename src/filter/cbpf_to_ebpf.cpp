@@ -1,4 +1,4 @@
-#include "core/cbpf_to_ebpf.h"
+#include "filter/cbpf_to_ebpf.h"
 
 #include <cstddef>
 #include <limits>

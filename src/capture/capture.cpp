@@ -1,4 +1,4 @@
-#include "core/capture.h"
+#include "capture/capture.h"
 
 #include <bpf/libbpf.h>
 #include <linux/perf_event.h>
@@ -18,11 +18,11 @@
 
 #include <fmt/format.h>
 
-#include "core/capture_prog.h"
-#include "core/fd.h"
-#include "core/cbpf_to_ebpf.h"
-#include "core/filter.h"
-#include "core/reorder.h"
+#include "capture/capture_prog.h"
+#include "util/fd.h"
+#include "filter/cbpf_to_ebpf.h"
+#include "filter/filter.h"
+#include "capture/reorder.h"
 
 namespace bpftap {
 namespace {

@@ -1,11 +1,11 @@
-#include "core/filter.h"
+#include "filter/filter.h"
 
 #include <pcap/pcap.h>
 
 #include <cstring>
 #include <memory>
 
-#include "core/netns.h"
+#include "kernel/netns.h"
 
 namespace bpftap {
 

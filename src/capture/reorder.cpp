@@ -1,4 +1,4 @@
-#include "core/reorder.h"
+#include "capture/reorder.h"
 
 #include <algorithm>
 #include <cstring>

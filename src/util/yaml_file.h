@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include "core/error.h"
+#include "util/error.h"
 
 namespace bpftap {
 
