@@ -3,6 +3,7 @@
 #include <cstring>
 #include <vector>
 
+#include "capture/frame.h"
 #include "capture/reorder.h"
 #include "sinks/text_sink.h"
 

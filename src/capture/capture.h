@@ -13,6 +13,7 @@
 
 #include "bpf/bpftap.h"
 #include "kernel/attach.h"
+#include "kernel/interfaces.h"
 #include "util/error.h"
 #include "capture/source.h"
 #include "sinks/packet.h"
@@ -30,10 +31,6 @@ struct CaptureOptions {
   AttachMode attach = AttachMode::Auto;
   uint32_t buffer_bytes = 1u << 24;     // ring buffer size, or per-CPU perf buffer size
 };
-
-// Interfaces of the current network namespace matching names or globs, in ifindex order.
-// A pattern that matches nothing is an error.
-Result<std::vector<InterfaceInfo>> resolve_interfaces(const std::vector<std::string> &patterns);
 
 // Compiles a filter expression as `tcpdump -i iface` would and translates it to eBPF, without
 // loading anything: also the check a command makes before it creates files or attaches hooks.

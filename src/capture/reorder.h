@@ -20,10 +20,6 @@ struct PacketMeta {
   uint32_t wire_len;
 };
 
-// The frame as libpcap would have captured it: the VLAN tag the kernel moved into metadata put
-// back at offset 12, truncated to the snapshot length. Returns the bytes written to `out`.
-size_t restore_frame(const bpftap_pkt_hdr &hdr, std::span<const uint8_t> kernel_bytes, uint8_t *out);
-
 class ReorderBuffer {
 public:
   // `kernel_bytes` are the cap_len bytes that followed `hdr`.

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "capture/frame.h"
 #include "capture/reorder.h"
 
 using namespace bpftap;
