@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "capture/capture.h"
+#include "filter/build.h"
 #include "mirror/mirror.h"
 #include "kernel/netns.h"
 #include "mirror/rules.h"

@@ -2,21 +2,23 @@
 
 #include <bpf/libbpf.h>
 #include <linux/perf_event.h>
-#include <poll.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include <algorithm>
-#include <cstring>
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <map>
+#include <mutex>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
 #include "capture/capture_prog.h"
-#include "filter/cbpf_to_ebpf.h"
-#include "filter/filter.h"
+#include "capture/frame.h"
 #include "capture/reorder.h"
+#include "capture/ring_reader.h"
+#include "filter/build.h"
 
 namespace bpftap {
 namespace {
@@ -24,11 +26,14 @@ namespace {
 static_assert(sizeof(bpftap_pkt_hdr) == 32, "bpftap_pkt_hdr layout changed");
 static_assert(sizeof(bpftap_counters) == 32, "bpftap_counters layout changed");
 
-// Packets are held this long so that those from other CPUs can be put in order.
+// A record is written only once it is this old, so that one another CPU stamped earlier but
+// committed later can still be put before it. The time between a hook stamping a packet and
+// its record being committed is microseconds; the window is milliseconds.
 constexpr uint64_t kReorderWindowNs = 2'000'000;
-// The kernel wakes the reader only when a backlog builds up; otherwise the reader drains on
-// this timer. Sinks are flushed at most this often (a file or pipe gets its data within ~50 ms).
+// The kernel wakes the reader only when a backlog builds up (the program's wakeup_bytes);
+// otherwise the reader drains on this timer.
 constexpr int kPollMs = 10;
+// Perf transport: sinks are flushed at most this often (a file or pipe gets data within ~50 ms).
 constexpr uint64_t kFlushIntervalNs = 50'000'000;
 
 uint64_t clock_ns(clockid_t id) {
@@ -43,78 +48,104 @@ uint64_t tai_minus_utc_ns() {
   return static_cast<uint64_t>(std::llround(diff / 1e9)) * 1'000'000'000ull;
 }
 
-struct RingDeleter {
-  void operator()(ring_buffer *r) const { ring_buffer__free(r); }
-};
 struct PerfDeleter {
   void operator()(perf_buffer *p) const { perf_buffer__free(p); }
 };
 
 } // namespace
 
-Result<std::vector<bpf_insn>> build_filter(const std::string &expression, uint32_t snaplen, const std::string &iface) {
-  auto cbpf = compile_pcap_filter_live(expression, snaplen, iface);
-  if (!cbpf) return tl::unexpected(cbpf.error());
-  auto ebpf = translate_cbpf(*cbpf, {VlanView::Metadata});
-  if (!ebpf) return bad_input("filter '" + expression + "': " + ebpf.error().message());
-  return ebpf;
+uint32_t default_buffer_bytes(uint32_t snaplen, size_t interfaces) {
+  uint64_t record = std::min<uint64_t>(snaplen, 65536) + sizeof(bpftap_pkt_hdr) + 16;
+  uint64_t want = record * (1024 + 64 * (interfaces > 1 ? interfaces - 1 : 0));
+  want = std::clamp<uint64_t>(want, 8u << 20, 128u << 20);
+  return static_cast<uint32_t>(std::bit_ceil(want));
 }
-
-namespace {
-
-// The ring buffer's consumer and producer positions, mapped read-only a second time (libbpf 1.1
-// keeps its own mapping private): producer - consumer = bytes waiting for us.
-class RingPositions {
-public:
-  bool map(int ring_fd) {
-    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    void *c = mmap(nullptr, page_, PROT_READ, MAP_SHARED, ring_fd, 0);
-    if (c == MAP_FAILED) return false;
-    void *p = mmap(nullptr, page_, PROT_READ, MAP_SHARED, ring_fd, static_cast<off_t>(page_));
-    if (p == MAP_FAILED) {
-      munmap(c, page_);
-      return false;
-    }
-    cons_ = static_cast<const uint64_t *>(c);
-    prod_ = static_cast<const uint64_t *>(p);
-    return true;
-  }
-  ~RingPositions() {
-    if (cons_) munmap(const_cast<uint64_t *>(cons_), page_);
-    if (prod_) munmap(const_cast<uint64_t *>(prod_), page_);
-  }
-  uint64_t waiting() const {
-    if (!cons_) return 0;
-    uint64_t cons = __atomic_load_n(cons_, __ATOMIC_ACQUIRE);
-    return __atomic_load_n(prod_, __ATOMIC_ACQUIRE) - cons;
-  }
-
-private:
-  size_t page_ = 0;
-  const uint64_t *cons_ = nullptr, *prod_ = nullptr;
-};
-
-} // namespace
 
 struct Capture::Impl {
   CaptureOptions opts;
-  std::vector<InterfaceInfo> ifaces;
-  std::map<uint32_t, uint32_t> slot;  // ifindex -> index in ifaces
+  std::vector<InterfaceInfo> initial;  // interfaces(): those given to start()
   std::unique_ptr<CaptureProgram> prog;
-  std::vector<std::unique_ptr<Hook>> hooks;
-  std::unique_ptr<ring_buffer, RingDeleter> ring;
-  RingPositions ring_pos;
-  std::atomic<uint64_t> ring_used{0}, ring_peak{0};
-  std::unique_ptr<perf_buffer, PerfDeleter> perf;
-  ReorderBuffer pending;
-  uint64_t tai_offset = 0;
-  std::vector<uint64_t> captured;
+
+  // Guarded by mu: the reader holds it while it writes a batch, add/remove_interface and
+  // stats() while they change or read the interfaces.
+  mutable std::mutex mu;
+  struct Slot {
+    InterfaceInfo info;
+    bool attached = true;
+    uint64_t captured = 0;
+    std::vector<std::unique_ptr<Hook>> hooks;
+  };
+  std::vector<Slot> slots;                      // by slot number
+  std::unordered_map<uint32_t, uint32_t> slot_of;  // ifindex -> slot, attached ones
   uint64_t total_captured = 0;
+
+  std::optional<RingReader> ring;
+  std::atomic<uint64_t> ring_used{0}, ring_peak{0};
+  std::vector<uint8_t> restored;  // frames whose VLAN tag is put back (the only copies made)
+
+  std::unique_ptr<perf_buffer, PerfDeleter> perf;
+  ReorderBuffer pending;  // perf transport: records are copied out of the per-CPU buffers
   uint64_t perf_lost = 0;
+  uint64_t last_flush = 0;
+  bool unflushed = false;
+
+  uint64_t tai_offset = 0;
   Error sink_error;
   bool sink_failed = false;
 
-  void on_record(const void *data, size_t size) {
+  bool count_reached() const { return opts.count && total_captured >= opts.count; }
+  size_t left() const { return opts.count ? opts.count - total_captured : SIZE_MAX; }
+
+  bool fail_sink(const Error &e) {
+    sink_error = e;
+    sink_failed = true;
+    return false;
+  }
+
+  // Writes one packet; false when the sink failed.
+  bool emit(PacketSink &sink, uint32_t slot, uint64_t ts_utc, uint8_t dir, uint32_t wire_len,
+            std::span<const uint8_t> bytes) {
+    Packet p{ts_utc, slot, static_cast<Direction>(dir), wire_len, bytes};
+    if (auto r = sink.write(p); !r) return fail_sink(r.error());
+    slots[slot].captured++;
+    total_captured++;
+    return true;
+  }
+
+  // Ring transport: writes the records older than `cutoff_tai` straight from ring memory, then
+  // flushes the sink (which lets go of that memory) and gives the space back to the kernel.
+  bool drain_ring(PacketSink &sink, uint64_t cutoff_tai) {
+    ring_used.store(ring->waiting(), std::memory_order_relaxed);
+    if (ring_used > ring_peak.load(std::memory_order_relaxed)) ring_peak.store(ring_used, std::memory_order_relaxed);
+    std::lock_guard lock(mu);
+    const auto &recs = ring->take(cutoff_tai, left());
+    if (recs.empty()) return true;
+    // Frames with a tag to put back are rebuilt here; sized first, so the spans stay valid.
+    size_t tagged = 0;
+    for (const auto &r : recs)
+      if (r.hdr->vlan_tpid) tagged += r.bytes.size() + BPFTAP_VLAN_HLEN;
+    restored.resize(tagged);
+    size_t at = 0;
+    for (const auto &r : recs) {
+      auto it = slot_of.find(r.hdr->ifindex);
+      if (it == slot_of.end()) continue;  // removed since: its last records go with it
+      std::span<const uint8_t> bytes = r.bytes;
+      if (r.hdr->vlan_tpid) {
+        size_t n = restore_frame(*r.hdr, r.bytes, restored.data() + at);
+        bytes = {restored.data() + at, n};
+        at += n;
+      } else if (bytes.size() > r.hdr->snap_len) {
+        bytes = bytes.first(r.hdr->snap_len);
+      }
+      if (!emit(sink, it->second, r.hdr->ts_tai_ns - tai_offset, r.hdr->dir, r.hdr->wire_len, bytes)) break;
+    }
+    if (!sink_failed)
+      if (auto r = sink.flush(); !r) fail_sink(r.error());
+    ring->release();  // whether or not the sink failed: a failed sink holds no reference
+    return !sink_failed;
+  }
+
+  void on_perf_record(const void *data, size_t size) {
     if (size < sizeof(bpftap_pkt_hdr)) return;
     bpftap_pkt_hdr hdr;
     std::memcpy(&hdr, data, sizeof(hdr));
@@ -123,104 +154,113 @@ struct Capture::Impl {
     pending.push(hdr, bytes, hdr.ts_tai_ns - tai_offset);
   }
 
-  // Waits for a wakeup or the timeout, then takes whatever is there (records submitted without
-  // a wakeup included).
-  int poll(int timeout_ms) {
-    if (ring) {
-      // Wait, note how much is waiting (the usage metric), then take it all.
-      pollfd p{ring_buffer__epoll_fd(ring.get()), POLLIN, 0};
-      if (::poll(&p, 1, timeout_ms) < 0 && errno != EINTR) return -errno;
-      uint64_t used = ring_pos.waiting();
-      ring_used.store(used, std::memory_order_relaxed);
-      if (used > ring_peak.load(std::memory_order_relaxed)) ring_peak.store(used, std::memory_order_relaxed);
-      return ring_buffer__consume(ring.get());
-    }
-    int n = perf_buffer__poll(perf.get(), timeout_ms);
-    if (n < 0) return n;
-    int m = perf_buffer__consume(perf.get());
-    return m < 0 ? m : n + m;
-  }
-
-  uint64_t last_flush = 0;
-  bool unflushed = false;
-
-  bool count_reached() const { return opts.count && total_captured >= opts.count; }
-
-  // Writes held packets up to `cutoff`; returns false when the sink failed.
-  bool write_out(PacketSink &sink, uint64_t cutoff, bool force_flush = false) {
-    size_t limit = opts.count ? opts.count - total_captured : SIZE_MAX;
+  // Perf transport: records were copied into `pending`; writes those up to `cutoff_utc`.
+  bool drain_perf(PacketSink &sink, uint64_t cutoff_utc, bool force_flush) {
+    std::lock_guard lock(mu);
     size_t n = pending.release(
-        cutoff,
+        cutoff_utc,
         [&](const PacketMeta &m, std::span<const uint8_t> bytes) {
           if (sink_failed) return;
-          uint32_t idx = slot.at(m.ifindex);
-          Packet p{m.ts_ns, idx, static_cast<Direction>(m.dir), m.wire_len, bytes};
-          if (auto r = sink.write(p); !r) {
-            sink_error = r.error();
-            sink_failed = true;
-            return;
-          }
-          captured[idx]++;
-          total_captured++;
+          auto it = slot_of.find(m.ifindex);
+          if (it != slot_of.end()) emit(sink, it->second, m.ts_ns, m.dir, m.wire_len, bytes);
         },
-        limit);
+        left());
     unflushed |= n > 0;
     uint64_t now = clock_ns(CLOCK_MONOTONIC);
     if (unflushed && !sink_failed && (force_flush || now - last_flush >= kFlushIntervalNs)) {
-      if (auto r = sink.flush(); !r) {
-        sink_error = r.error();
-        sink_failed = true;
-      }
+      if (auto r = sink.flush(); !r) fail_sink(r.error());
       last_flush = now;
       unflushed = false;
     }
     return !sink_failed;
+  }
+
+  // One round of the reading loop: wait (at most timeout_ms), then write what is due.
+  Result<> round(PacketSink &sink, int timeout_ms, bool final) {
+    if (ring) {
+      if (int err = ring->wait(timeout_ms); err < 0 && err != -EINTR) return fail_errno("wait for captured packets", err);
+      uint64_t cutoff = final ? UINT64_MAX : clock_ns(CLOCK_TAI) - kReorderWindowNs;
+      if (!drain_ring(sink, cutoff)) return tl::unexpected(sink_error);
+      return {};
+    }
+    int n = perf_buffer__poll(perf.get(), timeout_ms);
+    if (n >= 0) n = perf_buffer__consume(perf.get());
+    if (n < 0 && n != -EINTR) return fail_errno("read captured packets", n);
+    uint64_t cutoff = final ? UINT64_MAX : clock_ns(CLOCK_REALTIME) - kReorderWindowNs;
+    if (!drain_perf(sink, cutoff, final || count_reached())) return tl::unexpected(sink_error);
+    return {};
+  }
+
+  // Attaches the hooks of one interface (the caller holds mu).
+  Result<> attach(Slot &s) {
+    for (uint8_t dir : {uint8_t{BPFTAP_DIR_IN}, uint8_t{BPFTAP_DIR_OUT}}) {
+      if ((dir == BPFTAP_DIR_IN && !opts.ingress) || (dir == BPFTAP_DIR_OUT && !opts.egress)) continue;
+      if (auto r = prog->watch(s.info.ifindex, dir); !r) return r;
+      int fd = dir == BPFTAP_DIR_IN ? prog->ingress_fd() : prog->egress_fd();
+      auto hook = attach_hook(fd, s.info.ifindex, dir, opts.attach);
+      if (!hook) return tl::unexpected(hook.error());
+      s.hooks.push_back(std::move(*hook));
+    }
+    return {};
+  }
+
+  Result<InterfaceStats> slot_stats(const Slot &s) const {
+    InterfaceStats st;
+    st.name = s.info.name;
+    st.ifindex = s.info.ifindex;
+    st.captured = s.captured;
+    for (uint8_t dir : {uint8_t{BPFTAP_DIR_IN}, uint8_t{BPFTAP_DIR_OUT}}) {
+      if ((dir == BPFTAP_DIR_IN && !opts.ingress) || (dir == BPFTAP_DIR_OUT && !opts.egress)) continue;
+      auto c = prog->counters(s.info.ifindex, dir);
+      if (!c) return tl::unexpected(c.error());
+      st.matched += c->matched;
+      st.dropped += c->dropped;
+    }
+    return st;
   }
 };
 
 Capture::Capture(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Capture::~Capture() = default;
 
-const std::vector<InterfaceInfo> &Capture::interfaces() const { return impl_->ifaces; }
+const std::vector<InterfaceInfo> &Capture::interfaces() const { return impl_->initial; }
 
 Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
   auto impl = std::make_unique<Impl>();
   impl->opts = opts;
   if (opts.snaplen == 0 || opts.snaplen > BPFTAP_MAX_SNAPLEN)
     return bad_input(fmt::format("snapshot length must be 1..{}", BPFTAP_MAX_SNAPLEN));
-  auto ifaces = resolve_interfaces(opts.interfaces);
-  if (!ifaces) return tl::unexpected(ifaces.error());
-  impl->ifaces = std::move(*ifaces);
-  for (uint32_t i = 0; i < impl->ifaces.size(); i++) {
-    impl->ifaces[i].snaplen = opts.snaplen;
-    impl->slot[impl->ifaces[i].ifindex] = i;
+  if (!opts.interfaces.empty() || !opts.allow_no_interfaces) {
+    auto ifaces = resolve_interfaces(opts.interfaces);
+    if (!ifaces) return tl::unexpected(ifaces.error());
+    impl->initial = std::move(*ifaces);
   }
-  impl->captured.assign(impl->ifaces.size(), 0);
-
-  auto ebpf = build_filter(opts.filter, opts.snaplen, impl->ifaces.front().name);
+  for (auto &i : impl->initial) i.snaplen = opts.snaplen;
+  std::string filter_iface = !opts.filter_iface.empty() ? opts.filter_iface
+                             : impl->initial.empty()    ? std::string("lo")
+                                                        : impl->initial.front().name;
+  auto ebpf = build_filter(opts.filter, opts.snaplen, filter_iface);
   if (!ebpf) return tl::unexpected(ebpf.error());
 
   CaptureProgramOptions po;
   po.filter = std::move(*ebpf);
   po.snaplen = opts.snaplen;
   po.output = opts.output;
-  po.ring_bytes = opts.buffer_bytes;
+  po.ring_bytes = opts.buffer_bytes                      ? opts.buffer_bytes
+                 : opts.output == BPFTAP_OUT_PERFBUF ? 16u << 20  // per CPU
+                                                     : default_buffer_bytes(opts.snaplen, impl->initial.size());
+  impl->opts.buffer_bytes = po.ring_bytes;
   auto prog = CaptureProgram::load(po);
   if (!prog) return tl::unexpected(prog.error());
   impl->prog = std::move(*prog);
 
-  Impl *self = impl.get();
   if (opts.output == BPFTAP_OUT_RINGBUF) {
-    auto cb = [](void *ctx, void *data, size_t size) {
-      static_cast<Impl *>(ctx)->on_record(data, size);
-      return 0;
-    };
-    impl->ring.reset(ring_buffer__new(impl->prog->ring_fd(), cb, self, nullptr));
-    if (!impl->ring) return fail_errno("open the ring buffer", errno);
-    (void)impl->ring_pos.map(impl->prog->ring_fd());  // only for the usage figures: without it they read 0
+    auto ring = RingReader::open(impl->prog->ring_fd(), po.ring_bytes);
+    if (!ring) return tl::unexpected(ring.error());
+    impl->ring.emplace(std::move(*ring));
   } else {
     size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    size_t pages = std::max<size_t>(1, opts.buffer_bytes / page);
+    size_t pages = std::max<size_t>(1, po.ring_bytes / page);
     pages = size_t{1} << static_cast<int>(std::log2(static_cast<double>(pages)));  // a power of two
     // Raw, to set a watermark: one wakeup per quarter buffer instead of one per record.
     perf_event_attr attr{};
@@ -236,7 +276,7 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
         auto *raw = reinterpret_cast<const uint8_t *>(e + 1);  // u32 size, then the data
         uint32_t size;
         std::memcpy(&size, raw, sizeof(size));
-        self->on_record(raw + sizeof(size), size);
+        self->on_perf_record(raw + sizeof(size), size);
       } else if (e->type == PERF_RECORD_LOST) {
         uint64_t lost;
         std::memcpy(&lost, reinterpret_cast<const uint8_t *>(e + 1) + sizeof(uint64_t), sizeof(lost));
@@ -244,67 +284,84 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
       }
       return LIBBPF_PERF_EVENT_CONT;
     };
-    impl->perf.reset(perf_buffer__new_raw(impl->prog->perf_fd(), pages, &attr, cb, self, nullptr));
+    impl->perf.reset(perf_buffer__new_raw(impl->prog->perf_fd(), pages, &attr, cb, impl.get(), nullptr));
     if (!impl->perf) return fail_errno("open the perf buffers", errno);
   }
 
   impl->tai_offset = tai_minus_utc_ns();
-  for (const auto &ifc : impl->ifaces) {
-    for (uint8_t dir : {uint8_t{BPFTAP_DIR_IN}, uint8_t{BPFTAP_DIR_OUT}}) {
-      if ((dir == BPFTAP_DIR_IN && !opts.ingress) || (dir == BPFTAP_DIR_OUT && !opts.egress)) continue;
-      if (auto r = impl->prog->watch(ifc.ifindex, dir); !r) return tl::unexpected(r.error());
-      int fd = dir == BPFTAP_DIR_IN ? impl->prog->ingress_fd() : impl->prog->egress_fd();
-      auto hook = attach_hook(fd, ifc.ifindex, dir, opts.attach);
-      if (!hook) return tl::unexpected(hook.error());  // hooks attached so far detach with impl
-      impl->hooks.push_back(std::move(*hook));
-    }
+  std::lock_guard lock(impl->mu);
+  for (const auto &ifc : impl->initial) {
+    uint32_t slot = static_cast<uint32_t>(impl->slots.size());
+    impl->slots.push_back({ifc});
+    impl->slot_of[ifc.ifindex] = slot;
+    // Hooks attached so far detach with impl.
+    if (auto r = impl->attach(impl->slots.back()); !r) return tl::unexpected(r.error());
   }
   return std::unique_ptr<Capture>(new Capture(std::move(impl)));
 }
 
+Result<uint32_t> Capture::add_interface(const InterfaceInfo &iface, const std::function<Result<>(uint32_t)> &prepare) {
+  Impl &s = *impl_;
+  std::lock_guard lock(s.mu);
+  if (auto it = s.slot_of.find(iface.ifindex); it != s.slot_of.end()) return it->second;
+  auto slot = static_cast<uint32_t>(s.slots.size());
+  if (prepare)
+    if (auto r = prepare(slot); !r) return tl::unexpected(r.error());
+  Impl::Slot added{iface};
+  added.info.snaplen = s.opts.snaplen;
+  if (auto r = s.attach(added); !r) return tl::unexpected(r.error());  // its hooks detach here
+  s.slots.push_back(std::move(added));
+  s.slot_of[iface.ifindex] = slot;
+  return slot;
+}
+
+Result<InterfaceStats> Capture::remove_interface(uint32_t ifindex, const std::function<void(uint32_t)> &after) {
+  Impl &s = *impl_;
+  std::lock_guard lock(s.mu);
+  auto it = s.slot_of.find(ifindex);
+  if (it == s.slot_of.end()) return fail("remove interface " + std::to_string(ifindex) + ": not captured", ENOENT);
+  uint32_t slot = it->second;
+  Impl::Slot &sl = s.slots[slot];
+  sl.hooks.clear();
+  sl.attached = false;
+  s.slot_of.erase(it);
+  auto st = s.slot_stats(sl);
+  if (after) after(slot);
+  return st;
+}
+
 Result<> Capture::run(PacketSink &sink, const std::atomic<bool> &stop, const std::function<bool()> &done) {
   Impl &s = *impl_;
-  while (!stop.load() && !s.count_reached() && !(done && done())) {
-    int n = s.poll(kPollMs);
-    if (n < 0 && n != -EINTR) return fail_errno("read captured packets", n);
-    if (!s.write_out(sink, clock_ns(CLOCK_REALTIME) - kReorderWindowNs, s.count_reached()))
-      return tl::unexpected(s.sink_error);
-  }
+  while (!stop.load() && !s.count_reached() && !(done && done()))
+    if (auto r = s.round(sink, kPollMs, false); !r) return r;
   return {};
 }
 
 Result<std::vector<InterfaceStats>> Capture::finish(PacketSink &sink) {
   Impl &s = *impl_;
-  s.hooks.clear();  // detach first: nothing new arrives after this
-  while (s.poll(0) > 0) {
+  {
+    std::lock_guard lock(s.mu);
+    for (auto &sl : s.slots) sl.hooks.clear();  // detach first: nothing new arrives after this
   }
-  if (!s.write_out(sink, UINT64_MAX, true)) return tl::unexpected(s.sink_error);
+  // Twice: a program that ran as its hook went away may still have been committing.
+  for (int i = 0; i < 2 && !s.count_reached(); i++)
+    if (auto r = s.round(sink, 0, true); !r) return tl::unexpected(r.error());
   return stats();
 }
 
 Result<std::vector<InterfaceStats>> Capture::stats() const {
   const Impl &s = *impl_;
+  std::lock_guard lock(s.mu);
   std::vector<InterfaceStats> out;
-  for (uint32_t i = 0; i < s.ifaces.size(); i++) {
-    InterfaceStats st;
-    st.name = s.ifaces[i].name;
-    st.captured = s.captured[i];
-    for (uint8_t dir : {uint8_t{BPFTAP_DIR_IN}, uint8_t{BPFTAP_DIR_OUT}}) {
-      if ((dir == BPFTAP_DIR_IN && !s.opts.ingress) || (dir == BPFTAP_DIR_OUT && !s.opts.egress)) continue;
-      auto c = s.prog->counters(s.ifaces[i].ifindex, dir);
-      if (!c) return tl::unexpected(c.error());
-      st.matched += c->matched;
-      st.dropped += c->dropped;
-    }
-    out.push_back(st);
+  for (const auto &sl : s.slots) {
+    if (!sl.attached) continue;
+    auto st = s.slot_stats(sl);
+    if (!st) return tl::unexpected(st.error());
+    out.push_back(std::move(*st));
   }
   if (s.perf_lost && !out.empty()) out[0].dropped += s.perf_lost;
   return out;
 }
-
-} // namespace bpftap
-
-namespace bpftap {
 
 std::optional<RingUsage> Capture::ring_usage() const {
   if (!impl_->ring) return std::nullopt;

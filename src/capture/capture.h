@@ -22,6 +22,8 @@ namespace bpftap {
 
 struct CaptureOptions {
   std::vector<std::string> interfaces;  // names or globs ("tap-*")
+  bool allow_no_interfaces = false;     // none yet: they come with add_interface() (the agent)
+  std::string filter_iface;             // compile the filter as on this one ("" = the first)
   bool ingress = true;                  // -Q in / out / inout
   bool egress = true;
   uint32_t snaplen = BPFTAP_MAX_SNAPLEN;
@@ -29,12 +31,15 @@ struct CaptureOptions {
   std::string filter;                   // pcap-filter expression
   bpftap_output output = BPFTAP_OUT_RINGBUF;
   AttachMode attach = AttachMode::Auto;
-  uint32_t buffer_bytes = 1u << 24;     // ring buffer size, or per-CPU perf buffer size
+  uint32_t buffer_bytes = 0;            // ring buffer size, or per-CPU perf buffer size; 0 = by
+                                        // default_buffer_bytes()
 };
 
-// Compiles a filter expression as `tcpdump -i iface` would and translates it to eBPF, without
-// loading anything: also the check a command makes before it creates files or attaches hooks.
-Result<std::vector<bpf_insn>> build_filter(const std::string &expression, uint32_t snaplen, const std::string &iface);
+// The ring buffer a capture gets unless told otherwise: room for about a thousand records of
+// the snapshot length, more with more interfaces, a power of two between 8 and 128 MiB. At full
+// length that is 128 MiB, a quarter of a second of 4 Gbit/s: writes to a file stall for up to
+// ~100 ms now and then (measured on tmpfs), and the ring is what absorbs them.
+uint32_t default_buffer_bytes(uint32_t snaplen, size_t interfaces);
 
 // How full the kernel's ring buffer is (ring transport only).
 struct RingUsage {
@@ -43,6 +48,9 @@ struct RingUsage {
   uint64_t peak = 0;  // the most ever waiting at a drain (size reached = drops)
 };
 
+// One BPF object, one ring buffer and one reader for all the interfaces of a capture, however
+// many: the programs (one per hook direction) are shared by every hook, and records come out of
+// the ring in time order across interfaces and CPUs, written from the ring's memory.
 class Capture final : public PacketSource {
 public:
   // Compiles the filter, loads the program and attaches to every hook; on any failure nothing
@@ -50,10 +58,22 @@ public:
   static Result<std::unique_ptr<Capture>> start(const CaptureOptions &opts);
   ~Capture() override;
 
+  // The interfaces given to start(), in slot order (the Packet::iface of their packets).
   const std::vector<InterfaceInfo> &interfaces() const override;
+
+  // Adds an interface while the capture runs; its packets carry the returned slot (never
+  // reused). `prepare(slot)` runs first, under the lock the reader writes under, so the sink
+  // can learn the slot before any packet of it arrives; if it fails nothing is attached.
+  // Safe to call from another thread than run()'s.
+  Result<uint32_t> add_interface(const InterfaceInfo &iface, const std::function<Result<>(uint32_t slot)> &prepare = {});
+  // Detaches an interface and returns its counters. Its records still in the ring are dropped
+  // (not counted as captured). `after(slot)` runs under the same lock once it is detached.
+  Result<InterfaceStats> remove_interface(uint32_t ifindex, const std::function<void(uint32_t slot)> &after = {});
+
   Result<> run(PacketSink &sink, const std::atomic<bool> &stop, const std::function<bool()> &done = {}) override;
   // Detaches, writes what the kernel still held, and returns the per-interface counters.
   Result<std::vector<InterfaceStats>> finish(PacketSink &sink) override;
+  // The interfaces attached now. Safe to call from another thread than run()'s.
   Result<std::vector<InterfaceStats>> stats() const override;
   // nullopt with the perf transport. Safe to call while run() drains.
   std::optional<RingUsage> ring_usage() const;

@@ -136,7 +136,11 @@ Result<std::vector<InterfaceStats>> PcapCapture::stats() const {
     pcap_stat ps{};
     if (pcap_stats(impl_->handles[i], &ps) != 0)
       return fail(fmt::format("pcap stats of {}: {}", impl_->opts.interfaces[i].name, pcap_geterr(impl_->handles[i])));
-    out.push_back({impl_->opts.interfaces[i].name, impl_->captured[i], ps.ps_recv, ps.ps_drop});
+    out.push_back({.name = impl_->opts.interfaces[i].name,
+                   .ifindex = impl_->opts.interfaces[i].ifindex,
+                   .captured = impl_->captured[i],
+                   .matched = ps.ps_recv,
+                   .dropped = ps.ps_drop});
   }
   return out;
 }

@@ -15,6 +15,7 @@ namespace bpftap {
 
 struct InterfaceStats {
   std::string name;
+  uint32_t ifindex = 0;
   uint64_t captured = 0;  // written to the sink
   uint64_t matched = 0;   // accepted by the filter ("received by filter")
   uint64_t dropped = 0;   // copies the kernel could not hand over

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "kernel/attach.h"
 #include "capture/capture.h"
+#include "filter/build.h"
 #include "kernel/netns.h"
 #include "cli/source.h"
 #include "mirror/vxlan.h"
@@ -31,7 +32,7 @@ struct CaptureArgs {
   uint32_t rotate_seconds = 0;
   uint32_t max_files = 0;
   std::string buffer = "ring";
-  uint32_t buffer_kib = 16384;
+  uint32_t buffer_kib = 0;  // 0: sized from the snapshot length (default_buffer_bytes)
   std::string attach = "auto";
   std::string backend = "ebpf";
   std::vector<std::string> expression;
@@ -61,6 +62,7 @@ int run_capture(const CaptureArgs &a) {
   o.output = a.buffer == "perf" ? BPFTAP_OUT_PERFBUF : BPFTAP_OUT_RINGBUF;
   o.attach = a.attach == "tcx" ? AttachMode::Tcx : a.attach == "tc" ? AttachMode::Tc : AttachMode::Auto;
   o.buffer_bytes = a.buffer_kib * 1024u;
+  if (a.buffer_kib && a.buffer_kib < 4) return report(Error{0, "-B: at least 4 KiB", true});
   if (a.buffer == "ring" && (o.buffer_bytes & (o.buffer_bytes - 1)))
     return report(Error{0, "-B: the ring buffer size must be a power of two (KiB)", true});
   if (a.write.empty() && (a.rotate_mb || a.rotate_seconds || a.max_files))
@@ -128,8 +130,9 @@ void add_capture_command(CLI::App &app, Context &ctx) {
   cmd->add_option("-C", a->rotate_mb, "start a new file when the current one exceeds this many MB (1,000,000 bytes)");
   cmd->add_option("-G", a->rotate_seconds, "start a new file every this many seconds (FILE may hold strftime escapes)");
   cmd->add_option("-W", a->max_files, "with -C: keep this many files (ring); with -G: stop after this many files");
-  cmd->add_option("-B,--buffer-size", a->buffer_kib, "kernel buffer size in KiB (power of two for the ring buffer)")
-      ->check(CLI::Range(4u, 1u << 20));
+  cmd->add_option("-B,--buffer-size", a->buffer_kib, "kernel buffer size in KiB (power of two for the ring buffer; default: "
+                                              "8-64 MiB by the snapshot length)")
+      ->check(CLI::Range(0u, 1u << 20));
   cmd->add_option("--buffer", a->buffer, "kernel-to-user transport: ring (one ring buffer) or perf (per-CPU)")
       ->check(CLI::IsMember({"ring", "perf"}));
   cmd->add_option("--attach", a->attach, "hook: auto (TCX if the kernel has it), tcx, or tc (clsact + cls_bpf)")

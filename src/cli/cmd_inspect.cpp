@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "capture/capture.h"
+#include "filter/build.h"
 #include "cli/source.h"
 #include "inspect/inspector.h"
 #include "inspect/pcap_file.h"

@@ -34,7 +34,7 @@ int report(const Error &e) {
 Result<std::unique_ptr<PacketSource>> start_source(const std::string &backend, const CaptureOptions &o,
                                                    const std::vector<InterfaceInfo> &ifaces) {
   if (backend == "pcap") {
-    auto p = PcapCapture::start({ifaces, o.ingress, o.egress, o.snaplen, o.count, o.filter, o.buffer_bytes});
+    auto p = PcapCapture::start({ifaces, o.ingress, o.egress, o.snaplen, o.count, o.filter, o.buffer_bytes ? o.buffer_bytes : 16u << 20});
     if (!p) return tl::unexpected(p.error());
     return std::unique_ptr<PacketSource>(std::move(*p));
   }

@@ -13,7 +13,8 @@
 
 #include <fmt/format.h>
 
-#include "capture/capture.h"
+#include "filter/build.h"
+#include "kernel/interfaces.h"
 #include "filter/splice.h"
 #include "mirror/vxlan.h"
 #include "mirror_bpf.skel.h"

@@ -30,8 +30,12 @@ struct Packet {
 class PacketSink {
 public:
   virtual ~PacketSink() = default;
+  // May keep referring to pkt.data (not copy it) until the next flush() returns: the caller
+  // keeps those bytes alive until then. This is how a capture writes packets straight from
+  // the kernel's ring buffer.
   virtual Result<> write(const Packet &pkt) = 0;
-  // Push buffered bytes to the OS (called once per reader batch, so streams are live).
+  // Push buffered bytes to the OS (called once per reader batch, so streams are live); after it
+  // returns the sink holds no reference to any packet's bytes.
   virtual Result<> flush() = 0;
 };
 

@@ -76,7 +76,7 @@ Result<> PcapWriter::write(const Packet &pkt) {
   put<uint32_t>(b, uint32_t(pkt.ts_ns % 1'000'000'000));
   put<uint32_t>(b, caplen);
   put<uint32_t>(b, std::max(pkt.wire_len, caplen)); // an original length below caplen is invalid
-  b.insert(b.end(), data->begin(), data->end());
+  append_packet(*data);
   return commit();
 }
 

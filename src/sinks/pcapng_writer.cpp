@@ -1,6 +1,7 @@
 #include "sinks/pcapng_writer.h"
 
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -13,6 +14,10 @@ namespace {
 
 // Large enough that a busy capture costs few syscalls; flush() empties it every batch anyway.
 constexpr size_t kBufferSize = 1 << 20;
+// Packets at least this long are written from where they are (see CaptureFileWriter).
+constexpr size_t kReferenceMin = 1024;
+// Pieces per writev(2) (IOV_MAX is 1024).
+constexpr size_t kMaxPieces = 1024;
 
 constexpr uint32_t kBlockShb = 0x0A0D0D0A;
 constexpr uint32_t kBlockIdb = 1;
@@ -84,6 +89,12 @@ CaptureFileWriter::CaptureFileWriter(std::string name, FILE *fp, int fd, bool ow
                                      std::vector<InterfaceInfo> ifaces)
     : name_(std::move(name)), fp_(fp), fd_(fd), owns_fd_(owns_fd), ifaces_(std::move(ifaces)) {
   buf_.reserve(kBufferSize + 65536); // one more full-size packet fits before draining
+  // A stream with a descriptor behind it (stdout) is written with writev too, after whatever
+  // stdio still held; only a stream without one (fmemopen) goes through stdio.
+  if (fp_ != nullptr && fileno(fp_) >= 0 && fflush(fp_) == 0) {
+    fd_ = fileno(fp_);
+    fp_ = nullptr;
+  }
 }
 
 CaptureFileWriter::~CaptureFileWriter() { (void)close(); }
@@ -113,33 +124,97 @@ Result<std::span<const uint8_t>> CaptureFileWriter::captured(const Packet &pkt) 
   return pkt.data;
 }
 
+void CaptureFileWriter::close_run() {
+  if (buf_.size() > run_start_) pieces_.push_back({nullptr, run_start_, buf_.size() - run_start_});
+  run_start_ = buf_.size();
+}
+
+void CaptureFileWriter::append_packet(std::span<const uint8_t> data) {
+  // Below this, copying costs less than the kernel's walk over one more iovec.
+  if (data.size() < kReferenceMin || fp_ != nullptr) {
+    buf_.insert(buf_.end(), data.begin(), data.end());
+    return;
+  }
+  close_run();
+  pieces_.push_back({data.data(), 0, data.size()});
+  referenced_ += data.size();
+}
+
 Result<> CaptureFileWriter::commit() {
-  if (buf_.size() < kBufferSize) return {};
+  if (buf_.size() + referenced_ < kBufferSize && pieces_.size() < kMaxPieces) return {};
   return drain();
 }
 
-Result<> CaptureFileWriter::drain() {
+void CaptureFileWriter::keep_unwritten(size_t piece, size_t skip) {
+  std::vector<uint8_t> rest;
+  for (size_t i = piece; i < pieces_.size(); i++) {
+    const Piece &p = pieces_[i];
+    const uint8_t *at = p.ext ? p.ext : buf_.data() + p.off;
+    size_t from = i == piece ? skip : 0;
+    rest.insert(rest.end(), at + from, at + p.len);
+  }
+  buf_.swap(rest);
+  pieces_.clear();
+  referenced_ = 0;
+  run_start_ = 0;
+}
+
+Result<> CaptureFileWriter::drain_stdio() {
+  // stdio: every packet was copied into buf_ (append_packet), so it is one run.
   size_t off = 0;
   Result<> r;
-  while (off < buf_.size() && r) {
-    size_t left = buf_.size() - off;
-    if (fp_ != nullptr) {
-      errno = 0;
-      size_t n = fwrite(buf_.data() + off, 1, left, fp_);
-      off += n;
-      if (n < left) r = fail_errno("write " + name_, errno != 0 ? errno : EIO);
-    } else {
-      ssize_t n = ::write(fd_, buf_.data() + off, left);
-      if (n >= 0)
-        off += size_t(n);
-      else if (errno != EINTR)
-        r = fail_errno("write " + name_, errno);
+  while (off < buf_.size()) {
+    errno = 0;
+    size_t n = fwrite(buf_.data() + off, 1, buf_.size() - off, fp_);
+    off += n;
+    if (n == 0) {
+      r = fail_errno("write " + name_, errno != 0 ? errno : EIO);
+      break;
     }
   }
-  // Keep only what was not written, so a retry cannot duplicate bytes.
   buf_.erase(buf_.begin(), buf_.begin() + ptrdiff_t(off));
   drained_ += off;
+  pieces_.clear();
+  run_start_ = buf_.size();
   return r;
+}
+
+Result<> CaptureFileWriter::drain() {
+  if (fp_ != nullptr) return drain_stdio();
+  close_run();
+  size_t i = 0, skip = 0;  // the first piece not (wholly) written, and how much of it was
+  std::vector<iovec> iov;
+  iov.reserve(std::min<size_t>(pieces_.size(), kMaxPieces));
+  while (i < pieces_.size()) {
+    iov.clear();
+    for (size_t j = i; j < pieces_.size() && iov.size() < kMaxPieces; j++) {
+      const Piece &p = pieces_[j];
+      const uint8_t *at = p.ext ? p.ext : buf_.data() + p.off;
+      size_t from = j == i ? skip : 0;
+      iov.push_back({const_cast<uint8_t *>(at + from), p.len - from});
+    }
+    ssize_t n = ::writev(fd_, iov.data(), int(iov.size()));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      keep_unwritten(i, skip);
+      return fail_errno("write " + name_, err);
+    }
+    drained_ += uint64_t(n);
+    // Step over what was written (a short write can end inside a piece).
+    auto left = size_t(n);
+    while (i < pieces_.size() && left >= pieces_[i].len - skip) {
+      left -= pieces_[i].len - skip;
+      skip = 0;
+      i++;
+    }
+    skip += left;
+  }
+  buf_.clear();
+  pieces_.clear();
+  referenced_ = 0;
+  run_start_ = 0;
+  return {};
 }
 
 Result<> CaptureFileWriter::flush() {
@@ -220,29 +295,24 @@ Result<> PcapngWriter::write(const Packet &pkt) {
   // epb_flags bits 0-1: 01 inbound, 10 outbound; no option when unknown (00).
   uint32_t flags = pkt.dir == Direction::In ? 1u : pkt.dir == Direction::Out ? 2u : 0u;
 
-  // Hot path: the whole block is sized once and filled in place.
   uint32_t padded = (caplen + 3u) & ~3u;
   uint32_t options = flags ? 12u : 0u;  // epb_flags (4 + 4) and end of options (4)
   uint32_t len = 28u + padded + options + 4u;
   const uint32_t head[7] = {kBlockEpb, len, pkt.iface, uint32_t(pkt.ts_ns >> 32), uint32_t(pkt.ts_ns), caplen,
                             std::max(pkt.wire_len, caplen)};  // an original length below caplen is invalid
   auto &b = buffer();
-  size_t at = b.size();
-  b.resize(at + len);
-  uint8_t *p = b.data() + at;
-  std::memcpy(p, head, sizeof head);
-  std::memcpy(p + 28, data->data(), caplen);
-  std::memset(p + 28 + caplen, 0, padded - caplen);
-  p += 28 + padded;
+  b.insert(b.end(), reinterpret_cast<const uint8_t *>(head), reinterpret_cast<const uint8_t *>(head) + sizeof head);
+  append_packet(*data);
+  uint8_t tail[3 + 12 + 4] = {};  // padding, epb_flags and end of options, block length
+  size_t t = padded - caplen;
   if (flags) {
     const uint16_t opt[2] = {kOptEpbFlags, 4};
-    const uint32_t end = 0;  // opt_endofopt: code 0, length 0
-    std::memcpy(p, opt, sizeof opt);
-    std::memcpy(p + 4, &flags, 4);
-    std::memcpy(p + 8, &end, 4);
-    p += 12;
+    std::memcpy(tail + t, opt, sizeof opt);
+    std::memcpy(tail + t + 4, &flags, 4);
+    t += 12;  // the end of options (code 0, length 0) is the zeros that follow
   }
-  std::memcpy(p, &len, 4);
+  std::memcpy(tail + t, &len, 4);
+  b.insert(b.end(), tail, tail + t + 4);
   return commit();
 }
 

@@ -11,8 +11,11 @@
 
 namespace bpftap {
 
-// What both file formats share: records are built in a large userspace buffer and pushed
-// to a FILE* or an fd in big writes; flush() pushes them through so pipes stay live.
+// What both file formats share. A record's own bytes (block header, padding, trailer) are built
+// in a userspace buffer; the packet's bytes are copied beside them when small, and referred to
+// where they are when large (a 64 KB frame then goes from the kernel's ring buffer to the file
+// with no copy in user space: PacketSink::write's contract). The buffer and the references are
+// handed to the OS with writev(2) once they add up to a large write, and at every flush().
 class CaptureFileWriter : public PacketSink {
 public:
   CaptureFileWriter(const CaptureFileWriter &) = delete;
@@ -23,8 +26,8 @@ public:
   Result<> flush() override;
   // Flushes, then closes the fd if this writer opened it. Later writes fail.
   Result<> close();
-  // Bytes of the file so far, buffered ones included (what tcpdump -C compares).
-  uint64_t size() const { return drained_ + buf_.size(); }
+  // Bytes of the file so far, pending ones included (what tcpdump -C compares).
+  uint64_t size() const { return drained_ + buf_.size() + referenced_; }
   const std::string &name() const { return name_; }
 
 protected:
@@ -39,15 +42,29 @@ protected:
   // The snaplen put in headers: the largest one (0 = unlimited wins). pcapng could hold one
   // per interface, but libpcap (so tcpdump) refuses files whose IDB snaplens differ.
   uint32_t header_snaplen() const;
+  // File and block headers are appended here (copied).
   std::vector<uint8_t> &buffer() { return buf_; }
+  // Appends a packet's bytes: copied into buffer() when small, referred to when large.
+  void append_packet(std::span<const uint8_t> data);
   // Checks the packet's interface and returns the bytes to store: cut to that interface's
   // snaplen (0 = no limit), as a capture with that snaplen would.
   Result<std::span<const uint8_t>> captured(const Packet &pkt) const;
-  // Called after each complete record: writes out the buffer once it is large.
+  // Called after each complete record: writes out what is pending once it is large.
   Result<> commit();
 
 private:
+  // A piece of the output, in order: bytes of buf_ (ext == nullptr) or the caller's bytes.
+  struct Piece {
+    const uint8_t *ext;
+    size_t off;  // into buf_, when ext == nullptr
+    size_t len;
+  };
+  void close_run();
   Result<> drain();
+  Result<> drain_stdio();
+  // After a failed write: what was not written becomes buffered bytes of our own, so a later
+  // retry neither duplicates bytes nor refers to the caller's memory.
+  void keep_unwritten(size_t piece, size_t skip);
 
   std::string name_; // for error messages: the path, or "stdout"
   FILE *fp_;
@@ -56,7 +73,10 @@ private:
   bool closed_ = false;
   std::vector<InterfaceInfo> ifaces_;
   std::vector<uint8_t> buf_;
-  uint64_t drained_ = 0; // bytes already handed to the OS / stdio
+  std::vector<Piece> pieces_;
+  size_t run_start_ = 0;   // start in buf_ of the bytes not yet in pieces_
+  uint64_t referenced_ = 0; // bytes of the caller's referred to by pieces_
+  uint64_t drained_ = 0;   // bytes already handed to the OS / stdio
 };
 
 // pcapng in host byte order: SHB, one IDB per interface (if_name, nanosecond if_tsresol,

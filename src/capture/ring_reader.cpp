@@ -1,0 +1,108 @@
+#include "capture/ring_reader.h"
+
+#include <linux/bpf.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace bpftap {
+
+Result<RingReader> RingReader::open(int map_fd, uint64_t size) {
+  if (size == 0 || (size & (size - 1)) != 0) return fail("map the ring buffer: size is not a power of two", EINVAL);
+  RingReader r;
+  r.map_fd_ = FD(fcntl(map_fd, F_DUPFD_CLOEXEC, 0));
+  if (!r.map_fd_) return fail_errno("map the ring buffer: dup", errno);
+  r.size_ = size;
+  r.mask_ = size - 1;
+  r.page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  // The kernel's layout: the consumer page (read-write), then the producer page and the data
+  // area, mapped twice in a row so that a record that wraps around is contiguous (read-only).
+  void *c = mmap(nullptr, r.page_, PROT_READ | PROT_WRITE, MAP_SHARED, r.map_fd_.get(), 0);
+  if (c == MAP_FAILED) return fail_errno("map the ring buffer's consumer page", errno);
+  r.consumer_ = static_cast<uint64_t *>(c);
+  void *p = mmap(nullptr, r.page_ + 2 * size, PROT_READ, MAP_SHARED, r.map_fd_.get(), static_cast<off_t>(r.page_));
+  if (p == MAP_FAILED) return fail_errno("map the ring buffer's data", errno);
+  r.producer_ = static_cast<const uint64_t *>(p);
+  r.data_ = static_cast<const uint8_t *>(p) + r.page_;
+  r.scanned_ = __atomic_load_n(r.consumer_, __ATOMIC_ACQUIRE);
+
+  r.epoll_fd_ = FD(epoll_create1(EPOLL_CLOEXEC));
+  if (!r.epoll_fd_) return fail_errno("epoll_create1", errno);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLET;
+  if (epoll_ctl(r.epoll_fd_.get(), EPOLL_CTL_ADD, r.map_fd_.get(), &ev) != 0)
+    return fail_errno("watch the ring buffer (epoll_ctl)", errno);
+  return r;
+}
+
+RingReader::RingReader(RingReader &&o) noexcept
+    : map_fd_(std::move(o.map_fd_)), epoll_fd_(std::move(o.epoll_fd_)), size_(o.size_), mask_(o.mask_),
+      page_(o.page_), consumer_(std::exchange(o.consumer_, nullptr)), producer_(std::exchange(o.producer_, nullptr)),
+      data_(o.data_), scanned_(o.scanned_), held_(std::move(o.held_)) {}
+
+RingReader::~RingReader() {
+  if (consumer_) munmap(consumer_, page_);
+  if (producer_) munmap(const_cast<uint64_t *>(producer_), page_ + 2 * size_);
+}
+
+int RingReader::wait(int timeout_ms) const {
+  epoll_event ev;
+  if (epoll_wait(epoll_fd_.get(), &ev, 1, timeout_ms) < 0) return -errno;
+  return 0;
+}
+
+uint64_t RingReader::waiting() const {
+  uint64_t cons = __atomic_load_n(consumer_, __ATOMIC_ACQUIRE);
+  return __atomic_load_n(producer_, __ATOMIC_ACQUIRE) - cons;
+}
+
+// Reads the headers of the records committed since the last scan, up to the first one still
+// being written (the kernel commits out of order across CPUs, but we may only pass in order).
+void RingReader::scan() {
+  uint64_t prod = __atomic_load_n(producer_, __ATOMIC_ACQUIRE);
+  while (scanned_ < prod) {
+    const auto *len_word = reinterpret_cast<const uint32_t *>(data_ + (scanned_ & mask_));
+    uint32_t len = __atomic_load_n(len_word, __ATOMIC_ACQUIRE);
+    if (len & BPF_RINGBUF_BUSY_BIT) break;
+    bool discarded = len & BPF_RINGBUF_DISCARD_BIT;
+    len &= ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+    const uint8_t *rec = data_ + (scanned_ & mask_) + BPF_RINGBUF_HDR_SZ;
+    if (!discarded && len >= sizeof(bpftap_pkt_hdr)) {
+      const auto *hdr = reinterpret_cast<const bpftap_pkt_hdr *>(rec);
+      uint32_t cap = std::min<uint32_t>(hdr->cap_len, len - uint32_t(sizeof(bpftap_pkt_hdr)));
+      held_.push_back({scanned_, {hdr, {rec + sizeof(bpftap_pkt_hdr), cap}}});
+    }
+    scanned_ += (uint64_t{len} + BPF_RINGBUF_HDR_SZ + 7) & ~uint64_t{7};
+  }
+}
+
+const std::vector<RingRecord> &RingReader::take(uint64_t cutoff, size_t limit) {
+  scan();
+  batch_.clear();
+  keep_.clear();
+  for (const auto &p : held_) (p.rec.hdr->ts_tai_ns <= cutoff ? batch_ : keep_).push_back(p);
+  // Ring order is time order but for CPUs racing each other: mostly sorted already.
+  std::stable_sort(batch_.begin(), batch_.end(),
+                   [](const Pending &a, const Pending &b) { return a.rec.hdr->ts_tai_ns < b.rec.hdr->ts_tai_ns; });
+  if (batch_.size() > limit) {
+    keep_.insert(keep_.end(), batch_.begin() + static_cast<long>(limit), batch_.end());
+    batch_.resize(limit);
+    std::sort(keep_.begin(), keep_.end(), [](const Pending &a, const Pending &b) { return a.pos < b.pos; });
+  }
+  held_.swap(keep_);
+  out_.clear();
+  for (const auto &p : batch_) out_.push_back(p.rec);
+  return out_;
+}
+
+void RingReader::release() {
+  // Everything scanned is either handed out (done once the caller calls us) or held.
+  uint64_t upto = held_.empty() ? scanned_ : held_.front().pos;
+  __atomic_store_n(consumer_, upto, __ATOMIC_RELEASE);
+  out_.clear();
+}
+
+} // namespace bpftap

@@ -1,0 +1,82 @@
+// Reads the capture program's BPF ring buffer in place. Records are handed out as pointers into
+// the ring's own memory, in timestamp order, and the space they use is given back to the kernel
+// only after the caller has written them out: no record is copied on its way to a file.
+//
+// Why not libbpf's ring_buffer__consume(): it hands each record to a callback and gives its
+// space back as soon as the callback returns, so holding records for time ordering (and writing
+// them out in one batch) meant copying every packet out of the ring first. Here the ring itself
+// is the reordering buffer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "bpf/bpftap.h"
+#include "util/error.h"
+#include "util/fd.h"
+
+namespace bpftap {
+
+// One record as the kernel wrote it: the header and the cap_len bytes that follow it, both in
+// ring memory, valid until the next RingReader::release().
+struct RingRecord {
+  const bpftap_pkt_hdr *hdr;
+  std::span<const uint8_t> bytes;
+};
+
+class RingReader {
+public:
+  // Maps the ring of a BPF_MAP_TYPE_RINGBUF map (`size` = its max_entries, a power of two).
+  static Result<RingReader> open(int map_fd, uint64_t size);
+  RingReader(RingReader &&o) noexcept;
+  RingReader &operator=(RingReader &&o) = delete;
+  RingReader(const RingReader &) = delete;
+  ~RingReader();
+
+  // Waits until the kernel program asks for a wakeup (see the program's wakeup_bytes) or
+  // `timeout_ms` passes. Held records do not end the wait (the ring is edge-triggered here), so
+  // a reader holding a few recent records sleeps like one holding none. Returns -errno on
+  // failure (-EINTR included), 0 otherwise.
+  int wait(int timeout_ms) const;
+
+  // Bytes written by the kernel and not released yet (held records included).
+  uint64_t waiting() const;
+  uint64_t size() const { return size_; }
+
+  // Scans the committed records and returns those with ts_tai_ns <= cutoff not handed out
+  // before, oldest first, at most `limit` of them. Later ones stay held in the ring: a record
+  // another CPU stamped earlier may still be on its way. Valid until release().
+  const std::vector<RingRecord> &take(uint64_t cutoff_tai_ns, size_t limit = SIZE_MAX);
+
+  // Gives back to the kernel the space of the records handed out so far, up to the first one
+  // still held (a ring is released in order; records taken beyond it are freed later).
+  void release();
+
+  // Records scanned and not yet handed out.
+  size_t held() const { return held_.size(); }
+
+private:
+  struct Pending {
+    uint64_t pos;  // ring position of the record's 8-byte kernel header
+    RingRecord rec;
+  };
+  RingReader() = default;
+  void scan();
+
+  FD map_fd_, epoll_fd_;
+  uint64_t size_ = 0, mask_ = 0;
+  size_t page_ = 0;
+  uint64_t *consumer_ = nullptr;        // the consumer page: ours to write
+  const uint64_t *producer_ = nullptr;  // the producer page, then the data mapped twice
+  const uint8_t *data_ = nullptr;
+
+  uint64_t scanned_ = 0;        // ring position scanned up to (>= *consumer_)
+  std::vector<Pending> held_;   // scanned, not handed out, in ring order
+  std::vector<Pending> keep_;   // scratch for take()
+  std::vector<Pending> batch_;  // scratch for take()
+  std::vector<RingRecord> out_;
+};
+
+} // namespace bpftap
