@@ -12,7 +12,6 @@
 #include <spdlog/spdlog.h>
 
 #include "capture/capture.h"
-#include "filter/build.h"
 #include "mirror/mirror.h"
 #include "kernel/netns.h"
 #include "mirror/rules.h"
@@ -33,41 +32,9 @@ NetnsScope enter_or_die(const Netns &ns, const std::string &session) {
   return std::move(*scope);
 }
 
-constexpr uint32_t kTapBuffer = 4u << 20;  // per-interface ring buffer of capture sessions
-
-// Feeds one interface's packets to the session's inspector (shared by its interfaces) and to
-// the interface's own files.
-class TapSink final : public PacketSink {
-public:
-  TapSink(PacketSink *files, inspect::Inspector *insp, std::mutex *mu, uint32_t insp_iface)
-      : files_(files), insp_(insp), mu_(mu), insp_iface_(insp_iface) {}
-  Result<> write(const Packet &pkt) override {
-    if (files_)
-      if (auto r = files_->write(pkt); !r) return r;
-    if (insp_) {
-      Packet p = pkt;
-      p.iface = insp_iface_;
-      std::lock_guard lock(*mu_);
-      return insp_->write(p);
-    }
-    return {};
-  }
-  Result<> flush() override {
-    if (files_)
-      if (auto r = files_->flush(); !r) return r;
-    if (insp_) {
-      std::lock_guard lock(*mu_);
-      return insp_->flush();
-    }
-    return {};
-  }
-
-private:
-  PacketSink *files_;
-  inspect::Inspector *insp_;
-  std::mutex *mu_;
-  uint32_t insp_iface_;
-};
+// A capture session's ring: as the CLI sizes it, but at most 64 MiB (it is the agent's
+// largest allocation, and its memory is counted in the agent's RSS once packets touch it).
+uint32_t session_ring_bytes(uint32_t snaplen) { return std::min(default_buffer_bytes(snaplen, 1), 64u << 20); }
 
 struct FileCloser {
   void operator()(FILE *f) const {
@@ -77,21 +44,59 @@ struct FileCloser {
 
 } // namespace
 
-// A capture / inspect session's interface: its own eBPF capture, files and reading thread.
-struct Session::Tap {
-  InterfaceInfo iface;
-  std::unique_ptr<Capture> cap;
-  std::unique_ptr<RotatingFileSink> files;
-  std::unique_ptr<TapSink> sink;
-  std::atomic<bool> stop{false};
-  std::thread reader;
-  InterfaceCounters last;
-  ~Tap() {
-    stop = true;
-    if (reader.joinable()) reader.join();
-    if (cap && sink) (void)cap->finish(*sink);
-    if (files) (void)files->close();
+// Where a capture / inspect session's packets go: the files of the interface they came from
+// and the session's one inspector. Indexed by the capture's slot. Touched only under the
+// capture's lock: by its reader (write, flush) and by add/remove_interface's callbacks.
+class Session::Router final : public PacketSink {
+public:
+  struct Route {
+    std::unique_ptr<RotatingFileSink> files;
+    uint32_t insp_iface = 0;
+    bool live = false;
+  };
+  Router(inspect::Inspector *insp, std::mutex *insp_mu) : insp_(insp), insp_mu_(insp_mu) {}
+
+  void set(uint32_t slot, Route r) {
+    if (slot >= routes_.size()) routes_.resize(slot + 1);
+    routes_[slot] = std::move(r);
+    routes_[slot].live = true;
   }
+  Route take(uint32_t slot) {
+    if (slot >= routes_.size()) return {};
+    return std::exchange(routes_[slot], Route{});
+  }
+  std::vector<Route> take_all() { return std::exchange(routes_, {}); }
+
+  Result<> write(const Packet &pkt) override {
+    if (pkt.iface >= routes_.size() || !routes_[pkt.iface].live) return {};
+    Route &r = routes_[pkt.iface];
+    Packet p = pkt;
+    if (r.files) {
+      p.iface = 0;  // one file per interface
+      if (auto w = r.files->write(p); !w) return w;
+    }
+    if (insp_) {
+      p.iface = r.insp_iface;
+      std::lock_guard lock(*insp_mu_);
+      return insp_->write(p);
+    }
+    return {};
+  }
+  Result<> flush() override {
+    for (auto &r : routes_)
+      if (r.files)
+        if (auto f = r.files->flush(); !f) return f;
+    if (insp_) {
+      std::lock_guard lock(*insp_mu_);
+      return insp_->flush();
+    }
+    return {};
+  }
+
+private:
+  inspect::Inspector *insp_;
+  std::mutex *insp_mu_;
+  std::vector<Route> routes_;
 };
 
 struct Session::State {
@@ -100,13 +105,22 @@ struct Session::State {
   // mirror
   std::unique_ptr<MirrorSession> mirror;
   std::map<uint32_t, InterfaceInfo> mirror_ifaces;
-  // capture / inspect
-  std::map<uint32_t, std::unique_ptr<Tap>> taps;
+  // capture / inspect: one capture (one BPF object, one ring) and one reader for every interface
   std::unique_ptr<FILE, FileCloser> alerts, flows;
   std::unique_ptr<inspect::Inspector> inspector;
   std::mutex insp_mu;
+  std::unique_ptr<Capture> cap;
+  std::unique_ptr<Router> router;
+  std::map<uint32_t, InterfaceInfo> taps;  // attached interfaces, by ifindex
+  std::atomic<bool> stop{false};
+  std::thread reader;
   // counters of interfaces that went away, by name and direction
   std::map<std::pair<std::string, std::string>, InterfaceCounters> gone;
+
+  void stop_reader() {
+    stop = true;
+    if (reader.joinable()) reader.join();
+  }
 };
 
 Session::Session(SessionConfig cfg) : cfg_(std::move(cfg)) {}
@@ -114,11 +128,16 @@ Session::Session(SessionConfig cfg) : cfg_(std::move(cfg)) {}
 Session::~Session() {
   if (!st_) return;
   auto scope = enter_or_die(st_->ns, cfg_.name);
-  st_->taps.clear();  // joins the readers, closes the files
+  st_->stop_reader();
+  if (st_->cap) (void)st_->cap->finish(*st_->router);  // detaches, writes what the ring still held
+  if (st_->router)
+    for (auto &r : st_->router->take_all())
+      if (r.files) (void)r.files->close();
   if (st_->inspector) {
     std::lock_guard lock(st_->insp_mu);
     st_->inspector->finish();
   }
+  st_->cap.reset();
   st_->mirror.reset();
 }
 
@@ -148,10 +167,6 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg) {
     if (!m) return tl::unexpected(m.error());
     s->st_->mirror = std::move(*m);
   } else {
-    // Check the filter now, so a bad one is refused before any interface appears.
-    if (!cfg.filter.empty())
-      if (auto f = build_filter(cfg.filter, cfg.snaplen ? cfg.snaplen : BPFTAP_MAX_SNAPLEN, "lo"); !f)
-        return tl::unexpected(f.error());
     if (cfg.capture) {
       std::error_code ec;
       std::filesystem::create_directories(cfg.capture->dir, ec);
@@ -169,6 +184,24 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg) {
       io.flows = s->st_->flows.get();
       s->st_->inspector = std::make_unique<inspect::Inspector>(io);
     }
+    // The filter is compiled here, once (as on loopback: a down interface's would be too), and
+    // a bad one refuses the session before any interface appears.
+    CaptureOptions o;
+    o.allow_no_interfaces = true;
+    o.filter_iface = "lo";
+    o.ingress = cfg.ingress;
+    o.egress = cfg.egress;
+    o.snaplen = cfg.snaplen ? cfg.snaplen : BPFTAP_MAX_SNAPLEN;
+    o.filter = cfg.filter;
+    o.buffer_bytes = session_ring_bytes(o.snaplen);
+    auto cap = Capture::start(o);
+    if (!cap) return tl::unexpected(cap.error());
+    s->st_->cap = std::move(*cap);
+    s->st_->router = std::make_unique<Router>(s->st_->inspector.get(), &s->st_->insp_mu);
+    State *st = s->st_.get();
+    st->reader = std::thread([st, name = cfg.name] {
+      if (auto r = st->cap->run(*st->router, st->stop); !r) spdlog::error("session {}: {}", name, r.error().message());
+    });
   }
   return s;
 }
@@ -184,14 +217,8 @@ bool Session::attached(uint32_t ifindex) const {
 }
 
 RingUsage Session::ring_usage() const {
-  RingUsage sum;
-  for (const auto &[ifindex, t] : st_->taps)
-    if (auto u = t->cap ? t->cap->ring_usage() : std::nullopt) {
-      sum.size += u->size;
-      sum.used += u->used;
-      sum.peak = std::max(sum.peak, u->peak);
-    }
-  return sum;
+  if (!st_->cap) return {};
+  return st_->cap->ring_usage().value_or(RingUsage{});
 }
 
 Result<> Session::attach(const InterfaceInfo &iface) {
@@ -203,17 +230,9 @@ Result<> Session::attach(const InterfaceInfo &iface) {
     st_->mirror_ifaces[iface.ifindex] = iface;
     return {};
   }
-  auto tap = std::make_unique<Tap>();
-  tap->iface = iface;
-  CaptureOptions o;
-  o.interfaces = {iface.name};
-  o.ingress = cfg_.ingress;
-  o.egress = cfg_.egress;
-  o.snaplen = cfg_.snaplen ? cfg_.snaplen : BPFTAP_MAX_SNAPLEN;
-  o.filter = cfg_.filter;
-  o.buffer_bytes = kTapBuffer;
   InterfaceInfo info = iface;
-  info.snaplen = o.snaplen;
+  info.snaplen = cfg_.snaplen ? cfg_.snaplen : BPFTAP_MAX_SNAPLEN;
+  Router::Route route;
   if (cfg_.capture) {
     RotationOptions r;
     r.path = fmt::format("{}/{}-{}.pcapng", cfg_.capture->dir, cfg_.name, iface.name);
@@ -221,23 +240,19 @@ Result<> Session::attach(const InterfaceInfo &iface) {
     r.max_files = cfg_.capture->keep_files;
     auto f = RotatingFileSink::open(r, {info});
     if (!f) return tl::unexpected(f.error());
-    tap->files = std::move(*f);
+    route.files = std::move(*f);
   }
-  uint32_t insp_iface = 0;
   if (st_->inspector) {
     std::lock_guard lock(st_->insp_mu);
-    insp_iface = st_->inspector->add_interface(info);
+    route.insp_iface = st_->inspector->add_interface(info);
   }
-  auto cap = Capture::start(o);
-  if (!cap) return tl::unexpected(cap.error());
-  tap->cap = std::move(*cap);
-  tap->sink = std::make_unique<TapSink>(tap->files.get(), st_->inspector.get(), &st_->insp_mu, insp_iface);
-  Tap *t = tap.get();
-  t->reader = std::thread([t, name = cfg_.name] {
-    if (auto r = t->cap->run(*t->sink, t->stop); !r)
-      spdlog::error("session {}: {}: {}", name, t->iface.name, r.error().message());
+  Router &router = *st_->router;
+  auto slot = st_->cap->add_interface(info, [&](uint32_t slot) -> Result<> {
+    router.set(slot, std::move(route));
+    return {};
   });
-  st_->taps[iface.ifindex] = std::move(tap);
+  if (!slot) return tl::unexpected(slot.error());
+  st_->taps[iface.ifindex] = info;
   return {};
 }
 
@@ -272,16 +287,15 @@ void Session::detach(uint32_t ifindex) {
   }
   auto it = st_->taps.find(ifindex);
   if (it == st_->taps.end()) return;
-  Tap &t = *it->second;
-  t.stop = true;
-  if (t.reader.joinable()) t.reader.join();
-  InterfaceCounters c{t.iface.name, "", false};
-  if (auto s = t.cap->finish(*t.sink); s && !s->empty()) {
-    c.captured = (*s)[0].captured;
-    c.matched = (*s)[0].matched;
-    c.dropped = (*s)[0].dropped;
+  Router::Route route;
+  InterfaceCounters c{.name = it->second.name, .direction = "", .attached = false};
+  auto last = st_->cap->remove_interface(ifindex, [&](uint32_t slot) { route = st_->router->take(slot); });
+  if (last) {
+    c.captured = last->captured;
+    c.matched = last->matched;
+    c.dropped = last->dropped;
   }
-  t.cap.reset();
+  if (route.files) (void)route.files->close();
   keep(c);
   st_->taps.erase(it);
 }
@@ -298,16 +312,15 @@ std::vector<InterfaceCounters> Session::counters() const {
                               c.mirrored_bytes, c.failed, c.truncated, c.cut_off, c.sampled_out, c.bypassed, 0, 0};
       }
   }
-  for (const auto &[ifindex, t] : st_->taps) {
-    InterfaceCounters c{t->iface.name, "", true};
-    if (t->cap)
-      if (auto s = t->cap->stats(); s && !s->empty()) {
-        c.captured = (*s)[0].captured;
-        c.matched = (*s)[0].matched;
-        c.dropped = (*s)[0].dropped;
+  if (st_->cap)
+    if (auto stats = st_->cap->stats())
+      for (const auto &s : *stats) {
+        InterfaceCounters c{.name = s.name, .direction = "", .attached = true};
+        c.captured = s.captured;
+        c.matched = s.matched;
+        c.dropped = s.dropped;
+        live[{c.name, ""}] = c;
       }
-    live[{c.name, ""}] = c;
-  }
   // An interface that went away and came back: its old counters add to the new ones.
   for (auto [key, g] : st_->gone) {
     auto it = live.find(key);

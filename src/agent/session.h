@@ -51,7 +51,7 @@ public:
 
 private:
   explicit Session(SessionConfig cfg);
-  struct Tap;
+  class Router;
   struct State;
   SessionConfig cfg_;
   std::unique_ptr<State> st_;

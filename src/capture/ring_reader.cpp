@@ -38,17 +38,31 @@ Result<RingReader> RingReader::open(int map_fd, uint64_t size) {
   return r;
 }
 
+RingReader RingReader::over(uint64_t *consumer, const uint64_t *producer, const uint8_t *data, uint64_t size) {
+  RingReader r;
+  r.size_ = size;
+  r.mask_ = size - 1;
+  r.consumer_ = consumer;
+  r.producer_ = producer;
+  r.data_ = data;
+  r.scanned_ = *consumer;
+  r.owned_ = false;
+  return r;
+}
+
 RingReader::RingReader(RingReader &&o) noexcept
     : map_fd_(std::move(o.map_fd_)), epoll_fd_(std::move(o.epoll_fd_)), size_(o.size_), mask_(o.mask_),
       page_(o.page_), consumer_(std::exchange(o.consumer_, nullptr)), producer_(std::exchange(o.producer_, nullptr)),
-      data_(o.data_), scanned_(o.scanned_), held_(std::move(o.held_)) {}
+      data_(o.data_), owned_(o.owned_), scanned_(o.scanned_), held_(std::move(o.held_)) {}
 
 RingReader::~RingReader() {
+  if (!owned_) return;
   if (consumer_) munmap(consumer_, page_);
   if (producer_) munmap(const_cast<uint64_t *>(producer_), page_ + 2 * size_);
 }
 
 int RingReader::wait(int timeout_ms) const {
+  if (!epoll_fd_) return 0;
   epoll_event ev;
   if (epoll_wait(epoll_fd_.get(), &ev, 1, timeout_ms) < 0) return -errno;
   return 0;

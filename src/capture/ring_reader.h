@@ -30,6 +30,10 @@ class RingReader {
 public:
   // Maps the ring of a BPF_MAP_TYPE_RINGBUF map (`size` = its max_entries, a power of two).
   static Result<RingReader> open(int map_fd, uint64_t size);
+  // Tests: a ring laid out by the caller as the kernel lays it out (the consumer position, the
+  // producer position, and `size` bytes of data followed by the same bytes again). Not owned;
+  // wait() returns at once.
+  static RingReader over(uint64_t *consumer, const uint64_t *producer, const uint8_t *data, uint64_t size);
   RingReader(RingReader &&o) noexcept;
   RingReader &operator=(RingReader &&o) = delete;
   RingReader(const RingReader &) = delete;
@@ -71,6 +75,7 @@ private:
   uint64_t *consumer_ = nullptr;        // the consumer page: ours to write
   const uint64_t *producer_ = nullptr;  // the producer page, then the data mapped twice
   const uint8_t *data_ = nullptr;
+  bool owned_ = true;  // the mappings are ours to unmap
 
   uint64_t scanned_ = 0;        // ring position scanned up to (>= *consumer_)
   std::vector<Pending> held_;   // scanned, not handed out, in ring order
