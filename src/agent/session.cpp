@@ -32,9 +32,10 @@ NetnsScope enter_or_die(const Netns &ns, const std::string &session) {
   return std::move(*scope);
 }
 
-// A capture session's ring: as the CLI sizes it, but at most 64 MiB (it is the agent's
-// largest allocation, and its memory is counted in the agent's RSS once packets touch it).
-uint32_t session_ring_bytes(uint32_t snaplen) { return std::min(default_buffer_bytes(snaplen, 1), 64u << 20); }
+// A capture session's ring: as the CLI sizes it, but at most 32 MiB: it is the agent's largest
+// allocation (mapped into the agent, so counted in its RSS), and a session feeds an inspector or
+// files of many quiet taps rather than one bulk transfer.
+uint32_t session_ring_bytes(uint32_t snaplen) { return std::min(default_buffer_bytes(snaplen, 1), 32u << 20); }
 
 struct FileCloser {
   void operator()(FILE *f) const {

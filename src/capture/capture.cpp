@@ -104,8 +104,8 @@ struct Capture::Impl {
 
   // Writes one packet; false when the sink failed.
   bool emit(PacketSink &sink, uint32_t slot, uint64_t ts_utc, uint8_t dir, uint32_t wire_len,
-            std::span<const uint8_t> bytes) {
-    Packet p{ts_utc, slot, static_cast<Direction>(dir), wire_len, bytes};
+            std::span<const uint8_t> bytes, bool stable) {
+    Packet p{ts_utc, slot, static_cast<Direction>(dir), wire_len, bytes, stable};
     if (auto r = sink.write(p); !r) return fail_sink(r.error());
     slots[slot].captured++;
     total_captured++;
@@ -137,7 +137,8 @@ struct Capture::Impl {
       } else if (bytes.size() > r.hdr->snap_len) {
         bytes = bytes.first(r.hdr->snap_len);
       }
-      if (!emit(sink, it->second, r.hdr->ts_tai_ns - tai_offset, r.hdr->dir, r.hdr->wire_len, bytes)) break;
+      // Ring memory (and `restored`) stay put until the flush below: the sink may refer to them.
+      if (!emit(sink, it->second, r.hdr->ts_tai_ns - tai_offset, r.hdr->dir, r.hdr->wire_len, bytes, true)) break;
     }
     if (!sink_failed)
       if (auto r = sink.flush(); !r) fail_sink(r.error());
@@ -162,7 +163,7 @@ struct Capture::Impl {
         [&](const PacketMeta &m, std::span<const uint8_t> bytes) {
           if (sink_failed) return;
           auto it = slot_of.find(m.ifindex);
-          if (it != slot_of.end()) emit(sink, it->second, m.ts_ns, m.dir, m.wire_len, bytes);
+          if (it != slot_of.end()) emit(sink, it->second, m.ts_ns, m.dir, m.wire_len, bytes, false);
         },
         left());
     unflushed |= n > 0;

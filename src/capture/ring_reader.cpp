@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace bpftap {
 
@@ -19,11 +20,13 @@ Result<RingReader> RingReader::open(int map_fd, uint64_t size) {
   r.mask_ = size - 1;
   r.page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   // The kernel's layout: the consumer page (read-write), then the producer page and the data
-  // area, mapped twice in a row so that a record that wraps around is contiguous (read-only).
+  // area (read-only). The kernel offers the data twice in a row, so that a record that wraps
+  // around is contiguous; we map it once (every mapped page counts in our RSS) and copy the
+  // rare record that wraps.
   void *c = mmap(nullptr, r.page_, PROT_READ | PROT_WRITE, MAP_SHARED, r.map_fd_.get(), 0);
   if (c == MAP_FAILED) return fail_errno("map the ring buffer's consumer page", errno);
   r.consumer_ = static_cast<uint64_t *>(c);
-  void *p = mmap(nullptr, r.page_ + 2 * size, PROT_READ, MAP_SHARED, r.map_fd_.get(), static_cast<off_t>(r.page_));
+  void *p = mmap(nullptr, r.page_ + size, PROT_READ, MAP_SHARED, r.map_fd_.get(), static_cast<off_t>(r.page_));
   if (p == MAP_FAILED) return fail_errno("map the ring buffer's data", errno);
   r.producer_ = static_cast<const uint64_t *>(p);
   r.data_ = static_cast<const uint8_t *>(p) + r.page_;
@@ -53,12 +56,13 @@ RingReader RingReader::over(uint64_t *consumer, const uint64_t *producer, const 
 RingReader::RingReader(RingReader &&o) noexcept
     : map_fd_(std::move(o.map_fd_)), epoll_fd_(std::move(o.epoll_fd_)), size_(o.size_), mask_(o.mask_),
       page_(o.page_), consumer_(std::exchange(o.consumer_, nullptr)), producer_(std::exchange(o.producer_, nullptr)),
-      data_(o.data_), owned_(o.owned_), scanned_(o.scanned_), held_(std::move(o.held_)) {}
+      data_(o.data_), owned_(o.owned_), scanned_(o.scanned_), held_(std::move(o.held_)),
+      wrapped_(std::move(o.wrapped_)) {}
 
 RingReader::~RingReader() {
   if (!owned_) return;
   if (consumer_) munmap(consumer_, page_);
-  if (producer_) munmap(const_cast<uint64_t *>(producer_), page_ + 2 * size_);
+  if (producer_) munmap(const_cast<uint64_t *>(producer_), page_ + size_);
 }
 
 int RingReader::wait(int timeout_ms) const {
@@ -83,7 +87,15 @@ void RingReader::scan() {
     if (len & BPF_RINGBUF_BUSY_BIT) break;
     bool discarded = len & BPF_RINGBUF_DISCARD_BIT;
     len &= ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
-    const uint8_t *rec = data_ + (scanned_ & mask_) + BPF_RINGBUF_HDR_SZ;
+    uint64_t off = (scanned_ + BPF_RINGBUF_HDR_SZ) & mask_;
+    const uint8_t *rec = data_ + off;
+    if (off + len > size_) {  // wraps around the end of the data area: put it together
+      auto &copy = wrapped_.emplace_back(len);
+      size_t first = size_ - off;
+      std::memcpy(copy.data(), data_ + off, first);
+      std::memcpy(copy.data() + first, data_, len - first);
+      rec = copy.data();
+    }
     if (!discarded && len >= sizeof(bpftap_pkt_hdr)) {
       const auto *hdr = reinterpret_cast<const bpftap_pkt_hdr *>(rec);
       uint32_t cap = std::min<uint32_t>(hdr->cap_len, len - uint32_t(sizeof(bpftap_pkt_hdr)));
@@ -117,6 +129,13 @@ void RingReader::release() {
   uint64_t upto = held_.empty() ? scanned_ : held_.front().pos;
   __atomic_store_n(consumer_, upto, __ATOMIC_RELEASE);
   out_.clear();
+  // Copies of wrapped records handed out are no longer needed; held ones still are.
+  for (auto it = wrapped_.begin(); it != wrapped_.end();) {
+    const uint8_t *copy = it->data();
+    bool held = std::any_of(held_.begin(), held_.end(),
+                            [&](const Pending &p) { return reinterpret_cast<const uint8_t *>(p.rec.hdr) == copy; });
+    it = held ? std::next(it) : wrapped_.erase(it);
+  }
 }
 
 } // namespace bpftap

@@ -1,5 +1,5 @@
 // Reads the capture program's BPF ring buffer in place. Records are handed out as pointers into
-// the ring's own memory, in timestamp order, and the space they use is given back to the kernel
+// the ring's own memory (but for the rare one that wraps around the end, put together), in timestamp order, and the space they use is given back to the kernel
 // only after the caller has written them out: no record is copied on its way to a file.
 //
 // Why not libbpf's ring_buffer__consume(): it hands each record to a callback and gives its
@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <list>
 #include <span>
 #include <vector>
 
@@ -31,8 +32,8 @@ public:
   // Maps the ring of a BPF_MAP_TYPE_RINGBUF map (`size` = its max_entries, a power of two).
   static Result<RingReader> open(int map_fd, uint64_t size);
   // Tests: a ring laid out by the caller as the kernel lays it out (the consumer position, the
-  // producer position, and `size` bytes of data followed by the same bytes again). Not owned;
-  // wait() returns at once.
+  // producer position, and `size` bytes of data; the kernel's second mapping of the data is
+  // not needed). Not owned; wait() returns at once.
   static RingReader over(uint64_t *consumer, const uint64_t *producer, const uint8_t *data, uint64_t size);
   RingReader(RingReader &&o) noexcept;
   RingReader &operator=(RingReader &&o) = delete;
@@ -79,6 +80,7 @@ private:
 
   uint64_t scanned_ = 0;        // ring position scanned up to (>= *consumer_)
   std::vector<Pending> held_;   // scanned, not handed out, in ring order
+  std::list<std::vector<uint8_t>> wrapped_;  // records that wrap around, put together (rare)
   std::vector<Pending> keep_;   // scratch for take()
   std::vector<Pending> batch_;  // scratch for take()
   std::vector<RingRecord> out_;

@@ -25,14 +25,17 @@ struct Packet {
   Direction dir = Direction::Unknown;
   uint32_t wire_len = 0; // original length
   std::span<const uint8_t> data; // captured bytes (data.size() == captured length)
+  // The bytes stay where they are until the sink's next flush() returns (a ring buffer's
+  // memory, released only after it): a sink may refer to them instead of copying them.
+  // Otherwise they are valid only during write().
+  bool stable = false;
 };
 
 class PacketSink {
 public:
   virtual ~PacketSink() = default;
-  // May keep referring to pkt.data (not copy it) until the next flush() returns: the caller
-  // keeps those bytes alive until then. This is how a capture writes packets straight from
-  // the kernel's ring buffer.
+  // Copies what it keeps of pkt.data, unless pkt.stable: then it may refer to the bytes until
+  // the next flush(). This is how a capture writes packets straight from the kernel's ring.
   virtual Result<> write(const Packet &pkt) = 0;
   // Push buffered bytes to the OS (called once per reader batch, so streams are live); after it
   // returns the sink holds no reference to any packet's bytes.

@@ -76,7 +76,7 @@ Result<> PcapWriter::write(const Packet &pkt) {
   put<uint32_t>(b, uint32_t(pkt.ts_ns % 1'000'000'000));
   put<uint32_t>(b, caplen);
   put<uint32_t>(b, std::max(pkt.wire_len, caplen)); // an original length below caplen is invalid
-  append_packet(*data);
+  append_packet(*data, pkt.stable);
   return commit();
 }
 

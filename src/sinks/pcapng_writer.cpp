@@ -129,9 +129,9 @@ void CaptureFileWriter::close_run() {
   run_start_ = buf_.size();
 }
 
-void CaptureFileWriter::append_packet(std::span<const uint8_t> data) {
-  // Below this, copying costs less than the kernel's walk over one more iovec.
-  if (data.size() < kReferenceMin || fp_ != nullptr) {
+void CaptureFileWriter::append_packet(std::span<const uint8_t> data, bool stable) {
+  // Below kReferenceMin, copying costs less than the kernel's walk over one more iovec.
+  if (!stable || data.size() < kReferenceMin || fp_ != nullptr) {
     buf_.insert(buf_.end(), data.begin(), data.end());
     return;
   }
@@ -302,7 +302,7 @@ Result<> PcapngWriter::write(const Packet &pkt) {
                             std::max(pkt.wire_len, caplen)};  // an original length below caplen is invalid
   auto &b = buffer();
   b.insert(b.end(), reinterpret_cast<const uint8_t *>(head), reinterpret_cast<const uint8_t *>(head) + sizeof head);
-  append_packet(*data);
+  append_packet(*data, pkt.stable);
   uint8_t tail[3 + 12 + 4] = {};  // padding, epb_flags and end of options, block length
   size_t t = padded - caplen;
   if (flags) {

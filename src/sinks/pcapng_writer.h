@@ -14,7 +14,7 @@ namespace bpftap {
 // What both file formats share. A record's own bytes (block header, padding, trailer) are built
 // in a userspace buffer; the packet's bytes are copied beside them when small, and referred to
 // where they are when large (a 64 KB frame then goes from the kernel's ring buffer to the file
-// with no copy in user space: PacketSink::write's contract). The buffer and the references are
+// with no copy in user space: Packet::stable). The buffer and the references are
 // handed to the OS with writev(2) once they add up to a large write, and at every flush().
 class CaptureFileWriter : public PacketSink {
 public:
@@ -44,8 +44,9 @@ protected:
   uint32_t header_snaplen() const;
   // File and block headers are appended here (copied).
   std::vector<uint8_t> &buffer() { return buf_; }
-  // Appends a packet's bytes: copied into buffer() when small, referred to when large.
-  void append_packet(std::span<const uint8_t> data);
+  // Appends a packet's bytes: referred to when large and `stable` (Packet::stable), else
+  // copied into buffer().
+  void append_packet(std::span<const uint8_t> data, bool stable);
   // Checks the packet's interface and returns the bytes to store: cut to that interface's
   // snaplen (0 = no limit), as a capture with that snaplen would.
   Result<std::span<const uint8_t>> captured(const Packet &pkt) const;

@@ -115,12 +115,12 @@ before=$(metric bpftap_packets_mirrored_total 'session="ids-feed",interface="tap
 ns_exec vm1 ping -c 3 -i 0.2 -W 1 10.77.0.2 >/dev/null
 after=$(metric bpftap_packets_mirrored_total 'session="ids-feed",interface="tap-vm1"')
 assert_eq $((before + 3)) "$after" "bpftap_packets_mirrored_total grew with traffic"
-# Ring buffer usage of the capture session: one ring for all its interfaces (64 MiB at full
+# Ring buffer usage of the capture session: one ring for all its interfaces (32 MiB at full
 # snapshot length); the pings above waited in it before a drain.
 size=$(metric bpftap_ring_buffer_bytes 'session="vm-capture"')
 peak=$(metric bpftap_ring_buffer_peak_used_bytes 'session="vm-capture"')
 used=$(metric bpftap_ring_buffer_used_bytes 'session="vm-capture"')
-(( size == 64 * 1048576 )) || fail "bpftap_ring_buffer_bytes: $size, expected one ring of 64 MiB"
+(( size == 32 * 1048576 )) || fail "bpftap_ring_buffer_bytes: $size, expected one ring of 32 MiB"
 (( peak > 0 && peak <= size && used <= size )) || fail "ring usage: peak $peak, used $used of $size"
 echo "  /metrics: counters grow with traffic; ring buffers: $size bytes, peak $peak waiting at a drain"
 

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The agent with hundreds of taps: one capture session and one mirror session on tapS*, taps
+# created while the agent runs. What must hold:
+#  - every tap is attached to both sessions, each within 1 s of its creation (agent's log);
+#  - the agent's threads do not grow with the taps, and its descriptors grow only by what each
+#    tap needs of its own (its TCX link per session and hook, its capture file): no BPF object,
+#    ring buffer, map or reader per tap;
+#  - SIGTERM exits 0 with nothing of bpftap's attached.
+# TAPS=N (default 200) sets the number of taps.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/agent_lib.sh"
+require_root
+require_cmd curl python3
+make_workdir
+lab_up
+W=$WORKDIR
+N=${TAPS:-200}
+FIRST=10
+PORT=$((20000 + RANDOM % 20000))
+API=http://127.0.0.1:$PORT
+make_token
+
+cat >"$W/agent.yaml" <<YAML
+api:
+  listen: 127.0.0.1:$PORT
+  token_file: $W/token
+sessions:
+  - name: scale-capture
+    interfaces: ["tapS*"]
+    direction: in
+    capture: { dir: $W/pcap }
+  - name: scale-mirror
+    interfaces: ["tapS*"]
+    direction: in
+    mirror: { to: mon0 }
+YAML
+
+# add_taps FROM TO: veth pairs tapS<i> <-> pS<i> in the lab host namespace, up. Prints the
+# creation time (epoch ms) of each tap into $W/created.
+add_taps() {
+  local i
+  for ((i = $1; i < $2; i++)); do
+    ns_exec host ip link add "tapS$i" type veth peer name "pS$i"
+    echo "tapS$i $(date +%s%3N)" >>"$W/created"
+    ns_exec host ip link set "tapS$i" up
+    ns_exec host ip link set "pS$i" up
+  done
+}
+count_attached() {  # count_attached SESSION
+  get "/v1/sessions/$1" | python3 -c "import json,sys
+try: d=json.load(sys.stdin); print(len({c['interface'] for c in d['counters'] if c['attached']}))
+except Exception: print(-1)"
+}
+wait_attached() {  # wait_attached COUNT
+  local s n
+  for _ in $(seq 600); do
+    n=0
+    for s in scale-capture scale-mirror; do [[ $(count_attached $s) == "$1" ]] && n=$((n + 1)); done
+    (( n == 2 )) && return 0
+    sleep 0.1
+  done
+  fail "not every session attached $1 taps: capture $(count_attached scale-capture), mirror $(count_attached scale-mirror)"
+}
+usage() {  # threads fds of the agent process
+  echo "$(ls /proc/$APID/task | wc -l) $(ls /proc/$APID/fd | wc -l)"
+}
+
+add_taps 0 $FIRST
+mv "$W/created" "$W/created-before"  # these were there before the agent: not timed
+api() { ns_exec host curl -s -m 5 "$@"; }
+ns_exec host "$BPFTAP" agent --config "$W/agent.yaml" 2>"$W/agent.log" &
+AGENT=$!
+wait_for_line "$W/agent.log" "agent ready" 15
+APID=$(pgrep -P "$AGENT" || echo "$AGENT")
+wait_attached $FIRST
+read -r threads0 fds0 <<<"$(usage)"
+
+t0=$(date +%s%3N)
+add_taps $FIRST "$N"
+wait_attached "$N"
+total=$(( $(date +%s%3N) - t0 ))
+read -r threads1 fds1 <<<"$(usage)"
+
+# Each tap: from its creation to the later of its two "attached" log lines.
+worst=0 worst_tap=""
+while read -r tap created; do
+  for s in scale-capture scale-mirror; do
+    t=$(( $(log_time_ms "$W/agent.log" "session $s: attached $tap\$") - created ))
+    if (( t > worst )); then worst=$t; worst_tap=$tap; fi
+  done
+done <"$W/created"
+(( worst <= 1000 )) || fail "$worst_tap attached $worst ms after its creation (> 1 s)"
+
+added=$((N - FIRST))
+(( threads1 == threads0 )) || fail "threads grew with the taps: $threads0 with $FIRST taps, $threads1 with $N"
+# Per tap: a TCX link in each session (direction in) and the capture session's file.
+per_tap=3
+(( fds1 - fds0 <= per_tap * added )) ||
+  fail "descriptors grew by $((fds1 - fds0)) for $added taps (more than $per_tap each): $(ls -l /proc/$APID/fd | tail -5)"
+echo "  $N taps: all attached to both sessions, the slowest $worst ms after its creation ($worst_tap);" \
+  "$added taps created and attached in $total ms"
+echo "  threads $threads0 -> $threads1, descriptors $fds0 -> $fds1 ($(( (fds1 - fds0) / added )) per tap)," \
+  "RSS $(awk '/VmRSS/ { print $2 }' /proc/$APID/status) kB"
+
+signal_job TERM "$AGENT"
+wait "$AGENT" || fail "agent exited $? on SIGTERM"
+assert_nothing_attached tapS0 "tapS$((N - 1))"
+echo "PASS: agent with $N taps: attach within 1 s each, threads flat, descriptors $per_tap or fewer per tap"
