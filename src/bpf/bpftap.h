@@ -34,7 +34,13 @@ struct bpftap_pkt_hdr {
   __u8 pad[3];
 };
 
-/* Per (interface, direction) counters, in a per-CPU hash keyed by bpftap_counter_key(). */
+/* The capture program finds an interface's counters without hashing: an array indexed by
+ * ifindex (a hash only for the rare ifindex past BPFTAP_IFSLOT_DIRECT) gives its slot + 1
+ * (0 = not watched), and the per-CPU counters array is indexed by bpftap_slot_key(). */
+#define BPFTAP_IFSLOT_DIRECT 65536u
+#define BPFTAP_MAX_SLOTS 4096u
+
+/* Per (interface, direction) counters. */
 struct bpftap_counters {
   __u64 seen;      /* packets through the hook */
   __u64 matched;   /* accepted by the filter ("received by filter") */
@@ -108,6 +114,11 @@ struct bpftap_flow_state {
   __u64 payload_bytes;  /* both directions */
 };
 
+static inline __u32 bpftap_slot_key(__u32 slot, __u8 dir) {
+  return (slot << 1) | (dir == BPFTAP_DIR_OUT ? 1u : 0u);
+}
+
+/* The mirror program's counters are still in a per-CPU hash keyed by this. */
 static inline __u32 bpftap_counter_key(__u32 ifindex, __u8 dir) {
   return (ifindex << 1) | (dir == BPFTAP_DIR_OUT ? 1u : 0u);
 }

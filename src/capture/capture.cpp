@@ -310,7 +310,10 @@ Result<uint32_t> Capture::add_interface(const InterfaceInfo &iface, const std::f
     if (auto r = prepare(slot); !r) return tl::unexpected(r.error());
   Impl::Slot added{iface};
   added.info.snaplen = s.opts.snaplen;
-  if (auto r = s.attach(added); !r) return tl::unexpected(r.error());  // its hooks detach here
+  if (auto r = s.attach(added); !r) {  // its hooks detach with `added`
+    s.prog->unwatch(iface.ifindex);
+    return tl::unexpected(r.error());
+  }
   s.slots.push_back(std::move(added));
   s.slot_of[iface.ifindex] = slot;
   return slot;
@@ -327,6 +330,7 @@ Result<InterfaceStats> Capture::remove_interface(uint32_t ifindex, const std::fu
   sl.attached = false;
   s.slot_of.erase(it);
   auto st = s.slot_stats(sl);
+  s.prog->unwatch(ifindex);
   if (after) after(slot);
   return st;
 }

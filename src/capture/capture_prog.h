@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "bpf/bpftap.h"
@@ -37,14 +38,22 @@ public:
   int perf_fd() const;
   int counters_fd() const;
 
-  // Registers (ifindex, direction) so the programs count and capture its packets.
+  // Registers (ifindex, direction) so the programs count and capture its packets; the
+  // interface's counters start at zero when it is new. At most BPFTAP_MAX_SLOTS interfaces at
+  // once.
   Result<> watch(uint32_t ifindex, uint8_t dir);
+  // The programs ignore the interface from now on; its counter slot is free for another.
+  void unwatch(uint32_t ifindex);
   // Counters summed over CPUs.
   Result<bpftap_counters> counters(uint32_t ifindex, uint8_t dir) const;
 
 private:
   explicit CaptureProgram(capture_bpf *skel) : skel_(skel) {}
+  Result<> set_slot(uint32_t ifindex, uint32_t value);
   capture_bpf *skel_;
+  std::unordered_map<uint32_t, uint32_t> slot_of_;  // ifindex -> counter slot
+  std::vector<uint32_t> free_slots_;
+  uint32_t next_slot_ = 0;
 };
 
 } // namespace bpftap
