@@ -30,9 +30,10 @@ static_assert(sizeof(bpftap_counters) == 32, "bpftap_counters layout changed");
 // committed later can still be put before it. The time between a hook stamping a packet and
 // its record being committed is microseconds; the window is milliseconds.
 constexpr uint64_t kReorderWindowNs = 2'000'000;
-// The kernel wakes the reader only when a backlog builds up (the program's wakeup_bytes);
-// otherwise the reader drains on this timer.
-constexpr int kPollMs = 10;
+// The kernel wakes the reader only when a backlog builds up (the program's wakeup_bytes, a
+// quarter of the ring); otherwise the reader drains on this timer, which is also how long a
+// packet can wait before a file or pipe gets it (as the writers' flush interval was).
+constexpr int kPollMs = 50;
 // Perf transport: sinks are flushed at most this often (a file or pipe gets data within ~50 ms).
 constexpr uint64_t kFlushIntervalNs = 50'000'000;
 

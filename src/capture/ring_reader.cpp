@@ -110,9 +110,9 @@ const std::vector<RingRecord> &RingReader::take(uint64_t cutoff, size_t limit) {
   batch_.clear();
   keep_.clear();
   for (const auto &p : held_) (p.rec.hdr->ts_tai_ns <= cutoff ? batch_ : keep_).push_back(p);
-  // Ring order is time order but for CPUs racing each other: mostly sorted already.
-  std::stable_sort(batch_.begin(), batch_.end(),
-                   [](const Pending &a, const Pending &b) { return a.rec.hdr->ts_tai_ns < b.rec.hdr->ts_tai_ns; });
+  // Ring order is time order but for CPUs racing each other: usually sorted already.
+  auto by_time = [](const Pending &a, const Pending &b) { return a.rec.hdr->ts_tai_ns < b.rec.hdr->ts_tai_ns; };
+  if (!std::is_sorted(batch_.begin(), batch_.end(), by_time)) std::stable_sort(batch_.begin(), batch_.end(), by_time);
   if (batch_.size() > limit) {
     keep_.insert(keep_.end(), batch_.begin() + static_cast<long>(limit), batch_.end());
     batch_.resize(limit);
