@@ -34,9 +34,9 @@ struct bpftap_pkt_hdr {
   __u8 pad[3];
 };
 
-/* The capture program finds an interface's counters without hashing: an array indexed by
+/* The programs find an interface's counters without hashing (ifslot.h): an array indexed by
  * ifindex (a hash only for the rare ifindex past BPFTAP_IFSLOT_DIRECT) gives its slot + 1
- * (0 = not watched), and the per-CPU counters array is indexed by bpftap_slot_key(). */
+ * (0 = not watched), and the per-CPU counters arrays are indexed by bpftap_slot_key(). */
 #define BPFTAP_IFSLOT_DIRECT 65536u
 #define BPFTAP_MAX_SLOTS 4096u
 
@@ -118,9 +118,5 @@ static inline __u32 bpftap_slot_key(__u32 slot, __u8 dir) {
   return (slot << 1) | (dir == BPFTAP_DIR_OUT ? 1u : 0u);
 }
 
-/* The mirror program's counters are still in a per-CPU hash keyed by this. */
-static inline __u32 bpftap_counter_key(__u32 ifindex, __u8 dir) {
-  return (ifindex << 1) | (dir == BPFTAP_DIR_OUT ? 1u : 0u);
-}
 
 #endif

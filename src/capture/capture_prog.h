@@ -5,10 +5,10 @@
 
 #include <cstdint>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "bpf/bpftap.h"
+#include "kernel/ifslots.h"
 #include "util/error.h"
 
 struct capture_bpf;
@@ -49,11 +49,8 @@ public:
 
 private:
   explicit CaptureProgram(capture_bpf *skel) : skel_(skel) {}
-  Result<> set_slot(uint32_t ifindex, uint32_t value);
   capture_bpf *skel_;
-  std::unordered_map<uint32_t, uint32_t> slot_of_;  // ifindex -> counter slot
-  std::vector<uint32_t> free_slots_;
-  uint32_t next_slot_ = 0;
+  std::unique_ptr<IfSlots> slots_;
 };
 
 } // namespace bpftap

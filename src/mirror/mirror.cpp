@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "filter/build.h"
+#include "kernel/ifslots.h"
 #include "kernel/interfaces.h"
 #include "filter/splice.h"
 #include "mirror/vxlan.h"
@@ -57,6 +58,7 @@ struct MirrorSession::Impl {
   std::vector<std::unique_ptr<Hook>> hooks;                             // the target's
   std::map<uint32_t, std::vector<std::unique_ptr<Hook>>> source_hooks;  // per source ifindex
   std::map<bpftap_flow_key, uint64_t, FlowKeyLess> bypassed;          // flow -> until (ns)
+  std::unique_ptr<IfSlots> slots;                                      // sources' counter slots
   ~Impl() {
     source_hooks.clear();  // detach before the programs go
     hooks.clear();
@@ -162,6 +164,8 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
     if (int err = mirror_bpf__load(impl->skel); err)
       return fail_errno("load the mirror BPF programs (the kernel verifier refused them)", err);
   }
+  impl->slots = std::make_unique<IfSlots>(bpf_map__fd(impl->skel->maps.ifslot), bpf_map__fd(impl->skel->maps.ifslot_big),
+                                          bpf_map__fd(impl->skel->maps.mirror_counters), sizeof(bpftap_mirror_counters));
   MirrorSession session(std::move(impl));
   if (auto r = session.set_rules(opts.rules); !r) return tl::unexpected(r.error());
   auto &im = *session.impl_;
@@ -184,16 +188,16 @@ Result<> MirrorSession::add_source(const InterfaceInfo &s) {
   if (im.source_hooks.count(s.ifindex)) return {};
   if (s.ifindex == im.skel->rodata->target_ifindex)
     return bad_input(fmt::format("{}: the target cannot also be a source (the copies would loop)", s.name));
-  int counters = bpf_map__fd(im.skel->maps.mirror_counters);
-  std::vector<bpftap_mirror_counters> zero(static_cast<size_t>(libbpf_num_possible_cpus()));
+  if (auto r = im.slots->watch(s.ifindex); !r) return tl::unexpected(r.error());
   std::vector<std::unique_ptr<Hook>> hooks;
   for (uint8_t dir : im.dirs()) {
-    uint32_t key = bpftap_counter_key(s.ifindex, dir);
-    if (bpf_map_update_elem(counters, &key, zero.data(), BPF_ANY) != 0)
-      return fail_errno("register " + s.name + " in the counters map", errno);
     int fd = bpf_program__fd(dir == BPFTAP_DIR_IN ? im.skel->progs.bpftap_mirror_in : im.skel->progs.bpftap_mirror_out);
     auto hook = attach_hook(fd, s.ifindex, dir, im.opts.attach);
-    if (!hook) return tl::unexpected(hook.error());
+    if (!hook) {
+      hooks.clear();  // detach first, then forget the interface
+      im.slots->unwatch(s.ifindex);
+      return tl::unexpected(hook.error());
+    }
     hooks.push_back(std::move(*hook));
   }
   im.source_hooks[s.ifindex] = std::move(hooks);
@@ -214,11 +218,7 @@ Result<std::vector<MirrorStats>> MirrorSession::remove_source(uint32_t ifindex) 
       break;
     }
   im.source_hooks.erase(ifindex);
-  int counters = bpf_map__fd(im.skel->maps.mirror_counters);
-  for (uint8_t dir : im.dirs()) {
-    uint32_t key = bpftap_counter_key(ifindex, dir);
-    bpf_map_delete_elem(counters, &key);
-  }
+  im.slots->unwatch(ifindex);
   return last;
 }
 
@@ -300,14 +300,12 @@ Result<> MirrorSession::set_rules(const std::vector<bpftap_rule> &rules) {
 }
 
 Result<std::vector<MirrorStats>> MirrorSession::stats() const {
-  int fd = bpf_map__fd(impl_->skel->maps.mirror_counters);
   std::vector<bpftap_mirror_counters> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
   std::vector<MirrorStats> out;
   for (const auto &s : impl_->sources)
     for (uint8_t dir : impl_->dirs()) {
-      uint32_t key = bpftap_counter_key(s.ifindex, dir);
-      if (bpf_map_lookup_elem(fd, &key, per_cpu.data()) != 0)
-        return fail_errno("read the counters of " + s.name, errno);
+      if (auto r = impl_->slots->read(s.ifindex, dir, per_cpu.data()); !r)
+        return fail(r.error().what + " (" + s.name + ")", r.error().code);
       MirrorStats st{s.name, dir, {}};
       for (const auto &c : per_cpu) {
         st.counters.seen += c.seen;

@@ -11,6 +11,7 @@
 
 #include "bpftap.h"
 #include "filter_stub.h"
+#include "ifslot.h"
 
 const volatile __u32 snaplen = BPFTAP_MAX_SNAPLEN;
 const volatile __u8 output = BPFTAP_OUT_RINGBUF;
@@ -28,21 +29,6 @@ struct {
   __uint(key_size, sizeof(__u32));
   __uint(value_size, sizeof(__u32));
 } perf SEC(".maps");
-
-/* ifindex -> slot + 1 (0: not watched); see bpftap.h. */
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, BPFTAP_IFSLOT_DIRECT);
-  __type(key, __u32);
-  __type(value, __u32);
-} ifslot SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, BPFTAP_MAX_SLOTS);
-  __type(key, __u32);
-  __type(value, __u32);
-} ifslot_big SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -132,19 +118,10 @@ static __always_inline int emit_perf(struct __sk_buff *skb, const struct bpftap_
 }
 
 static __always_inline int tap(struct __sk_buff *skb, __u8 dir) {
-  __u32 ifindex = skb->ifindex;
-  __u32 *slot;
-  if (ifindex < BPFTAP_IFSLOT_DIRECT) {
-    slot = bpf_map_lookup_elem(&ifslot, &ifindex);
-    /* Keeps clang from merging the two lookups into one call with either map: the verifier
-     * inlines an array lookup (a few instructions) only where the call sees one map. */
-    asm volatile("" : "+r"(slot));
-  } else {
-    slot = bpf_map_lookup_elem(&ifslot_big, &ifindex);
-  }
-  if (!slot || *slot == 0)
+  long k = ifslot_key(skb, dir);
+  if (k < 0)
     return TC_ACT_UNSPEC; /* an interface we were not asked to watch */
-  __u32 key = bpftap_slot_key(*slot - 1, dir);
+  __u32 key = (__u32)k;
   struct bpftap_counters *c = bpf_map_lookup_elem(&counters, &key);
   if (!c)
     return TC_ACT_UNSPEC;

@@ -18,6 +18,7 @@
 
 #include "bpftap.h"
 #include "filter_stub.h"
+#include "ifslot.h"
 
 /* Set by user space before load. */
 const volatile __u32 target_ifindex = 0;
@@ -43,9 +44,10 @@ struct {
   __type(value, struct bpftap_rule_set);
 } rule_sets SEC(".maps");
 
+/* By bpftap_slot_key() of the interface's slot (ifslot.h). */
 struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-  __uint(max_entries, 4096);
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 2 * BPFTAP_MAX_SLOTS);
   __type(key, __u32);
   __type(value, struct bpftap_mirror_counters);
 } mirror_counters SEC(".maps");
@@ -266,7 +268,10 @@ static __always_inline int within_cutoff(const struct packet_info *p) {
 }
 
 static __always_inline int mirror(struct __sk_buff *skb, __u8 dir) {
-  __u32 key = bpftap_counter_key(skb->ifindex, dir);
+  long k = ifslot_key(skb, dir);
+  if (k < 0)
+    return TC_ACT_UNSPEC; /* an interface we were not asked to watch */
+  __u32 key = (__u32)k;
   struct bpftap_mirror_counters *c = bpf_map_lookup_elem(&mirror_counters, &key);
   if (!c)
     return TC_ACT_UNSPEC;
