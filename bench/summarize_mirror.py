@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Summarises bench/mirror_rate's TSV: medians (min-max) per load and method, and the
-incremental CPU per forwarded packet of each tap against no tap, as a ratio to tc mirred's."""
+incremental CPU per forwarded packet of each tap against no tap, as a ratio to tc's: bpftap's
+VXLAN session against tc mirred to a fixed VXLAN device, the others against tc mirred to mon0."""
 import csv
 import statistics
 import sys
@@ -20,7 +21,7 @@ def main(path):
         by[(r["load"], r["method"])].append(r)
     print(header.lstrip("# "))
     print()
-    print("| load | method | result (median, min-max) | CPU ns / forwarded pkt | incremental ns / pkt | vs tc mirred | target bytes / sent bytes | BPF ns / pkt |")
+    print("| load | method | result (median, min-max) | CPU ns / forwarded pkt | incremental ns / pkt | vs tc (mirred / mirred-vxlan) | target bytes / sent bytes | BPF ns / pkt |")
     print("|---|---|---|---|---|---|---|---|")
     methods = []
     for r in rows:
@@ -40,7 +41,8 @@ def main(path):
             vals = [float(r["value"]) for r in rs]
             fmt = (lambda v: f"{v:.2f}") if load == "tcp" else (lambda v: f"{v/1000:.0f}k")
             inc = cpu[m] - cpu["none"] if "none" in cpu else float("nan")
-            ref = cpu.get("mirred", float("nan")) - cpu.get("none", float("nan"))
+            base = "mirred-vxlan" if m == "bpftap-vxlan" else "mirred"
+            ref = cpu.get(base, float("nan")) - cpu.get("none", float("nan"))
             ratio = f"{inc / ref:.2f}" if m.startswith("bpftap") and ref > 0 else "-"
             ratio_bytes = med([int(r["target_bytes"]) / max(1, int(r["sent_bytes"])) for r in rs])
             bpf = [int(r["bpf_ns_per_pkt"]) for r in rs if r["bpf_ns_per_pkt"] not in ("-", "")]
