@@ -98,10 +98,19 @@ added=$((N - FIRST))
 per_tap=3
 (( fds1 - fds0 <= per_tap * added )) ||
   fail "descriptors grew by $((fds1 - fds0)) for $added taps (more than $per_tap each): $(ls -l /proc/$APID/fd | tail -5)"
+# Idle: the taps carry no traffic; the agent's CPU over 3 s (utime + stime, clock ticks).
+ticks() { awk '{ print $14 + $15 }' "/proc/$APID/stat"; }
+c0=$(ticks); sleep 3; c1=$(ticks)
+idle_pct=$(python3 -c "import os; print(round(($c1 - $c0) * 100 / os.sysconf('SC_CLK_TCK') / 3, 2))")
+# Kernel memory of the agent's BPF maps (ring buffers included): memlock of every map fd.
+locked_kb=$(cat /proc/$APID/fdinfo/* 2>/dev/null | awk '/^memlock:/ { s += $2 } END { print int(s / 1024) }')
+rss_kb=$(awk '/VmRSS/ { print $2 }' /proc/$APID/status)
 echo "  $N taps: all attached to both sessions, the slowest $worst ms after its creation ($worst_tap);" \
   "$added taps created and attached in $total ms"
 echo "  threads $threads0 -> $threads1, descriptors $fds0 -> $fds1 ($(( (fds1 - fds0) / added )) per tap)," \
-  "RSS $(awk '/VmRSS/ { print $2 }' /proc/$APID/status) kB"
+  "RSS $rss_kb kB, BPF maps $locked_kb kB, idle CPU $idle_pct % of a core"
+echo "SCALE taps=$N attach_ms_max=$worst threads=$threads1 fds=$fds1 rss_kb=$rss_kb bpf_kb=$locked_kb idle_cpu_pct=$idle_pct" \
+  >>"${SCALE_REPORT:-/dev/null}"
 
 signal_job TERM "$AGENT"
 wait "$AGENT" || fail "agent exited $? on SIGTERM"
