@@ -2,6 +2,8 @@
 // pcapng block parser, and (when installed) tshark and capinfos.
 #include <fcntl.h>
 #include <pcap/pcap.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -20,6 +23,7 @@
 #include "sinks/pcap_writer.h"
 #include "sinks/pcapng_writer.h"
 #include "sinks/rotating_sink.h"
+#include "writev_hook.h"
 
 namespace bpftap {
 namespace {
@@ -479,6 +483,506 @@ TEST(CaptureFileWriter, ErrorsAreValuesWithErrno) {
   EXPECT_EQ(broken.error().code, EBADF);
   EXPECT_THAT(broken.error().what, HasSubstr("write pipe"));
   ::close(fds[0]);
+}
+
+// ---- packets referred to, not copied (CaptureFileWriter's writev path) ----
+// Stable packets (Packet::stable) of 1024 bytes and more are written from the caller's memory
+// at the next drain (a commit() once 1 MiB is pending, or flush()); smaller ones, and all
+// packets not marked stable, are copied at write(). These tests write both kinds through both
+// formats to files and pipes, with short and failed writes.
+
+enum class Format { Pcapng, Pcap };
+
+std::string format_name(Format f) { return f == Format::Pcapng ? "pcapng" : "pcap"; }
+
+using WriterPtr = std::unique_ptr<CaptureFileWriter>;
+
+template <class W> Result<WriterPtr> upcast(Result<std::unique_ptr<W>> w) {
+  if (!w) return tl::unexpected(w.error());
+  return WriterPtr(std::move(*w));
+}
+
+Result<WriterPtr> writer_to_fd(Format f, int fd, std::string name = "output") {
+  if (f == Format::Pcapng) return upcast(PcapngWriter::to_fd(fd, two_ifaces(), std::move(name)));
+  return upcast(PcapWriter::to_fd(fd, two_ifaces(), std::move(name)));
+}
+
+Result<WriterPtr> writer_to_path(Format f, const std::string &path) {
+  if (f == Format::Pcapng) return upcast(PcapngWriter::open(path, two_ifaces()));
+  return upcast(PcapWriter::open(path, two_ifaces()));
+}
+
+// Sizes on both sides of the 1024-byte threshold, up to beyond tap-vm2's 65535-byte snaplen;
+// interfaces and directions alternate so every size appears on both interfaces.
+std::vector<TestPacket> mixed_size_packets(size_t rounds) {
+  const size_t sizes[] = {60, 1023, 1024, 5000, 65535, 70000};
+  const Direction dirs[] = {Direction::In, Direction::Out, Direction::Unknown};
+  std::vector<TestPacket> pkts;
+  for (size_t k = 0; k < rounds * std::size(sizes); k++) {
+    size_t n = sizes[k % std::size(sizes)];
+    TestPacket p;
+    p.ts_ns = 1'700'000'000'000'000'000ull + k * 1'000'003ull;
+    p.iface = uint32_t((k + k / std::size(sizes)) % 2);
+    p.dir = dirs[k % 3];
+    p.wire_len = uint32_t(n);
+    p.bytes.resize(n);
+    for (size_t j = 0; j < n; j++) p.bytes[j] = uint8_t(k * 37 + j * 11 + (j >> 9));
+    pkts.push_back(std::move(p));
+  }
+  return pkts;
+}
+
+// What a file of `pkts` holds: each packet cut to its interface's snaplen.
+std::vector<TestPacket> as_captured(std::vector<TestPacket> pkts) {
+  auto ifaces = two_ifaces();
+  for (auto &p : pkts)
+    if (uint32_t snap = ifaces[p.iface].snaplen; snap != 0 && p.bytes.size() > snap) p.bytes.resize(snap);
+  return pkts;
+}
+
+// The pcap file of (captured) `pkts`, built without the writer.
+std::vector<uint8_t> expected_pcap(const std::vector<TestPacket> &pkts) {
+  std::vector<uint8_t> b;
+  auto put32 = [&b](uint32_t v) { b.insert(b.end(), reinterpret_cast<uint8_t *>(&v), reinterpret_cast<uint8_t *>(&v) + 4); };
+  put32(0xa1b23c4d);
+  put32(2 | 4u << 16);  // version 2.4
+  put32(0);             // thiszone
+  put32(0);             // sigfigs
+  put32(262144);        // the largest snaplen of two_ifaces()
+  put32(1);             // LINKTYPE_ETHERNET
+  for (const auto &p : pkts) {
+    put32(uint32_t(p.ts_ns / 1'000'000'000));
+    put32(uint32_t(p.ts_ns % 1'000'000'000));
+    put32(uint32_t(p.bytes.size()));
+    put32(std::max<uint32_t>(p.wire_len, uint32_t(p.bytes.size())));
+    b.insert(b.end(), p.bytes.begin(), p.bytes.end());
+  }
+  return b;
+}
+
+// A file written from `pkts`: pcap compared byte for byte with expected_pcap(), pcapng block
+// by block with the strict parser; both read back by libpcap.
+void expect_file_holds(Format f, const std::string &path, const std::vector<TestPacket> &pkts) {
+  auto want = as_captured(pkts);
+  if (f == Format::Pcap) {
+    auto got = slurp(path), exp = expected_pcap(want);
+    EXPECT_EQ(got.size(), exp.size());
+    auto diff = std::mismatch(got.begin(), got.end(), exp.begin(), exp.end());
+    EXPECT_TRUE(got == exp) << "first difference at byte " << (diff.first - got.begin());
+  } else {
+    auto g = parse_pcapng(path);
+    ASSERT_EQ(g.error, "");
+    ASSERT_EQ(g.idbs.size(), 2u);
+    ASSERT_EQ(g.epbs.size(), want.size());
+    for (size_t i = 0; i < want.size(); i++) {
+      SCOPED_TRACE("EPB " + std::to_string(i));
+      EXPECT_EQ(g.epbs[i].iface, want[i].iface);
+      EXPECT_EQ(g.epbs[i].ts, want[i].ts_ns);
+      EXPECT_EQ(g.epbs[i].caplen, want[i].bytes.size());
+      EXPECT_EQ(g.epbs[i].len, want[i].wire_len);
+      EXPECT_TRUE(g.epbs[i].data == want[i].bytes) << "packet bytes differ";
+      if (want[i].dir == Direction::Unknown)
+        EXPECT_FALSE(g.epbs[i].flags.has_value());
+      else
+        EXPECT_EQ(g.epbs[i].flags, want[i].dir == Direction::In ? 1u : 2u);
+    }
+  }
+  expect_same_packets(read_with_libpcap(path), want);
+}
+
+// A packet whose bytes stay put until the next flush (Packet::stable): the writer may refer to
+// them, as it does to ring memory.
+Packet stable_view(const TestPacket &p) {
+  Packet v = p.view();
+  v.stable = true;
+  return v;
+}
+
+// Writes `pkts` (stable) and closes; "" or what failed (no ASSERT: callers may have threads
+// running).
+std::string write_and_close(CaptureFileWriter &w, const std::vector<TestPacket> &pkts) {
+  for (size_t i = 0; i < pkts.size(); i++)
+    if (auto r = w.write(stable_view(pkts[i])); !r) return "write #" + std::to_string(i) + ": " + r.error().message();
+  if (auto r = w.close(); !r) return "close: " + r.error().message();
+  return "";
+}
+
+// The same packets written to a plain file: what every other output must equal.
+std::vector<uint8_t> reference_bytes(Format f, const TempDir &dir, const std::vector<TestPacket> &pkts) {
+  std::string path = dir.file("reference." + format_name(f));
+  auto w = writer_to_path(f, path);
+  EXPECT_TRUE(w) << w.error().message();
+  if (!w) return {};
+  EXPECT_EQ(write_and_close(**w, pkts), "");
+  return slurp(path);
+}
+
+void write_file(const std::string &path, const std::vector<uint8_t> &bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char *>(bytes.data()), std::streamsize(bytes.size()));
+}
+
+class ReferencedPackets : public ::testing::TestWithParam<Format> {};
+
+INSTANTIATE_TEST_SUITE_P(BothFormats, ReferencedPackets, ::testing::Values(Format::Pcapng, Format::Pcap),
+                         [](const auto &info) { return format_name(info.param); });
+
+// ~1.4 MB without a flush: the writer drains mid-batch (commit) and at close.
+TEST_P(ReferencedPackets, FileHoldsEveryByte) {
+  TempDir dir;
+  auto pkts = mixed_size_packets(10);
+  std::string path = dir.file("t." + format_name(GetParam()));
+  auto w = writer_to_path(GetParam(), path);
+  ASSERT_TRUE(w) << w.error().message();
+  ASSERT_EQ(write_and_close(**w, pkts), "");
+  EXPECT_EQ((*w)->size(), fs::file_size(path));
+  expect_file_holds(GetParam(), path, pkts);
+}
+
+// More referred-to packets in one batch than one writev(2) takes (IOV_MAX = 1024 pieces).
+TEST_P(ReferencedPackets, ManyReferencedPacketsInOneBatch) {
+  TempDir dir;
+  std::vector<TestPacket> pkts;
+  for (size_t k = 0; k < 3000; k++) {
+    size_t n = 1024 + k % 77;
+    TestPacket p{1'700'000'000'000'000'000ull + k, uint32_t(k % 2), Direction::In, uint32_t(n), {}};
+    for (size_t j = 0; j < n; j++) p.bytes.push_back(uint8_t(k * 13 + j));
+    pkts.push_back(std::move(p));
+  }
+  std::string path = dir.file("many." + format_name(GetParam()));
+  auto w = writer_to_path(GetParam(), path);
+  ASSERT_TRUE(w) << w.error().message();
+  ASSERT_EQ(write_and_close(**w, pkts), "");
+  expect_file_holds(GetParam(), path, pkts);
+}
+
+// A pipe of one page read slowly, and a thread signalling the writer: a blocking pipe write
+// returns short (or EINTR) only when a signal arrives while it waits, so this is how real
+// short writes happen. The bytes that come out are those of the same packets written to a file.
+TEST_P(ReferencedPackets, PipeWithShortWritesHoldsEveryByte) {
+  TempDir dir;
+  auto pkts = mixed_size_packets(10);
+  auto want = reference_bytes(GetParam(), dir, pkts);
+  ASSERT_FALSE(want.empty());
+
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  ASSERT_GE(fcntl(fds[1], F_SETPIPE_SZ, 4096), 0) << strerror(errno);
+  std::vector<uint8_t> got;
+  std::thread reader([&] {
+    uint8_t buf[1500];
+    for (;;) {
+      ssize_t n = read(fds[0], buf, sizeof buf);
+      if (n == 0 || (n < 0 && errno != EINTR)) break;
+      if (n > 0) got.insert(got.end(), buf, buf + n);
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  });
+  struct sigaction sa {}, old{};
+  sa.sa_handler = [](int) {};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  std::atomic<bool> done{false};
+  pthread_t writer_thread = pthread_self();
+  std::thread pester([&] {
+    while (!done) {
+      pthread_kill(writer_thread, SIGUSR1);
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  });
+
+  std::string err;
+  test::WritevStats st;
+  {
+    test::WritevHook hook(fds[1]);  // counts only
+    auto w = writer_to_fd(GetParam(), fds[1], "pipe");
+    err = w ? write_and_close(**w, pkts) : w.error().message();
+    st = hook.stats();
+  }
+  done = true;
+  pester.join();  // its last signal was delivered when join's wait returned
+  sigaction(SIGUSR1, &old, nullptr);
+  ::close(fds[1]);
+  reader.join();
+  ::close(fds[0]);
+
+  ASSERT_EQ(err, "");
+  EXPECT_GT(st.short_writes + st.interrupted, 0u) << "no short write happened: nothing was tested";
+  RecordProperty("short_writes", std::to_string(st.short_writes));
+  RecordProperty("interrupted", std::to_string(st.interrupted));
+  EXPECT_EQ(st.bytes, want.size());
+  EXPECT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want) << "pipe output differs from the file output";
+  write_file(dir.file("from-pipe"), got);
+  expect_file_holds(GetParam(), dir.file("from-pipe"), pkts);
+}
+
+// Short writes of odd sizes (injected), so they end inside headers, copied runs and referred
+// packets alike.
+TEST_P(ReferencedPackets, InjectedShortWritesHoldEveryByte) {
+  TempDir dir;
+  auto pkts = mixed_size_packets(10);
+  auto want = reference_bytes(GetParam(), dir, pkts);
+  for (size_t limit : {777u, 4099u, 65541u}) {
+    SCOPED_TRACE("at most " + std::to_string(limit) + " bytes per writev");
+    std::string path = dir.file("short-" + std::to_string(limit));
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    test::WritevStats st;
+    {
+      test::WritevHook hook(fd);
+      hook.limit_each(limit);
+      auto w = writer_to_fd(GetParam(), fd);
+      ASSERT_TRUE(w) << w.error().message();
+      ASSERT_EQ(write_and_close(**w, pkts), "");
+      st = hook.stats();
+    }
+    ::close(fd);
+    EXPECT_GE(st.short_writes, want.size() / limit / 2);
+    EXPECT_TRUE(slurp(path) == want) << "differs from the output without short writes";
+    expect_file_holds(GetParam(), path, pkts);
+  }
+}
+
+// After flush() the writer holds no reference: the caller's one buffer, reused for every packet
+// and scribbled over after each flush, does not show in the file.
+TEST_P(ReferencedPackets, CallerMayReuseItsBufferAfterFlush) {
+  TempDir dir;
+  auto pkts = mixed_size_packets(3);
+  std::string path = dir.file("reuse." + format_name(GetParam()));
+  auto w = writer_to_path(GetParam(), path);
+  ASSERT_TRUE(w) << w.error().message();
+  std::vector<uint8_t> buf(70000);
+  for (const auto &p : pkts) {
+    std::copy(p.bytes.begin(), p.bytes.end(), buf.begin());
+    ASSERT_TRUE((*w)->write(Packet{p.ts_ns, p.iface, p.dir, p.wire_len, {buf.data(), p.bytes.size()}, true}));
+    ASSERT_TRUE((*w)->flush());
+    std::fill(buf.begin(), buf.end(), 0xFF);
+  }
+  ASSERT_TRUE((*w)->close());
+  expect_file_holds(GetParam(), path, pkts);
+}
+
+// What makes the test above meaningful: until flush(), a stable packet of 1024 bytes or more is
+// read from the caller's memory (so a change shows in the file); a smaller one, or one not
+// marked stable, was copied at write() (a change does not show).
+TEST_P(ReferencedPackets, OnlyLargeStablePacketsAreReadFromCallerMemoryAtFlush) {
+  TempDir dir;
+  std::string path = dir.file("ref." + format_name(GetParam()));
+  auto w = writer_to_path(GetParam(), path);
+  ASSERT_TRUE(w) << w.error().message();
+  std::vector<uint8_t> small(1023, 0x11), large(1024, 0x22), unstable(5000, 0x55);
+  ASSERT_TRUE((*w)->write(Packet{1, 0, Direction::In, 1023, small, true}));
+  ASSERT_TRUE((*w)->write(Packet{2, 0, Direction::In, 1024, large, true}));
+  ASSERT_TRUE((*w)->write(Packet{3, 0, Direction::In, 5000, unstable, false}));
+  std::fill(small.begin(), small.end(), 0x33);
+  std::fill(large.begin(), large.end(), 0x44);
+  std::fill(unstable.begin(), unstable.end(), 0x66);
+  ASSERT_TRUE((*w)->close());
+  auto f = read_with_libpcap(path);
+  ASSERT_TRUE(f.ok) << f.error;
+  ASSERT_EQ(f.pkts.size(), 3u);
+  EXPECT_EQ(f.pkts[0].bytes, std::vector<uint8_t>(1023, 0x11)) << "a small packet is copied at write()";
+  EXPECT_EQ(f.pkts[1].bytes, std::vector<uint8_t>(1024, 0x44)) << "a large stable packet is read at flush()";
+  EXPECT_EQ(f.pkts[2].bytes, std::vector<uint8_t>(5000, 0x55)) << "a packet not marked stable is copied at write()";
+}
+
+// Packets not marked stable (the perf and libpcap paths reuse their memory at once): the caller
+// overwrites each right after write(), before any flush, and the file is still right.
+TEST_P(ReferencedPackets, UnstablePacketsMayBeOverwrittenRightAfterWrite) {
+  TempDir dir;
+  auto pkts = mixed_size_packets(3);
+  std::string path = dir.file("unstable." + format_name(GetParam()));
+  auto w = writer_to_path(GetParam(), path);
+  ASSERT_TRUE(w) << w.error().message();
+  std::vector<uint8_t> buf(70000);
+  for (const auto &p : pkts) {
+    std::copy(p.bytes.begin(), p.bytes.end(), buf.begin());
+    ASSERT_TRUE((*w)->write(Packet{p.ts_ns, p.iface, p.dir, p.wire_len, {buf.data(), p.bytes.size()}, false}));
+    std::fill(buf.begin(), buf.end(), 0xFF);
+  }
+  ASSERT_TRUE((*w)->close());
+  expect_file_holds(GetParam(), path, pkts);
+}
+
+// A failed write, anywhere in the pending bytes: the error is returned, size() still counts
+// every byte (written + kept), the caller's memory is no longer referred to (scribbled over
+// here), and a retry completes the file with no byte twice.
+TEST_P(ReferencedPackets, FailedWriteKeepsTheRestAndARetryCompletesTheFile) {
+  TempDir dir;
+  auto pkts = mixed_size_packets(1);  // 60, 1023, 1024, 5000, 65535, 70000: ~140 KB, one batch
+  auto want = reference_bytes(GetParam(), dir, pkts);
+  ASSERT_FALSE(want.empty());
+  uint64_t header = GetParam() == Format::Pcap ? 24 : 0;
+  if (GetParam() == Format::Pcapng) {  // SHB + 2 IDBs: up to the first EPB
+    auto g = parse_pcapng(dir.file("reference.pcapng"));
+    ASSERT_EQ(g.error, "");
+    for (size_t off = 0; get<uint32_t>(want, off) != 6; off += get<uint32_t>(want, off + 4))
+      header = off + get<uint32_t>(want, off + 4);
+  }
+  const uint64_t body = want.size() - header;
+  // Fail after 1 byte, inside the copied run of the small packets, in the middle of the
+  // referred 65535-byte packet, and one byte before the end.
+  for (uint64_t at : {uint64_t{1}, uint64_t{100}, body / 2, body - 1}) {
+    SCOPED_TRACE("fails after " + std::to_string(at) + " of " + std::to_string(body) + " bytes");
+    std::string path = dir.file("fail-" + std::to_string(at));
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    {
+      test::WritevHook hook(fd);
+      auto w = writer_to_fd(GetParam(), fd, "disk");
+      ASSERT_TRUE(w) << w.error().message();
+      ASSERT_EQ((*w)->size(), header);
+      std::vector<std::vector<uint8_t>> mem;  // the caller's copies of the packets
+      for (const auto &p : pkts) mem.push_back(p.bytes);
+      for (size_t i = 0; i < pkts.size(); i++)
+        ASSERT_TRUE((*w)->write(Packet{pkts[i].ts_ns, pkts[i].iface, pkts[i].dir, pkts[i].wire_len, mem[i], true}));
+      ASSERT_EQ((*w)->size(), want.size());
+
+      hook.fail_after(at, ENOSPC);
+      auto r = (*w)->flush();
+      ASSERT_FALSE(r);
+      EXPECT_EQ(r.error().code, ENOSPC);
+      EXPECT_THAT(r.error().what, HasSubstr("write disk"));
+      EXPECT_EQ((*w)->size(), want.size()) << "written + kept must still be every byte";
+      EXPECT_EQ(fs::file_size(path), header + at);
+
+      for (auto &m : mem) std::fill(m.begin(), m.end(), 0xEE);  // the caller moves on
+      hook.fail_after(0, EIO);  // fails again at once
+      r = (*w)->flush();
+      ASSERT_FALSE(r);
+      EXPECT_EQ(r.error().code, EIO);
+      EXPECT_EQ((*w)->size(), want.size());
+      EXPECT_EQ(fs::file_size(path), header + at);
+
+      hook.clear_failure();
+      auto ok = (*w)->close();
+      ASSERT_TRUE(ok) << ok.error().message();
+      EXPECT_EQ((*w)->size(), want.size());
+    }
+    ::close(fd);
+    auto got = slurp(path);
+    EXPECT_EQ(got.size(), want.size());
+    EXPECT_TRUE(got == want) << "the retried file differs from one written without failure";
+    expect_file_holds(GetParam(), path, pkts);
+  }
+}
+
+// A failure in a drain inside write() (1 MiB pending): the error comes from write(); the sizes
+// stay consistent and, once the output works again, the file is an exact prefix of the packets.
+TEST_P(ReferencedPackets, FailureInsideWriteKeepsSizeConsistent) {
+  TempDir dir;
+  auto pkts = mixed_size_packets(10);
+  std::string path = dir.file("midway");
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  size_t failed_at = SIZE_MAX;
+  uint64_t size_after_failure = 0;
+  {
+    test::WritevHook hook(fd);
+    auto w = writer_to_fd(GetParam(), fd, "disk");
+    ASSERT_TRUE(w) << w.error().message();
+    hook.fail_after(300000, ENOSPC);
+    for (size_t i = 0; i < pkts.size() && failed_at == SIZE_MAX; i++) {
+      uint64_t before = (*w)->size();
+      auto r = (*w)->write(stable_view(pkts[i]));
+      if (!r) {
+        failed_at = i;
+        EXPECT_EQ(r.error().code, ENOSPC);
+        size_after_failure = (*w)->size();
+        EXPECT_GT(size_after_failure, before);  // the record went into the writer, then the drain failed
+      }
+    }
+    ASSERT_NE(failed_at, SIZE_MAX) << "no write drained (1 MiB pending) and failed";
+    for (auto &p : pkts) std::fill(p.bytes.begin(), p.bytes.end(), 0xEE);  // caller memory reused
+    hook.clear_failure();
+    ASSERT_TRUE((*w)->close());
+    EXPECT_EQ((*w)->size(), size_after_failure);
+  }
+  ::close(fd);
+  EXPECT_EQ(fs::file_size(path), size_after_failure);
+  // The file: every packet up to and including the one whose write() reported the failure.
+  auto fresh = mixed_size_packets(10);
+  fresh.resize(failed_at + 1);
+  expect_file_holds(GetParam(), path, fresh);
+}
+
+// The reader of a pipe goes away (EPIPE; SIGPIPE ignored, as a capture to a pipe would).
+TEST_P(ReferencedPackets, BrokenPipeIsAnErrorAndSizeStaysConsistent) {
+  struct sigaction ign {}, old{};
+  ign.sa_handler = SIG_IGN;
+  ASSERT_EQ(sigaction(SIGPIPE, &ign, &old), 0);
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  auto pkts = mixed_size_packets(1);
+  {
+    auto w = writer_to_fd(GetParam(), fds[1], "pipe");
+    ASSERT_TRUE(w) << w.error().message();
+    uint64_t header = (*w)->size();
+    std::vector<uint8_t> buf(header + 1);
+    EXPECT_EQ(read(fds[0], buf.data(), buf.size()), ssize_t(header));  // the headers went out at once
+    ::close(fds[0]);
+
+    for (const auto &p : pkts) ASSERT_TRUE((*w)->write(stable_view(p)));  // < 1 MiB: pending
+    uint64_t pending = (*w)->size();
+    EXPECT_GT(pending, header + 130000);
+    for (int attempt = 0; attempt < 2; attempt++) {
+      auto r = (*w)->flush();
+      ASSERT_FALSE(r);
+      EXPECT_EQ(r.error().code, EPIPE);
+      EXPECT_THAT(r.error().what, HasSubstr("write pipe"));
+      EXPECT_EQ((*w)->size(), pending);
+    }
+    for (auto &p : pkts) std::fill(p.bytes.begin(), p.bytes.end(), 0);
+    auto r = (*w)->close();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, EPIPE);
+    EXPECT_EQ((*w)->size(), pending);
+  }
+  ::close(fds[1]);
+  sigaction(SIGPIPE, &old, nullptr);
+}
+
+// A stream with a descriptor (a FILE* from fopen, as stdout) takes the writev path; one without
+// (fmemopen) goes through stdio and copies every packet at write(), stable or not.
+TEST(CaptureFileWriter, StreamsWithAndWithoutDescriptor) {
+  TempDir dir;
+  std::vector<uint8_t> large(5000, 0x22);
+  {
+    std::string path = dir.file("stream.pcap");
+    FILE *out = fopen(path.c_str(), "w");
+    ASSERT_NE(out, nullptr);
+    auto w = PcapWriter::to_stream(out, two_ifaces(), path);
+    ASSERT_TRUE(w);
+    ASSERT_TRUE((*w)->write(Packet{1, 0, Direction::In, 5000, large, true}));
+    std::fill(large.begin(), large.end(), 0x44);
+    ASSERT_TRUE((*w)->close());
+    fclose(out);
+    auto f = read_with_libpcap(path);
+    ASSERT_TRUE(f.ok) << f.error;
+    ASSERT_EQ(f.pkts.size(), 1u);
+    EXPECT_EQ(f.pkts[0].bytes, std::vector<uint8_t>(5000, 0x44)) << "fopen'd stream: referred to until flush";
+  }
+  {
+    std::vector<char> mem(1 << 16);
+    FILE *out = fmemopen(mem.data(), mem.size(), "w");
+    ASSERT_NE(out, nullptr);
+    ASSERT_LT(fileno(out), 0);
+    std::fill(large.begin(), large.end(), 0x22);
+    auto w = PcapWriter::to_stream(out, two_ifaces(), "memory");
+    ASSERT_TRUE(w);
+    ASSERT_TRUE((*w)->write(Packet{1, 0, Direction::In, 5000, large, true}));
+    std::fill(large.begin(), large.end(), 0x44);
+    ASSERT_TRUE((*w)->close());
+    EXPECT_EQ((*w)->size(), 24u + 16 + 5000);
+    long n = ftell(out);
+    fclose(out);
+    ASSERT_EQ(n, 24 + 16 + 5000);
+    EXPECT_EQ(mem[24 + 16], 0x22) << "fmemopen stream: copied at write()";
+    EXPECT_EQ(mem[24 + 16 + 4999], 0x22);
+    EXPECT_EQ(get<uint32_t>(std::vector<uint8_t>(mem.begin(), mem.begin() + 48), 32), 5000u);
+  }
 }
 
 // ---- tcpdump naming ----
