@@ -19,10 +19,15 @@ for tool in bpftap bpftap-pcap tcpdump; do
   grep -Eq "^\| udp \| 8 \| .* \| $tool \|" "$report" || fail "no 8-interface UDP row for $tool"
   grep -Eq "^\| tcp \| 1 \| .* \| $tool \|" "$report" || fail "no bulk TCP row for $tool"
 done
-for m in none mirred bpftap bpftap-vxlan bpftap-cutoff; do
+for m in none mirred bpftap mirred-vxlan bpftap-vxlan bpftap-cutoff; do
   grep -Eq "^\| (tcp|udp-max) \| $m \|" "$report" || fail "no vTAP row for $m"
 done
 grep -Eq "^\| 1G \| pcap \| [0-9]+ / [0-9]+" "$report" || fail "no inspection row"
+for tool in none tcpdump bpftap; do
+  grep -Eq "^\| 1G \| $tool \| [0-9.]+" "$report" || fail "no host-cost row (bulk TCP) for $tool"
+  grep -Eq "^\| 50000 \| $tool \| [0-9.]+" "$report" || fail "no host-cost row (64-byte UDP) for $tool"
+done
+grep -Eq "^\| 100 \| [0-9]+ ms \| [0-9]+ \|" "$report" || fail "no agent scale row"
 n=0
 for png in "$WORKDIR"/results/*/*.png; do
   [[ $(head -c 4 "$png" | od -An -tx1 | tr -d ' ') == 89504e47 ]] || fail "$png is not a PNG"
