@@ -195,9 +195,9 @@ struct Capture::Impl {
 
   // Attaches the hooks of one interface (the caller holds mu).
   Result<> attach(Slot &s) {
+    if (auto r = prog->watch(s.info.ifindex); !r) return r;
     for (uint8_t dir : {uint8_t{BPFTAP_DIR_IN}, uint8_t{BPFTAP_DIR_OUT}}) {
       if ((dir == BPFTAP_DIR_IN && !opts.ingress) || (dir == BPFTAP_DIR_OUT && !opts.egress)) continue;
-      if (auto r = prog->watch(s.info.ifindex, dir); !r) return r;
       int fd = dir == BPFTAP_DIR_IN ? prog->ingress_fd() : prog->egress_fd();
       auto hook = attach_hook(fd, s.info.ifindex, dir, opts.attach);
       if (!hook) return tl::unexpected(hook.error());

@@ -47,7 +47,7 @@ int CaptureProgram::ring_fd() const { return bpf_map__fd(skel_->maps.ring); }
 int CaptureProgram::perf_fd() const { return bpf_map__fd(skel_->maps.perf); }
 int CaptureProgram::counters_fd() const { return bpf_map__fd(skel_->maps.counters); }
 
-Result<> CaptureProgram::watch(uint32_t ifindex, uint8_t) {
+Result<> CaptureProgram::watch(uint32_t ifindex) {
   if (auto r = slots_->watch(ifindex); !r) return tl::unexpected(r.error());
   return {};
 }

@@ -38,10 +38,10 @@ public:
   int perf_fd() const;
   int counters_fd() const;
 
-  // Registers (ifindex, direction) so the programs count and capture its packets; the
-  // interface's counters start at zero when it is new. At most BPFTAP_MAX_SLOTS interfaces at
-  // once.
-  Result<> watch(uint32_t ifindex, uint8_t dir);
+  // Registers an interface so the programs count and capture its packets, in both directions
+  // (which ones run is a matter of the hooks attached); its counters start at zero. At most
+  // BPFTAP_MAX_SLOTS interfaces at once.
+  Result<> watch(uint32_t ifindex);
   // The programs ignore the interface from now on; its counter slot is free for another.
   void unwatch(uint32_t ifindex);
   // Counters summed over CPUs.

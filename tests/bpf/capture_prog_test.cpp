@@ -164,8 +164,7 @@ void run_size_table(uint32_t snaplen) {
   ASSERT_GE(largest, 1514u) << "the test run should take at least a full-size Ethernet frame";
   ::testing::Test::RecordProperty("largest_test_run_frame", std::to_string(largest));
 
-  ASSERT_TRUE(prog->watch(kLo, BPFTAP_DIR_IN));
-  ASSERT_TRUE(prog->watch(kLo, BPFTAP_DIR_OUT));
+  ASSERT_TRUE(prog->watch(kLo));
   std::vector<Expected> want;
   std::map<uint8_t, uint64_t> runs, bytes;
   uint32_t seed = 1;
@@ -208,8 +207,7 @@ TEST(CaptureProg, UnwatchedInterfaceIsNotCaptured) {
   };
   run_both();  // not watched yet
   EXPECT_FALSE(prog->counters(kLo, BPFTAP_DIR_IN));
-  ASSERT_TRUE(prog->watch(kLo, BPFTAP_DIR_IN));
-  ASSERT_TRUE(prog->watch(kLo, BPFTAP_DIR_OUT));
+  ASSERT_TRUE(prog->watch(kLo));
   run_both();
   expect_counters(*prog, BPFTAP_DIR_IN, 1, 200);
   expect_counters(*prog, BPFTAP_DIR_OUT, 1, 200);
@@ -220,8 +218,7 @@ TEST(CaptureProg, UnwatchedInterfaceIsNotCaptured) {
   EXPECT_FALSE(prog->counters(kLo, BPFTAP_DIR_IN));
   expect_ring_holds(*prog, ring_bytes, BPFTAP_MAX_SNAPLEN, {});
 
-  ASSERT_TRUE(prog->watch(kLo, BPFTAP_DIR_IN));
-  ASSERT_TRUE(prog->watch(kLo, BPFTAP_DIR_OUT));
+  ASSERT_TRUE(prog->watch(kLo));
   expect_counters(*prog, BPFTAP_DIR_IN, 0, 0);
   expect_counters(*prog, BPFTAP_DIR_OUT, 0, 0);
   run_both();
@@ -234,7 +231,7 @@ TEST(CaptureProg, SizeClassesLoseNoRecord) {
   const uint32_t ring_bytes = 1u << 20;
   auto prog = load(BPFTAP_MAX_SNAPLEN, ring_bytes);
   ASSERT_TRUE(prog);
-  ASSERT_TRUE(prog->watch(kLo, BPFTAP_DIR_IN));
+  ASSERT_TRUE(prog->watch(kLo));
   std::vector<Expected> want;
   for (uint32_t i = 0; i < 200; i++) {
     auto f = frame(1514, i);
@@ -254,7 +251,7 @@ TEST(CaptureProg, FullRingCountsDropsAndNeverDropsThePacket) {
   const uint32_t ring_bytes = 1u << 16;
   auto prog = load(BPFTAP_MAX_SNAPLEN, ring_bytes);
   ASSERT_TRUE(prog);
-  ASSERT_TRUE(prog->watch(kLo, BPFTAP_DIR_IN));
+  ASSERT_TRUE(prog->watch(kLo));
   std::vector<std::vector<uint8_t>> frames;
   for (uint32_t i = 0; i < 100; i++) {
     frames.push_back(frame(1514, i));
@@ -342,7 +339,7 @@ TEST(CaptureProg, LargeIfindexIsWatchedToo) {
     ASSERT_EQ(r.err, 0) << "ifindex " << idx << ": " << strerror(-r.err);
     EXPECT_EQ(r.retval, kPass);
   }
-  for (uint32_t idx : {small, large}) ASSERT_TRUE(prog->watch(idx, BPFTAP_DIR_IN));
+  for (uint32_t idx : {small, large}) ASSERT_TRUE(prog->watch(idx));
   for (uint32_t idx : {large, small, large}) ASSERT_EQ(run(prog->ingress_fd(), f, idx).retval, kPass);
 
   auto rd = RingReader::open(prog->ring_fd(), ring_bytes);
@@ -383,8 +380,7 @@ TEST(CaptureProg, RealLoopbackTrafficUpTo64KiB) {
   const uint32_t ring_bytes = 1u << 22;
   auto prog = load(BPFTAP_MAX_SNAPLEN, ring_bytes);
   ASSERT_TRUE(prog);
-  ASSERT_TRUE(prog->watch(kLo, BPFTAP_DIR_IN));
-  ASSERT_TRUE(prog->watch(kLo, BPFTAP_DIR_OUT));
+  ASSERT_TRUE(prog->watch(kLo));
   std::vector<std::unique_ptr<Hook>> hooks;
   for (uint8_t dir : {uint8_t{BPFTAP_DIR_IN}, uint8_t{BPFTAP_DIR_OUT}}) {
     auto h = attach_hook(dir == BPFTAP_DIR_IN ? prog->ingress_fd() : prog->egress_fd(), kLo, dir, AttachMode::Auto);
