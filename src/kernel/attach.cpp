@@ -56,16 +56,19 @@ private:
 };
 
 // clsact is shared by both directions: remember who created it and how many hooks use it.
+// By network namespace and ifindex: the same ifindex is another interface in another namespace
+// (agent sessions with `netns:`), whose qdisc we may or may not have created.
 struct QdiscUse {
   bool created = false;
   int hooks = 0;
 };
+using QdiscKey = std::pair<std::string, uint32_t>;  // (netns_id(), ifindex)
 std::mutex g_qdisc_mu;
-std::map<uint32_t, QdiscUse> g_qdiscs;
+std::map<QdiscKey, QdiscUse> g_qdiscs;
 
 class TcHook final : public Hook {
 public:
-  TcHook(uint32_t ifindex, bpf_tc_attach_point point) : ifindex_(ifindex), point_(point) {}
+  TcHook(uint32_t ifindex, bpf_tc_attach_point point) : ifindex_(ifindex), point_(point), key_{netns_id(), ifindex} {}
   ~TcHook() override {
     bpf_tc_hook hook{};
     hook.sz = sizeof(hook);
@@ -77,7 +80,7 @@ public:
     opts.priority = kTcPriority;
     bpf_tc_detach(&hook, &opts);
     std::lock_guard lock(g_qdisc_mu);
-    auto &use = g_qdiscs[ifindex_];
+    auto &use = g_qdiscs[key_];
     if (--use.hooks == 0) {
       if (use.created) {
         hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
@@ -85,7 +88,7 @@ public:
         std::error_code ec;
         std::filesystem::remove(state_file(ifindex_), ec);
       }
-      g_qdiscs.erase(ifindex_);
+      g_qdiscs.erase(key_);
     }
   }
   const char *kind() const override { return "tc"; }
@@ -93,6 +96,7 @@ public:
 private:
   uint32_t ifindex_;
   bpf_tc_attach_point point_;
+  QdiscKey key_;  // detached in the namespace it was attached in (the caller's NetnsScope)
 };
 
 Result<std::unique_ptr<Hook>> attach_tcx(int prog_fd, uint32_t ifindex, uint8_t dir) {
@@ -112,11 +116,12 @@ Result<std::unique_ptr<Hook>> attach_tc(int prog_fd, uint32_t ifindex, uint8_t d
   hook.attach_point = point;
   {
     std::lock_guard lock(g_qdisc_mu);
-    auto &use = g_qdiscs[ifindex];
+    const QdiscKey key{netns_id(), ifindex};
+    auto &use = g_qdiscs[key];
     if (use.hooks == 0) {
       int err = bpf_tc_hook_create(&hook);
       if (err && err != -EEXIST) {
-        g_qdiscs.erase(ifindex);
+        g_qdiscs.erase(key);
         return fail_errno(what + ": create clsact qdisc", err);
       }
       use.created = err == 0;

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/netlink.h"
+#include "capture/capture_prog.h"
 #include "kernel/attach.h"
 #include "filter/filter.h"
 #include "kernel/netns.h"
@@ -147,3 +148,66 @@ TEST_F(NetnsTest, DownInterfaceFilterIsTheUpInterfaceFilter) {
 }
 
 } // namespace
+
+namespace {
+
+// Two namespaces whose interfaces share an ifindex (a fresh namespace numbers its links from 2).
+// With the tc fallback, bpftap counts the hooks on each clsact qdisc it created: the count must
+// be per namespace, or the second namespace's qdisc is never created (its attach fails) and the
+// first one's is removed or kept on the other's say.
+class TcQdiscAcrossNamespaces : public ::testing::Test {
+protected:
+  void SetUp() override {
+    for (int i = 0; i < 2; i++) {
+      names_[i] = fmt::format("btqd{}-{}-{}", i, getpid(), ::testing::UnitTest::GetInstance()->random_seed());
+      ASSERT_TRUE(lab::run_checked({"ip", "netns", "add", names_[i]}));
+      ASSERT_TRUE(lab::run_checked({"ip", "-n", names_[i], "link", "add", "btq0", "type", "veth", "peer", "name", "btq1"}));
+      ASSERT_TRUE(lab::run_checked({"ip", "-n", names_[i], "link", "set", "btq0", "up"}));
+    }
+  }
+  void TearDown() override {
+    for (const auto &n : names_)
+      if (!n.empty()) lab::run_command({"ip", "netns", "del", n});
+  }
+  bool has_clsact(int i) {
+    auto out = lab::run_checked({"ip", "netns", "exec", names_[i], "tc", "qdisc", "show", "dev", "btq0"});
+    return out && out->find("clsact") != std::string::npos;
+  }
+  std::string names_[2];
+};
+
+} // namespace
+
+TEST_F(TcQdiscAcrossNamespaces, EachNamespaceKeepsItsOwnQdiscCount) {
+  auto prog = CaptureProgram::load({});
+  ASSERT_TRUE(prog) << prog.error().message();
+  auto ns0 = Netns::open(names_[0]), ns1 = Netns::open(names_[1]);
+  ASSERT_TRUE(ns0 && ns1);
+  const Netns *ns[2] = {&*ns0, &*ns1};
+  uint32_t ifindex[2] = {};
+  std::unique_ptr<Hook> hook[2];
+  for (int i = 0; i < 2; i++) {
+    auto scope = NetnsScope::enter(*ns[i]);
+    ASSERT_TRUE(scope) << scope.error().message();
+    ifindex[i] = if_nametoindex("btq0");
+  }
+  if (ifindex[0] != ifindex[1]) GTEST_SKIP() << "the two btq0 have different ifindexes here";
+  for (int i = 0; i < 2; i++) {
+    auto scope = NetnsScope::enter(*ns[i]);
+    auto h = attach_hook((*prog)->ingress_fd(), ifindex[i], BPFTAP_DIR_IN, AttachMode::Tc);
+    ASSERT_TRUE(h) << "namespace " << i << ": " << h.error().message();
+    hook[i] = std::move(*h);
+    EXPECT_TRUE(has_clsact(i)) << "namespace " << i << " has no clsact qdisc";
+  }
+  {  // the first namespace's hook goes: its qdisc (ours) goes, the other's stays
+    auto scope = NetnsScope::enter(*ns[0]);
+    hook[0].reset();
+  }
+  EXPECT_FALSE(has_clsact(0)) << "the qdisc bpftap created in namespace 0 was left behind";
+  EXPECT_TRUE(has_clsact(1)) << "namespace 1 lost its qdisc while its hook is attached";
+  {
+    auto scope = NetnsScope::enter(*ns[1]);
+    hook[1].reset();
+  }
+  EXPECT_FALSE(has_clsact(1)) << "the qdisc bpftap created in namespace 1 was left behind";
+}
