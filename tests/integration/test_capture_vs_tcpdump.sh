@@ -34,11 +34,14 @@ run_case() {
   sed "s/^/  bpftap: /" "$WORKDIR/bt-$name.log"
   grep -q "^0 packets dropped by kernel" "$WORKDIR/bt-$name.log" || fail "bpftap dropped copies"
 
-  # Timestamps: bpftap stamps at the TC hook, tcpdump in the packet socket; they usually agree
-  # within 0.4 ms, but a busy machine delays one or the other by more than 1 ms.
+  # Timestamps: bpftap stamps at the TC hook; tcpdump's received packets carry the time the veth
+  # queued them to the CPU's backlog (net.core.netdev_tstamp_prequeue), before the softirq that
+  # runs the hook took them off it. They agree within ~1 ms on a quiet machine, but a replay at
+  # top speed while other work competes for the 2 cores keeps packets in the backlog for longer
+  # (9.5 ms measured with a compiler running): bytes and order are what must be identical.
   local t
   for t in tap-vm1 tap-vm2; do
-    "$PCAPCMP" "$WORKDIR/bt-$name.pcapng" "$t" "$WORKDIR/td-$name-${t#tap-}.pcap" --max-dts-us 3000 ||
+    "$PCAPCMP" "$WORKDIR/bt-$name.pcapng" "$t" "$WORKDIR/td-$name-${t#tap-}.pcap" --max-dts-us 25000 ||
       fail "$name: bpftap and tcpdump differ on $t"
   done
 }
