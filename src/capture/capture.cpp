@@ -120,7 +120,10 @@ struct Capture::Impl {
     if (ring_used > ring_peak.load(std::memory_order_relaxed)) ring_peak.store(ring_used, std::memory_order_relaxed);
     std::lock_guard lock(mu);
     const auto &recs = ring->take(cutoff_tai, left());
-    if (recs.empty()) return true;
+    if (recs.empty()) {
+      ring->release();  // passes over discarded records, if that is all there was
+      return true;
+    }
     // Frames with a tag to put back are rebuilt here; sized first, so the spans stay valid.
     size_t tagged = 0;
     for (const auto &r : recs)

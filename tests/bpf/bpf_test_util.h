@@ -14,12 +14,9 @@ struct RunResult {
   uint32_t retval = 0;  // the program's return value
 };
 
-// Runs a TC program once on `frame`, with skb->mark and skb->priority set (the filter test
-// program reads the VLAN tag and the packet type from them).
-inline RunResult run_tc(int prog_fd, const std::vector<uint8_t> &frame, uint32_t mark = 0, uint32_t priority = 0) {
-  __sk_buff ctx{};
-  ctx.mark = mark;
-  ctx.priority = priority;
+// Runs a TC program once on `frame` with `ctx` as its __sk_buff (ifindex: the interface it came
+// through, which must exist; mark, priority...).
+inline RunResult run_tc(int prog_fd, const std::vector<uint8_t> &frame, const __sk_buff &ctx) {
   bpf_test_run_opts opts{};
   opts.sz = sizeof(opts);
   opts.data_in = frame.data();
@@ -31,6 +28,15 @@ inline RunResult run_tc(int prog_fd, const std::vector<uint8_t> &frame, uint32_t
   r.err = bpf_prog_test_run_opts(prog_fd, &opts);
   r.retval = opts.retval;
   return r;
+}
+
+// The same with skb->mark and skb->priority set (the filter test program reads the VLAN tag and
+// the packet type from them).
+inline RunResult run_tc(int prog_fd, const std::vector<uint8_t> &frame, uint32_t mark = 0, uint32_t priority = 0) {
+  __sk_buff ctx{};
+  ctx.mark = mark;
+  ctx.priority = priority;
+  return run_tc(prog_fd, frame, ctx);
 }
 
 // BPF_PROG_TEST_RUN builds a linear skb in one page: larger frames cannot be run.

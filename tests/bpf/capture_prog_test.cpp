@@ -47,17 +47,7 @@ std::vector<uint8_t> frame(size_t n, uint32_t seed) {
 test::RunResult run(int prog_fd, const std::vector<uint8_t> &f, uint32_t ifindex = kLo) {
   __sk_buff ctx{};
   ctx.ifindex = ifindex;
-  bpf_test_run_opts opts{};
-  opts.sz = sizeof(opts);
-  opts.data_in = f.data();
-  opts.data_size_in = static_cast<uint32_t>(f.size());
-  opts.ctx_in = &ctx;
-  opts.ctx_size_in = sizeof(ctx);
-  opts.repeat = 1;
-  test::RunResult r;
-  r.err = bpf_prog_test_run_opts(prog_fd, &opts);
-  r.retval = opts.retval;
-  return r;
+  return test::run_tc(prog_fd, f, ctx);
 }
 
 std::unique_ptr<CaptureProgram> load(uint32_t snaplen, uint32_t ring_bytes) {

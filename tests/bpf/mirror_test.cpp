@@ -63,15 +63,9 @@ protected:
   uint32_t run_in(const std::vector<uint8_t> &f) {
     __sk_buff ctx{};
     ctx.ifindex = ifindex_;
-    bpf_test_run_opts opts{};
-    opts.sz = sizeof(opts);
-    opts.data_in = f.data();
-    opts.data_size_in = static_cast<uint32_t>(f.size());
-    opts.ctx_in = &ctx;
-    opts.ctx_size_in = sizeof(ctx);
-    opts.repeat = 1;
-    EXPECT_EQ(bpf_prog_test_run_opts(session_->programs().in, &opts), 0);
-    return opts.retval;
+    auto r = test::run_tc(session_->programs().in, f, ctx);
+    EXPECT_EQ(r.err, 0);
+    return r.retval;
   }
 
   bpftap_mirror_counters counters() {
