@@ -341,6 +341,22 @@ private:
 
   // r0 = `size` bytes at the real offset r2, network order as read; rejects when out of bounds.
   void fetch_bytes(uint32_t size) {
+    auto done = e_.new_label();
+    if (opts_.direct_reads) {
+      // r1 = data + r2; if r1 + size <= data_end: r0 = *r1. The verifier needs the offset
+      // bounded (below 64 KiB) before it is added to a packet pointer.
+      auto helper = e_.new_label();
+      e_.jump_imm(BPF_JMP, BPF_JGT, BPF_REG_2, 0xffff - 8, helper);
+      e_.emit(ldx(BPF_W, BPF_REG_1, kCtx, offsetof(__sk_buff, data)));
+      e_.emit(ldx(BPF_W, BPF_REG_3, kCtx, offsetof(__sk_buff, data_end)));
+      e_.emit(alu64_reg(BPF_ADD, BPF_REG_1, BPF_REG_2));
+      e_.emit(alu64_reg(BPF_MOV, BPF_REG_4, BPF_REG_1));
+      e_.emit(alu64_imm(BPF_ADD, BPF_REG_4, static_cast<int32_t>(size)));
+      e_.jump_reg(BPF_JMP, BPF_JGT, BPF_REG_4, BPF_REG_3, helper);
+      e_.emit(ldx(bpf_size(size), BPF_REG_0, BPF_REG_1, 0));
+      e_.jump(done);
+      e_.bind(helper);
+    }
     e_.emit(alu64_reg(BPF_MOV, BPF_REG_1, kCtx));
     e_.emit(alu64_reg(BPF_MOV, BPF_REG_3, BPF_REG_10));
     e_.emit(alu64_imm(BPF_ADD, BPF_REG_3, kLoadBuf));
@@ -348,6 +364,7 @@ private:
     e_.emit(call(BPF_FUNC_skb_load_bytes));
     e_.jump_imm(BPF_JMP, BPF_JNE, BPF_REG_0, 0, reject_);
     e_.emit(ldx(bpf_size(size), BPF_REG_0, BPF_REG_10, kLoadBuf));
+    e_.bind(done);
   }
 
   // A load that overlaps the 4 tag bytes while the tag is in metadata (rare: `vlan` filters on

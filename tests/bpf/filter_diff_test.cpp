@@ -99,11 +99,15 @@ const char *kExpressions[] = {
 };
 
 enum class Compiled { Dead, Live };
+// How the translated filter reads the frame: directly from the skb's linear part (as bpftap
+// runs it), or every byte through bpf_skb_load_bytes (the path paged data takes in production,
+// which the test run's linear frames would otherwise never reach).
+enum class Reads { Direct, Helper };
 
 // (expression, how it is compiled). Dead: libpcap on a saved frame (VlanView::Inline). Live: as
 // tcpdump -i compiles it on Linux (VlanView::Metadata), the reference being libpcap's
 // interpreter with the ancillary loads replaced by what the kernel would return.
-class FilterDiff : public ::testing::TestWithParam<std::tuple<const char *, Compiled>> {};
+class FilterDiff : public ::testing::TestWithParam<std::tuple<const char *, Compiled, Reads>> {};
 
 std::vector<uint8_t> strip_outer_tag(const std::vector<uint8_t> &f) {
   std::vector<uint8_t> out(f.begin(), f.begin() + 12);
@@ -116,7 +120,10 @@ TEST_P(FilterDiff, KernelMatchesLibpcapOnCorpus) {
   const bool live = std::get<1>(GetParam()) == Compiled::Live;
   auto cbpf = live ? compile_pcap_filter_live(expr, BPFTAP_MAX_SNAPLEN, "lo") : compile_pcap_filter(expr, BPFTAP_MAX_SNAPLEN);
   ASSERT_TRUE(cbpf) << cbpf.error().message();
-  auto ebpf = translate_cbpf(*cbpf, {live ? VlanView::Metadata : VlanView::Inline});
+  TranslateOptions to;
+  to.vlan = live ? VlanView::Metadata : VlanView::Inline;
+  to.direct_reads = std::get<2>(GetParam()) == Reads::Direct;
+  auto ebpf = translate_cbpf(*cbpf, to);
   ASSERT_TRUE(ebpf) << ebpf.error().message();
   CaptureProgramOptions o;
   o.filter = *ebpf;
@@ -136,8 +143,9 @@ TEST_P(FilterDiff, KernelMatchesLibpcapOnCorpus) {
     auto got = test::run_tc(fd, kernel_frame, vtag, anc.pkttype);
     ASSERT_EQ(got.err, 0) << f.file << "#" << f.index;
     if (got.retval != want && mismatches++ < 10)
-      ADD_FAILURE() << fmt::format("'{}' ({}) on {} frame #{} (vtag {:#x}, pkttype {}): kernel {} libpcap {}", expr,
-                                   live ? "live" : "dead", f.file, f.index, vtag, anc.pkttype, got.retval, want);
+      ADD_FAILURE() << fmt::format("'{}' ({}, {} reads) on {} frame #{} (vtag {:#x}, pkttype {}): kernel {} libpcap {}",
+                                   expr, live ? "live" : "dead", to.direct_reads ? "direct" : "helper", f.file, f.index,
+                                   vtag, anc.pkttype, got.retval, want);
     accepted += want != 0;
   };
   for (const auto &f : frames) {
@@ -162,9 +170,9 @@ TEST_P(FilterDiff, KernelMatchesLibpcapOnCorpus) {
     tag_runs++;
   }
   EXPECT_EQ(mismatches, 0u);
-  std::printf("  '%s' (%s): %zu frames compared (%zu verdicts accept), %zu also with the tag in metadata, "
+  std::printf("  '%s' (%s, %s reads): %zu frames compared (%zu verdicts accept), %zu also with the tag in metadata, "
               "%zu not runnable (size outside 14..%zu bytes)\n",
-              expr.c_str(), live ? "live" : "dead", compared, accepted, tag_runs, too_big, test::kMaxTestRunFrame);
+              expr.c_str(), live ? "live" : "dead", to.direct_reads ? "direct" : "helper", compared, accepted, tag_runs, too_big, test::kMaxTestRunFrame);
 }
 
 TEST(FilterTranslate, LoopsAreRefusedClearly) {
@@ -177,6 +185,11 @@ TEST(FilterTranslate, LoopsAreRefusedClearly) {
 
 INSTANTIATE_TEST_SUITE_P(Corpus, FilterDiff,
                          ::testing::Combine(::testing::ValuesIn(kExpressions),
-                                            ::testing::Values(Compiled::Dead, Compiled::Live)));
+                                            ::testing::Values(Compiled::Dead, Compiled::Live),
+                                            ::testing::Values(Reads::Direct)));
+// The helper path as bpftap compiles filters (live), once more over the whole corpus.
+INSTANTIATE_TEST_SUITE_P(CorpusHelperReads, FilterDiff,
+                         ::testing::Combine(::testing::ValuesIn(kExpressions), ::testing::Values(Compiled::Live),
+                                            ::testing::Values(Reads::Helper)));
 
 } // namespace

@@ -12,7 +12,7 @@ BENCH_PREFIX=${prefix:0:6}- BPFTAP="$BPFTAP" BPFTAP_CORPUS="$BPFTAP_CORPUS" time
   fail "bench/run --quick failed: $(tail -5 "$WORKDIR/run.log")"
 report=$(ls "$WORKDIR"/results/*.md) || fail "no report written"
 for section in "## Tracing: eBPF vs pcap" "### Headline ratios" "Highest offered UDP rate without any loss" \
-               "## Inspection under load" "## vTAP: bpftap mirror vs tc mirred" "## Plots"; do
+               "## Inspection under load" "## vTAP: bpftap mirror vs tc mirred" "## BPF program stages" "## Plots"; do
   grep -q "$section" "$report" || fail "report lacks '$section'"
 done
 for tool in bpftap bpftap-pcap tcpdump; do
@@ -28,6 +28,9 @@ for tool in none tcpdump bpftap; do
   grep -Eq "^\| 50000 \| $tool \| [0-9.]+" "$report" || fail "no host-cost row (64-byte UDP) for $tool"
 done
 grep -Eq "^\| 100 \| [0-9]+ ms \| [0-9]+ \|" "$report" || fail "no agent scale row"
+for stage in "capture: no filter, 64 B frame kept" "capture 'udp port 9': 64 B frame rejected"; do
+  grep -Fq "| $stage | " "$report" || fail "no BPF stage row '$stage'"
+done
 n=0
 for png in "$WORKDIR"/results/*/*.png; do
   [[ $(head -c 4 "$png" | od -An -tx1 | tr -d ' ') == 89504e47 ]] || fail "$png is not a PNG"

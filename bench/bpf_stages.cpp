@@ -1,0 +1,194 @@
+// bench/bpf_stages: where the capture program's time goes, per packet, stage by stage.
+//
+// BPF_PROG_TEST_RUN runs a program `repeat` times on one crafted frame and reports the mean
+// time per run, measured in the kernel with preemption accounted for; the test-run loop's own
+// cost is the `empty` program's time. The capture program is loaded as `bpftap capture` loads
+// it, attached nowhere: the test runs are its only packets, as if they came through `lo`. The
+// helpers it calls are timed alone by bench/bpf/stages.bpf.c. Needs root. Prints a Markdown table
+// (median of --reps runs, min-max).
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "capture/capture_prog.h"
+#include "filter/build.h"
+#include "stages_bpf.skel.h"
+
+using namespace bpftap;
+
+namespace {
+
+constexpr uint32_t kLo = 1;
+
+// Ethernet + IPv4 + UDP 10.0.0.1:1000 -> 10.0.0.2:10, `n` bytes in all.
+std::vector<uint8_t> udp_frame(size_t n) {
+  std::vector<uint8_t> f(n, 0xab);
+  const uint8_t eth[14] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00};
+  std::memcpy(f.data(), eth, sizeof eth);
+  uint16_t ip_len = static_cast<uint16_t>(n - 14), udp_len = static_cast<uint16_t>(n - 34);
+  const uint8_t ip[20] = {0x45, 0, uint8_t(ip_len >> 8), uint8_t(ip_len), 0, 1, 0x40, 0, 64, 17, 0, 0,
+                          10, 0, 0, 1, 10, 0, 0, 2};
+  std::memcpy(f.data() + 14, ip, sizeof ip);
+  const uint8_t udp[8] = {0x03, 0xe8, 0, 10, uint8_t(udp_len >> 8), uint8_t(udp_len), 0, 0};
+  std::memcpy(f.data() + 34, udp, sizeof udp);
+  return f;
+}
+
+// Gives a ring's space back to the kernel between runs (the records are not read).
+class RingDrain {
+public:
+  RingDrain(int map_fd) {
+    long page = sysconf(_SC_PAGESIZE);
+    consumer_ = static_cast<uint64_t *>(mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0));
+    producer_ = static_cast<uint64_t *>(mmap(nullptr, page, PROT_READ, MAP_SHARED, map_fd, page));
+    page_ = page;
+  }
+  ~RingDrain() {
+    if (consumer_ != MAP_FAILED) munmap(consumer_, page_);
+    if (producer_ != MAP_FAILED) munmap(const_cast<uint64_t *>(producer_), page_);
+  }
+  bool ok() const { return consumer_ != MAP_FAILED && producer_ != MAP_FAILED; }
+  void drain() const { __atomic_store_n(consumer_, __atomic_load_n(producer_, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE); }
+
+private:
+  uint64_t *consumer_;
+  const uint64_t *producer_;
+  long page_;
+};
+
+struct Row {
+  std::string stage;
+  std::vector<double> ns;
+};
+
+int g_reps = 7, g_repeat = 10000;
+
+// Times `prog_fd` on `frame` (as if received on lo); `between` runs before each run.
+Row time_prog(const std::string &stage, int prog_fd, const std::vector<uint8_t> &frame,
+              const std::function<void()> &between = [] {}) {
+  Row row{stage, {}};
+  for (int r = 0; r < g_reps; r++) {
+    between();
+    __sk_buff ctx{};
+    ctx.ifindex = kLo;
+    bpf_test_run_opts o{};
+    o.sz = sizeof o;
+    o.data_in = frame.data();
+    o.data_size_in = static_cast<uint32_t>(frame.size());
+    o.ctx_in = &ctx;
+    o.ctx_size_in = sizeof ctx;
+    o.repeat = g_repeat;
+    if (int err = bpf_prog_test_run_opts(prog_fd, &o)) {
+      std::fprintf(stderr, "bpf_stages: %s: test run: %s\n", stage.c_str(), std::strerror(-err));
+      std::exit(1);
+    }
+    row.ns.push_back(o.duration);
+  }
+  return row;
+}
+
+void print(const std::vector<Row> &rows, double empty) {
+  std::printf("| stage | ns / run (median, min-max) | minus test-run loop |\n|---|---|---|\n");
+  for (auto r : rows) {
+    std::sort(r.ns.begin(), r.ns.end());
+    double med = r.ns[r.ns.size() / 2];
+    std::printf("| %s | %.0f (%.0f-%.0f) | %.0f |\n", r.stage.c_str(), med, r.ns.front(), r.ns.back(), med - empty);
+  }
+}
+
+std::unique_ptr<CaptureProgram> load_capture(const std::string &expr, uint32_t snaplen) {
+  CaptureProgramOptions o;
+  o.snaplen = snaplen;
+  o.ring_bytes = 1u << 26;
+  if (!expr.empty()) {
+    auto f = build_filter(expr, snaplen, "lo");
+    if (!f) {
+      std::fprintf(stderr, "bpf_stages: filter %s: %s\n", expr.c_str(), f.error().message().c_str());
+      std::exit(1);
+    }
+    o.filter = std::move(*f);
+  }
+  auto p = CaptureProgram::load(o);
+  if (!p) {
+    std::fprintf(stderr, "bpf_stages: load the capture program: %s\n", p.error().message().c_str());
+    std::exit(1);
+  }
+  return std::move(*p);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--reps" && i + 1 < argc) g_reps = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--repeat" && i + 1 < argc) g_repeat = std::max(1, std::atoi(argv[++i]));
+    else {
+      std::fprintf(stderr, "usage: bpf_stages [--reps N] [--repeat N]\n");
+      return 2;
+    }
+  }
+  if (geteuid() != 0) {
+    std::fprintf(stderr, "bpf_stages: needs root (BPF_PROG_TEST_RUN)\n");
+    return 1;
+  }
+  libbpf_set_print([](libbpf_print_level, const char *, va_list) { return 0; });
+  const auto small = udp_frame(64), large = udp_frame(1500);
+
+  stages_bpf *helpers = stages_bpf::open_and_load();
+  if (!helpers) {
+    std::fprintf(stderr, "bpf_stages: load bench/bpf/stages.bpf.c: %s\n", std::strerror(errno));
+    return 1;
+  }
+  RingDrain helper_ring(bpf_map__fd(helpers->maps.ring));
+  auto drain_helpers = [&] { helper_ring.drain(); };
+  std::vector<Row> rows;
+  Row empty = time_prog("test-run loop (empty program)", bpf_program__fd(helpers->progs.empty), small);
+  rows.push_back(empty);
+  rows.push_back(time_prog("helper: bpf_ktime_get_tai_ns", bpf_program__fd(helpers->progs.ktime_tai), small));
+  rows.push_back(time_prog("helper: bpf_ktime_get_boot_ns", bpf_program__fd(helpers->progs.ktime_boot), small));
+  rows.push_back(time_prog("helper: per-CPU counter lookup + increment", bpf_program__fd(helpers->progs.counter_inc), small));
+  rows.push_back(time_prog("helper: bpf_skb_load_bytes 64 B to the stack", bpf_program__fd(helpers->progs.load_bytes_64), small));
+  rows.push_back(time_prog("helper: bpf_ringbuf_query", bpf_program__fd(helpers->progs.ring_query), small));
+  rows.push_back(time_prog("helper: ringbuf reserve + submit (160 B)", bpf_program__fd(helpers->progs.ring_reserve_submit), small, drain_helpers));
+  rows.push_back(time_prog("helper: ringbuf reserve + load 64 B + submit", bpf_program__fd(helpers->progs.ring_reserve_load_submit), small, drain_helpers));
+
+  auto cap = load_capture("", BPFTAP_MAX_SNAPLEN);
+  RingDrain cap_ring(cap->ring_fd());
+  auto drain_cap = [&] { cap_ring.drain(); };
+  rows.push_back(time_prog("capture: interface not watched", cap->ingress_fd(), small));
+  if (auto r = cap->watch(kLo); !r) {
+    std::fprintf(stderr, "bpf_stages: watch lo: %s\n", r.error().message().c_str());
+    return 1;
+  }
+  rows.push_back(time_prog("capture: no filter, 64 B frame kept", cap->ingress_fd(), small, drain_cap));
+  rows.push_back(time_prog("capture: no filter, 1500 B frame kept", cap->ingress_fd(), large, drain_cap));
+
+  auto snap = load_capture("", 128);
+  RingDrain snap_ring(snap->ring_fd());
+  (void)snap->watch(kLo);
+  rows.push_back(time_prog("capture -s 128: 1500 B frame, 128 B kept", snap->ingress_fd(), large, [&] { snap_ring.drain(); }));
+
+  auto rejecting = load_capture("udp port 9", BPFTAP_MAX_SNAPLEN);
+  (void)rejecting->watch(kLo);
+  rows.push_back(time_prog("capture 'udp port 9': 64 B frame rejected", rejecting->ingress_fd(), small));
+  auto accepting = load_capture("udp", BPFTAP_MAX_SNAPLEN);
+  RingDrain acc_ring(accepting->ring_fd());
+  (void)accepting->watch(kLo);
+  rows.push_back(time_prog("capture 'udp': 64 B frame kept", accepting->ingress_fd(), small, [&] { acc_ring.drain(); }));
+
+  std::vector<double> e = empty.ns;
+  std::sort(e.begin(), e.end());
+  print(rows, e[e.size() / 2]);
+  stages_bpf::destroy(helpers);
+  return 0;
+}
