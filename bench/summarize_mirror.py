@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarises bench/mirror_rate's TSV: medians (min-max) per load and method, and the
 incremental CPU per forwarded packet of each tap against no tap, as a ratio to tc's: bpftap's
-VXLAN session against tc mirred to a fixed VXLAN device, the others against tc mirred to mon0."""
+VXLAN sessions (--vxlan, and --to a fixed VXLAN device) against tc mirred to a fixed VXLAN device, the others against tc mirred to mon0."""
 import csv
 import statistics
 import sys
@@ -41,7 +41,7 @@ def main(path):
             vals = [float(r["value"]) for r in rs]
             fmt = (lambda v: f"{v:.2f}") if load == "tcp" else (lambda v: f"{v/1000:.0f}k")
             inc = cpu[m] - cpu["none"] if "none" in cpu else float("nan")
-            base = "mirred-vxlan" if m == "bpftap-vxlan" else "mirred"
+            base = "mirred-vxlan" if m in ("bpftap-vxlan", "bpftap-vxdev") else "mirred"
             ref = cpu.get(base, float("nan")) - cpu.get("none", float("nan"))
             ratio = f"{inc / ref:.2f}" if m.startswith("bpftap") and ref > 0 else "-"
             ratio_bytes = med([int(r["target_bytes"]) / max(1, int(r["sent_bytes"])) for r in rs])
