@@ -93,14 +93,29 @@ struct packet_info {
   __u32 payload; /* L4 payload bytes (IP payload without the TCP/UDP header) */
 };
 
+/* Copies `len` (a constant) bytes at `off` to `to`: straight from the skb's linear part when they
+ * lie in it (a bounds check), through the helper (~25 ns a call) for paged data. */
+static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len) {
+  void *data = (void *)(long)skb->data;
+  void *end = (void *)(long)skb->data_end;
+  if (off < 0xff00) {
+    void *at = data + off;
+    if (at + len <= end) {
+      __builtin_memcpy(to, at, len);
+      return 0;
+    }
+  }
+  return bpf_skb_load_bytes(skb, off, to, len);
+}
+
 static __always_inline void parse(struct __sk_buff *skb, struct packet_info *p) {
   __u16 proto;
   __u32 l4 = 0, end = skb->len;
-  if (bpf_skb_load_bytes(skb, 12, &proto, 2))
+  if (load(skb, 12, &proto, 2))
     return;
   if (proto == bpf_htons(ETH_P_IP)) {
     __u8 ip[20];
-    if (bpf_skb_load_bytes(skb, ETH_HLEN, ip, sizeof(ip)) || (ip[0] >> 4) != 4)
+    if (load(skb, ETH_HLEN, ip, sizeof(ip)) || (ip[0] >> 4) != 4)
       return;
     __u32 tot = ((__u32)ip[2] << 8) | ip[3];
     if (tot && ETH_HLEN + tot < end) /* Ethernet padding is not payload */
@@ -116,7 +131,7 @@ static __always_inline void parse(struct __sk_buff *skb, struct packet_info *p) 
     }
   } else if (proto == bpf_htons(ETH_P_IPV6)) {
     __u8 ip6[40];
-    if (bpf_skb_load_bytes(skb, ETH_HLEN, ip6, sizeof(ip6)) || (ip6[0] >> 4) != 6)
+    if (load(skb, ETH_HLEN, ip6, sizeof(ip6)) || (ip6[0] >> 4) != 6)
       return;
     __u32 plen = ((__u32)ip6[4] << 8) | ip6[5];
     if (plen && ETH_HLEN + 40 + plen < end)
@@ -132,7 +147,7 @@ static __always_inline void parse(struct __sk_buff *skb, struct packet_info *p) 
   __u32 hdr = 0;
   if (p->proto == IPPROTO_TCP) {
     __u8 tcp[14];
-    if (bpf_skb_load_bytes(skb, l4, tcp, sizeof(tcp)) == 0) {
+    if (load(skb, l4, tcp, sizeof(tcp)) == 0) {
       p->port[0] = ((__u16)tcp[0] << 8) | tcp[1];
       p->port[1] = ((__u16)tcp[2] << 8) | tcp[3];
       p->has_ports = 1;
@@ -141,7 +156,7 @@ static __always_inline void parse(struct __sk_buff *skb, struct packet_info *p) 
     }
   } else if (p->proto == IPPROTO_UDP) {
     __u8 udp[4];
-    if (bpf_skb_load_bytes(skb, l4, udp, sizeof(udp)) == 0) {
+    if (load(skb, l4, udp, sizeof(udp)) == 0) {
       p->port[0] = ((__u16)udp[0] << 8) | udp[1];
       p->port[1] = ((__u16)udp[2] << 8) | udp[3];
       p->has_ports = 1;
