@@ -3,8 +3,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include <cstring>
-
 #include "capture_bpf.skel.h"
 #include "filter/splice.h"
 
@@ -12,9 +10,10 @@ namespace bpftap {
 
 Result<std::unique_ptr<CaptureProgram>> CaptureProgram::load(const CaptureProgramOptions &opts) {
   if (auto r = register_splicer(); !r) return tl::unexpected(r.error());
-  capture_bpf *skel = capture_bpf__open();
-  if (!skel) return fail_errno("open the capture BPF object", errno);
-  std::unique_ptr<CaptureProgram> self(new CaptureProgram(skel));
+  auto owned = open_skeleton<capture_bpf>("the capture BPF object");
+  if (!owned) return tl::unexpected(owned.error());
+  capture_bpf *skel = owned->get();
+  std::unique_ptr<CaptureProgram> self(new CaptureProgram(std::move(*owned)));
 
   skel->rodata->snaplen = opts.snaplen;
   skel->rodata->output = opts.output;
@@ -38,7 +37,8 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::load(const CaptureProgra
   return self;
 }
 
-CaptureProgram::~CaptureProgram() { capture_bpf__destroy(skel_); }
+CaptureProgram::CaptureProgram(Skeleton<capture_bpf> skel) : skel_(std::move(skel)) {}
+CaptureProgram::~CaptureProgram() = default;
 
 int CaptureProgram::ingress_fd() const { return bpf_program__fd(skel_->progs.bpftap_ingress); }
 int CaptureProgram::egress_fd() const { return bpf_program__fd(skel_->progs.bpftap_egress); }
@@ -55,16 +55,7 @@ Result<> CaptureProgram::watch(uint32_t ifindex) {
 void CaptureProgram::unwatch(uint32_t ifindex) { slots_->unwatch(ifindex); }
 
 Result<bpftap_counters> CaptureProgram::counters(uint32_t ifindex, uint8_t dir) const {
-  std::vector<bpftap_counters> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
-  if (auto r = slots_->read(ifindex, dir, per_cpu.data()); !r) return tl::unexpected(r.error());
-  bpftap_counters sum{};
-  for (const auto &c : per_cpu) {
-    sum.seen += c.seen;
-    sum.matched += c.matched;
-    sum.dropped += c.dropped;
-    sum.bytes += c.bytes;
-  }
-  return sum;
+  return slots_->sum<bpftap_counters>(ifindex, dir);
 }
 
 } // namespace bpftap

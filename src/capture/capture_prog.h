@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bpf/bpftap.h"
+#include "kernel/bpf_object.h"
 #include "kernel/ifslots.h"
 #include "util/error.h"
 
@@ -48,9 +49,9 @@ public:
   Result<bpftap_counters> counters(uint32_t ifindex, uint8_t dir) const;
 
 private:
-  explicit CaptureProgram(capture_bpf *skel) : skel_(skel) {}
-  capture_bpf *skel_;
-  std::unique_ptr<IfSlots> slots_;
+  explicit CaptureProgram(Skeleton<capture_bpf> skel);
+  Skeleton<capture_bpf> skel_;
+  std::unique_ptr<IfSlots> slots_;  // refers to skel_'s maps: declared after it, so destroyed first
 };
 
 } // namespace bpftap

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bpf/bpftap.h"
+#include "kernel/bpf_object.h"
 #include "util/error.h"
 
 namespace bpftap {
@@ -27,6 +28,13 @@ public:
   std::optional<uint32_t> slot(uint32_t ifindex) const;
   // Reads (ifindex, dir)'s per-CPU counters into `per_cpu` (one value per possible CPU).
   Result<> read(uint32_t ifindex, uint8_t dir, void *per_cpu) const;
+  // The same, summed over the CPUs; T is the program's counters struct.
+  template <class T>
+  Result<T> sum(uint32_t ifindex, uint8_t dir) const {
+    std::vector<T> per_cpu(possible_cpus());
+    if (auto r = read(ifindex, dir, per_cpu.data()); !r) return tl::unexpected(r.error());
+    return sum_over_cpus<T>(per_cpu);
+  }
 
 private:
   Result<> set(uint32_t ifindex, uint32_t value);

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "filter/build.h"
+#include "kernel/bpf_object.h"
 #include "kernel/ifslots.h"
 #include "kernel/interfaces.h"
 #include "filter/splice.h"
@@ -52,19 +53,15 @@ uint32_t random_tag() {
 struct MirrorSession::Impl {
   MirrorOptions opts;
   std::vector<InterfaceInfo> sources;
+  // Destroyed in reverse order: the hooks first, then the programs, then the VXLAN device
+  // (after nothing sends to it).
   std::unique_ptr<VxlanDevice> vxlan_dev;
   std::string target_name;
-  mirror_bpf *skel = nullptr;
+  Skeleton<mirror_bpf> skel;
+  std::unique_ptr<IfSlots> slots;                                      // sources' counter slots
+  std::map<bpftap_flow_key, uint64_t, FlowKeyLess> bypassed;          // flow -> until (ns)
   std::vector<std::unique_ptr<Hook>> hooks;                             // the target's
   std::map<uint32_t, std::vector<std::unique_ptr<Hook>>> source_hooks;  // per source ifindex
-  std::map<bpftap_flow_key, uint64_t, FlowKeyLess> bypassed;          // flow -> until (ns)
-  std::unique_ptr<IfSlots> slots;                                      // sources' counter slots
-  ~Impl() {
-    source_hooks.clear();  // detach before the programs go
-    hooks.clear();
-    mirror_bpf__destroy(skel);
-    vxlan_dev.reset();  // and the device after nothing sends to it
-  }
   std::vector<uint8_t> dirs() const {
     std::vector<uint8_t> d;
     if (opts.ingress) d.push_back(BPFTAP_DIR_IN);
@@ -138,8 +135,9 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
   const bool target_prog = opts.snaplen != 0 || opts.vxlan.has_value();
 
   if (auto r = register_splicer(); !r) return tl::unexpected(r.error());
-  impl->skel = mirror_bpf__open();
-  if (!impl->skel) return fail_errno("open the mirror BPF object", errno);
+  auto skel = open_skeleton<mirror_bpf>("the mirror BPF object");
+  if (!skel) return tl::unexpected(skel.error());
+  impl->skel = std::move(*skel);
   auto *ro = impl->skel->rodata;
   ro->target_ifindex = target;
   ro->session_tag = target_prog ? random_tag() : 0;
@@ -161,7 +159,7 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
   {
     SpliceScope splice(impl->skel->obj, {impl->skel->progs.bpftap_mirror_in, impl->skel->progs.bpftap_mirror_out},
                        *filter);
-    if (int err = mirror_bpf__load(impl->skel); err)
+    if (int err = mirror_bpf__load(impl->skel.get()); err)
       return fail_errno("load the mirror BPF programs (the kernel verifier refused them)", err);
   }
   impl->slots = std::make_unique<IfSlots>(bpf_map__fd(impl->skel->maps.ifslot), bpf_map__fd(impl->skel->maps.ifslot_big),
@@ -275,7 +273,7 @@ void MirrorSession::expire_bypass() {
 }
 
 MirrorSession::Programs MirrorSession::programs() const {
-  auto *sk = impl_->skel;
+  auto *sk = impl_->skel.get();
   Programs p;
   p.in = bpf_program__fd(sk->progs.bpftap_mirror_in);
   p.out = bpf_program__fd(sk->progs.bpftap_mirror_out);
@@ -300,41 +298,19 @@ Result<> MirrorSession::set_rules(const std::vector<bpftap_rule> &rules) {
 }
 
 Result<std::vector<MirrorStats>> MirrorSession::stats() const {
-  std::vector<bpftap_mirror_counters> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
   std::vector<MirrorStats> out;
   for (const auto &s : impl_->sources)
     for (uint8_t dir : impl_->dirs()) {
-      if (auto r = impl_->slots->read(s.ifindex, dir, per_cpu.data()); !r)
-        return fail(r.error().what + " (" + s.name + ")", r.error().code);
-      MirrorStats st{s.name, dir, {}};
-      for (const auto &c : per_cpu) {
-        st.counters.seen += c.seen;
-        st.counters.matched += c.matched;
-        st.counters.sampled_out += c.sampled_out;
-        st.counters.cut_off += c.cut_off;
-        st.counters.mirrored += c.mirrored;
-        st.counters.failed += c.failed;
-        st.counters.truncated += c.truncated;
-        st.counters.bytes += c.bytes;
-        st.counters.mirrored_bytes += c.mirrored_bytes;
-        st.counters.bypassed += c.bypassed;
-      }
-      out.push_back(st);
+      auto c = impl_->slots->sum<bpftap_mirror_counters>(s.ifindex, dir);
+      if (!c) return fail(c.error().what + " (" + s.name + ")", c.error().code);
+      out.push_back({s.name, dir, *c});
     }
   return out;
 }
 
 Result<bpftap_target_counters> MirrorSession::target_stats() const {
-  bpftap_target_counters total{};
-  std::vector<bpftap_target_counters> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
-  uint32_t zero = 0;
-  if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.target_counters), &zero, per_cpu.data()) != 0)
-    return fail_errno("read the target counters", errno);
-  for (const auto &c : per_cpu) {
-    total.copies += c.copies;
-    total.failed += c.failed;
-  }
-  return total;
+  return read_percpu_sum<bpftap_target_counters>(bpf_map__fd(impl_->skel->maps.target_counters), 0,
+                                                 "the target counters");
 }
 
 } // namespace bpftap
