@@ -9,9 +9,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include "bpftap.h"
-#include "filter_stub.h"
-#include "ifslot.h"
+#include "hook.h"
 
 const volatile __u32 snaplen = BPFTAP_MAX_SNAPLEN;
 const volatile __u8 output = BPFTAP_OUT_RINGBUF;
@@ -118,13 +116,9 @@ static __always_inline int emit_perf(struct __sk_buff *skb, const struct bpftap_
 }
 
 static __always_inline int tap(struct __sk_buff *skb, __u8 dir) {
-  long k = ifslot_key(skb, dir);
-  if (k < 0)
-    return TC_ACT_UNSPEC; /* an interface we were not asked to watch */
-  __u32 key = (__u32)k;
-  struct bpftap_counters *c = bpf_map_lookup_elem(&counters, &key);
+  struct bpftap_counters *c = hook_counters(skb, dir, &counters);
   if (!c)
-    return TC_ACT_UNSPEC;
+    return TC_ACT_UNSPEC; /* an interface we were not asked to watch */
   c->seen++;
 
   __u32 vtag = packet_vtag(skb);
@@ -132,15 +126,15 @@ static __always_inline int tap(struct __sk_buff *skb, __u8 dir) {
   if (verdict == 0)
     return TC_ACT_UNSPEC;
 
-  __u32 wire_len = skb->len + (vtag ? BPFTAP_VLAN_HLEN : 0);
+  __u32 len = wire_len(skb);
   c->matched++;
-  c->bytes += wire_len;
+  c->bytes += len;
 
   struct bpftap_pkt_hdr hdr = {};
   hdr.ts_tai_ns = bpf_ktime_get_tai_ns();
   hdr.ifindex = skb->ifindex;
-  hdr.wire_len = wire_len;
-  hdr.snap_len = min_u32(min_u32(verdict, snaplen), wire_len);
+  hdr.wire_len = len;
+  hdr.snap_len = min_u32(min_u32(verdict, snaplen), len);
   /* The tag, if any, is restored in user space, so the kernel copies at most snap_len bytes. */
   hdr.cap_len = min_u32(min_u32(hdr.snap_len, skb->len), BPFTAP_MAX_SNAPLEN);
   hdr.vlan_tpid = vtag >> 16;

@@ -16,9 +16,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include "bpftap.h"
-#include "filter_stub.h"
-#include "ifslot.h"
+#include "hook.h"
 
 /* Set by user space before load. */
 const volatile __u32 target_ifindex = 0;
@@ -283,13 +281,9 @@ static __always_inline int within_cutoff(const struct packet_info *p) {
 }
 
 static __always_inline int mirror(struct __sk_buff *skb, __u8 dir) {
-  long k = ifslot_key(skb, dir);
-  if (k < 0)
-    return TC_ACT_UNSPEC; /* an interface we were not asked to watch */
-  __u32 key = (__u32)k;
-  struct bpftap_mirror_counters *c = bpf_map_lookup_elem(&mirror_counters, &key);
+  struct bpftap_mirror_counters *c = hook_counters(skb, dir, &mirror_counters);
   if (!c)
-    return TC_ACT_UNSPEC;
+    return TC_ACT_UNSPEC; /* an interface we were not asked to watch */
   c->seen++;
   if (run_filter(skb, packet_vtag(skb), dir) == 0)
     return TC_ACT_UNSPEC;
@@ -300,8 +294,7 @@ static __always_inline int mirror(struct __sk_buff *skb, __u8 dir) {
     parse(skb, &p);
   if (rules && !rules_accept(rules, &p))
     return TC_ACT_UNSPEC;
-  /* Lengths as on the wire: with the VLAN tag the kernel may hold in metadata. */
-  __u32 len = skb->len + (skb->vlan_present ? BPFTAP_VLAN_HLEN : 0);
+  __u32 len = wire_len(skb);
   c->matched++;
   c->bytes += len;
   if (bypass_entries && p.family) {
