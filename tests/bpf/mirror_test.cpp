@@ -15,6 +15,7 @@
 #include "bpf_test_util.h"
 #include "mirror/mirror.h"
 #include "mirror/rules.h"
+#include "packet_builder.h"
 #include "util/run.h"
 
 using namespace bpftap;
@@ -81,54 +82,22 @@ protected:
   std::unique_ptr<MirrorSession> session_;
 };
 
-// Ethernet + IPv4 + TCP/UDP/ICMP with `payload` bytes of data.
-std::vector<uint8_t> ipv4(uint8_t proto, const char *src, const char *dst, uint16_t sport, uint16_t dport,
-                          size_t payload, uint8_t tcp_flags = 0x10) {
-  size_t l4 = proto == IPPROTO_TCP ? 20 : proto == IPPROTO_UDP ? 8 : 8;
-  std::vector<uint8_t> f(14 + 20 + l4 + payload, 0);
-  f[12] = 0x08;
-  uint16_t tot = static_cast<uint16_t>(20 + l4 + payload);
-  f[14] = 0x45;
-  f[16] = static_cast<uint8_t>(tot >> 8);
-  f[17] = static_cast<uint8_t>(tot);
-  f[22] = 64;
-  f[23] = proto;
-  inet_pton(AF_INET, src, &f[26]);
-  inet_pton(AF_INET, dst, &f[30]);
-  f[34] = static_cast<uint8_t>(sport >> 8);
-  f[35] = static_cast<uint8_t>(sport);
-  f[36] = static_cast<uint8_t>(dport >> 8);
-  f[37] = static_cast<uint8_t>(dport);
-  if (proto == IPPROTO_TCP) {
-    f[46] = 5 << 4;
-    f[47] = tcp_flags;
-  }
-  return f;
-}
+using test::PacketBuilder;
 
+std::vector<uint8_t> tcp4(const char *src, const char *dst, uint16_t sport, uint16_t dport, size_t data,
+                          uint8_t flags = test::kAck) {
+  return PacketBuilder().eth().ipv4(src, dst).tcp(sport, dport, flags).payload(data).build();
+}
+std::vector<uint8_t> udp4(const char *src, const char *dst, uint16_t sport, uint16_t dport, size_t data) {
+  return PacketBuilder().eth().ipv4(src, dst).udp(sport, dport).payload(data).build();
+}
+std::vector<uint8_t> ping4(const char *src, const char *dst, size_t data) {
+  return PacketBuilder().eth().ipv4(src, dst).icmp(8).payload(data).build();
+}
 std::vector<uint8_t> udp6(const char *src, const char *dst, uint16_t sport, uint16_t dport) {
-  std::vector<uint8_t> f(14 + 40 + 8 + 10, 0);
-  f[12] = 0x86;
-  f[13] = 0xdd;
-  f[14] = 0x60;
-  f[19] = 18;
-  f[20] = IPPROTO_UDP;
-  f[21] = 64;
-  inet_pton(AF_INET6, src, &f[22]);
-  inet_pton(AF_INET6, dst, &f[38]);
-  f[54] = static_cast<uint8_t>(sport >> 8);
-  f[55] = static_cast<uint8_t>(sport);
-  f[56] = static_cast<uint8_t>(dport >> 8);
-  f[57] = static_cast<uint8_t>(dport);
-  return f;
+  return PacketBuilder().eth().ipv6(src, dst).udp(sport, dport).payload(10).build();
 }
-
-std::vector<uint8_t> arp() {
-  std::vector<uint8_t> f(42, 0);
-  f[12] = 0x08;
-  f[13] = 0x06;
-  return f;
-}
+std::vector<uint8_t> arp() { return PacketBuilder().eth().arp("10.0.0.1", "10.0.0.2").build(); }
 
 constexpr uint32_t kPass = static_cast<uint32_t>(TC_ACT_UNSPEC);
 
@@ -143,12 +112,12 @@ TEST_F(MirrorProgTest, FirstMatchingRuleDecidesAndRulesChangeWhileRunning) {
     bool mirrored;
     const char *what;
   } cases[] = {
-      {ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 1000, 53, 10), false, "udp dport 53: rule 10 rejects"},
-      {ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 53, 1000, 10), true, "udp sport 53: rule 20"},
-      {ipv4(IPPROTO_TCP, "10.9.9.9", "192.168.0.1", 4000, 85, 10), true, "tcp from 10/8 to 85: rule 30"},
-      {ipv4(IPPROTO_TCP, "10.9.9.9", "192.168.0.1", 4000, 91, 10), false, "tcp to 91: no rule"},
-      {ipv4(IPPROTO_TCP, "192.168.0.1", "10.9.9.9", 4000, 80, 10), false, "tcp from 192.168/16: no rule"},
-      {ipv4(IPPROTO_ICMP, "10.0.0.1", "10.0.0.2", 0, 0, 10), false, "icmp: no rule"},
+      {udp4("10.0.0.1", "10.0.0.2", 1000, 53, 10), false, "udp dport 53: rule 10 rejects"},
+      {udp4("10.0.0.1", "10.0.0.2", 53, 1000, 10), true, "udp sport 53: rule 20"},
+      {tcp4("10.9.9.9", "192.168.0.1", 4000, 85, 10), true, "tcp from 10/8 to 85: rule 30"},
+      {tcp4("10.9.9.9", "192.168.0.1", 4000, 91, 10), false, "tcp to 91: no rule"},
+      {tcp4("192.168.0.1", "10.9.9.9", 4000, 80, 10), false, "tcp from 192.168/16: no rule"},
+      {ping4("10.0.0.1", "10.0.0.2", 10), false, "icmp: no rule"},
       {udp6("2001:db8::1", "2001:db9::1", 1, 2), true, "udp6: rule 20 (no family)"},
       {arp(), false, "arp: no rule"},
   };
@@ -165,13 +134,13 @@ TEST_F(MirrorProgTest, FirstMatchingRuleDecidesAndRulesChangeWhileRunning) {
   ASSERT_TRUE(session_->set_rules(*parse_rules({"1 reject proto udp", "2 reject proto tcp", "3 reject proto icmp",
                                                 "4 accept"})));
   auto before = counters();
-  run_in(ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 53, 1000, 10));
+  run_in(udp4("10.0.0.1", "10.0.0.2", 53, 1000, 10));
   run_in(arp());
   EXPECT_EQ(counters().mirrored - before.mirrored, 1u);
   ASSERT_TRUE(session_->set_rules({}));
   before = counters();
-  run_in(ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 1000, 53, 10));
-  run_in(ipv4(IPPROTO_ICMP, "10.0.0.1", "10.0.0.2", 0, 0, 10));
+  run_in(udp4("10.0.0.1", "10.0.0.2", 1000, 53, 10));
+  run_in(ping4("10.0.0.1", "10.0.0.2", 10));
   EXPECT_EQ(counters().mirrored - before.mirrored, 2u);
 }
 
@@ -185,17 +154,17 @@ TEST_F(MirrorProgTest, FlowCutoffKeepsFirstBytesAndEverySynFinRst) {
     bool mirrored;
     const char *what;
   } steps[] = {
-      {ipv4(IPPROTO_TCP, a, b, 5000, 80, 0, 0x02), true, "SYN"},
-      {ipv4(IPPROTO_TCP, b, a, 80, 5000, 0, 0x12), true, "SYN-ACK"},
-      {ipv4(IPPROTO_TCP, a, b, 5000, 80, 600), true, "data at 0"},
-      {ipv4(IPPROTO_TCP, b, a, 80, 5000, 600), true, "reply data at 600 (same flow)"},
-      {ipv4(IPPROTO_TCP, a, b, 5000, 80, 600), false, "data at 1200"},
-      {ipv4(IPPROTO_TCP, b, a, 80, 5000, 0), false, "pure ACK past the cutoff"},
-      {ipv4(IPPROTO_TCP, a, b, 5001, 80, 600), true, "another flow"},
-      {ipv4(IPPROTO_TCP, a, b, 5000, 80, 0, 0x11), true, "FIN"},
-      {ipv4(IPPROTO_TCP, b, a, 80, 5000, 0, 0x14), true, "RST"},
-      {ipv4(IPPROTO_UDP, a, b, 7, 7, 1200), true, "udp datagram at 0"},
-      {ipv4(IPPROTO_UDP, b, a, 7, 7, 10), false, "udp reply at 1200"},
+      {tcp4(a, b, 5000, 80, 0, test::kSyn), true, "SYN"},
+      {tcp4(b, a, 80, 5000, 0, test::kSyn | test::kAck), true, "SYN-ACK"},
+      {tcp4(a, b, 5000, 80, 600), true, "data at 0"},
+      {tcp4(b, a, 80, 5000, 600), true, "reply data at 600 (same flow)"},
+      {tcp4(a, b, 5000, 80, 600), false, "data at 1200"},
+      {tcp4(b, a, 80, 5000, 0), false, "pure ACK past the cutoff"},
+      {tcp4(a, b, 5001, 80, 600), true, "another flow"},
+      {tcp4(a, b, 5000, 80, 0, test::kFin | test::kAck), true, "FIN"},
+      {tcp4(b, a, 80, 5000, 0, test::kRst | test::kAck), true, "RST"},
+      {udp4(a, b, 7, 7, 1200), true, "udp datagram at 0"},
+      {udp4(b, a, 7, 7, 10), false, "udp reply at 1200"},
       {arp(), true, "not IP: always"},
   };
   for (const auto &s : steps) {
@@ -215,9 +184,9 @@ TEST_F(MirrorProgTest, SamplingKeepsWholeFlowsAtTheRate) {
   for (int i = 0; i < flows; i++) {
     auto src = "10.1." + std::to_string(i / 200) + "." + std::to_string(i % 200 + 1);
     auto before = counters().mirrored;
-    run_in(ipv4(IPPROTO_UDP, src.c_str(), "10.2.0.1", static_cast<uint16_t>(1024 + i), 53, 20));
-    run_in(ipv4(IPPROTO_UDP, "10.2.0.1", src.c_str(), 53, static_cast<uint16_t>(1024 + i), 20));
-    run_in(ipv4(IPPROTO_UDP, src.c_str(), "10.2.0.1", static_cast<uint16_t>(1024 + i), 53, 20));
+    run_in(udp4(src.c_str(), "10.2.0.1", static_cast<uint16_t>(1024 + i), 53, 20));
+    run_in(udp4("10.2.0.1", src.c_str(), 53, static_cast<uint16_t>(1024 + i), 20));
+    run_in(udp4(src.c_str(), "10.2.0.1", static_cast<uint16_t>(1024 + i), 53, 20));
     auto got = counters().mirrored - before;
     EXPECT_TRUE(got == 0 || got == 3) << "flow " << i << " is split: " << got << " of 3 packets mirrored";
     sampled += got == 3;
@@ -237,7 +206,7 @@ TEST_F(MirrorProgTest, TargetProgramTruncatesOnlyTaggedCopies) {
   auto p = session_->programs();
   ASSERT_GE(p.target, 0);
   ASSERT_NE(p.session_tag, 0u);
-  auto frame = ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 1, 2, 900);
+  auto frame = udp4("10.0.0.1", "10.0.0.2", 1, 2, 900);
   for (uint32_t mark : {p.session_tag, p.session_tag + 1}) {
     std::vector<uint8_t> out(2048);
     __sk_buff ctx{};
@@ -277,7 +246,7 @@ TEST_F(MirrorProgTest, VxlanTargetSetsTheTunnelKeyOnCopies) {
   start(o);
   auto p = session_->programs();
   ASSERT_GE(p.target, 0);
-  auto frame = ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 1, 2, 100);
+  auto frame = udp4("10.0.0.1", "10.0.0.2", 1, 2, 100);
   __sk_buff ctx{};
   ctx.mark = p.session_tag;
   bpf_test_run_opts opts{};
@@ -299,9 +268,9 @@ TEST_F(MirrorProgTest, VxlanTargetSetsTheTunnelKeyOnCopies) {
 
 TEST_F(MirrorProgTest, BypassedFlowsAreNotMirroredUntilTheirTimeIsUp) {
   start({});
-  auto fwd = ipv4(IPPROTO_TCP, "10.0.0.1", "10.0.0.2", 5000, 80, 100);
-  auto rev = ipv4(IPPROTO_TCP, "10.0.0.2", "10.0.0.1", 80, 5000, 100);
-  auto other = ipv4(IPPROTO_TCP, "10.0.0.1", "10.0.0.2", 5001, 80, 100);
+  auto fwd = tcp4("10.0.0.1", "10.0.0.2", 5000, 80, 100);
+  auto rev = tcp4("10.0.0.2", "10.0.0.1", 80, 5000, 100);
+  auto other = tcp4("10.0.0.1", "10.0.0.2", 5001, 80, 100);
   // The key is the same whichever way round the flow is given.
   auto k1 = make_flow_key(IPPROTO_TCP, "10.0.0.2", 80, "10.0.0.1", 5000);
   auto k2 = make_flow_key(IPPROTO_TCP, "10.0.0.1", 5000, "10.0.0.2", 80);
@@ -332,7 +301,7 @@ TEST_F(MirrorProgTest, SourcesComeAndGo) {
   EXPECT_TRUE(session_->sources().empty());
   InterfaceInfo bta{"bta", static_cast<uint32_t>(ifindex_), 1, 262144};
   ASSERT_TRUE(session_->add_source(bta));
-  run_in(ipv4(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 1, 2, 10));
+  run_in(udp4("10.0.0.1", "10.0.0.2", 1, 2, 10));
   EXPECT_EQ(counters().mirrored, 1u);
   auto last = session_->remove_source(bta.ifindex);
   ASSERT_TRUE(last);
