@@ -31,7 +31,9 @@ std::string find_program(const std::string &name) {
   // Root's tools live in sbin, which a non-login PATH may lack.
   for (const char *d : {"/usr/sbin", "/sbin", "/usr/bin", "/bin"}) dirs.emplace_back(d);
   for (const auto &d : dirs) {
-    std::string full = d + "/" + name;
+    std::string full = d;
+    full += '/';
+    full += name;
     if (::access(full.c_str(), X_OK) == 0) return full;
   }
   return {};
@@ -101,6 +103,7 @@ Result<CommandResult> run_command(const std::vector<std::string> &argv) {
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 
   std::vector<char *> cargv;
+  cargv.reserve(argv.size() + 1);
   for (const auto &a : argv) cargv.push_back(const_cast<char *>(a.c_str()));
   cargv.push_back(nullptr);
   pid_t pid = -1;
@@ -113,7 +116,7 @@ Result<CommandResult> run_command(const std::vector<std::string> &argv) {
 
   CommandResult res;
   std::array<pollfd, 2> fds{{{out_r.fd, POLLIN, 0}, {err_r.fd, POLLIN, 0}}};
-  std::string *sinks[2] = {&res.out, &res.err};
+  std::array<std::string *, 2> sinks{&res.out, &res.err};
   int open_fds = 2;
   char buf[4096];
   while (open_fds > 0) {
