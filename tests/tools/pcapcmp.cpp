@@ -4,6 +4,8 @@
 //   pcapcmp BPFTAP.pcapng IFNAME TCPDUMP.pcap [--max-dts-us N]
 //   pcapcmp A.pcap - B.pcap --no-ts       (any two captures, all packets, timestamps ignored)
 //   --no-dir: do not require epb_flags directions in BPFTAP.pcapng (the libpcap backend)
+//   --after NS: compare only packets stamped at or after NS (ns since the epoch): captures started
+//               one after the other differ in the stray packets (ARP) seen before the last one ran
 //
 // Bytes, captured length and original length must be identical and in the same order; the
 // timestamps must agree within N microseconds (default 1000). Exit 0 if identical, 1 if not,
@@ -101,19 +103,24 @@ std::vector<Pkt> read_with_libpcap(const std::string &path) {
 } // namespace
 
 int main(int argc, char **argv) {
-  if (argc < 4) die("usage: pcapcmp BPFTAP.pcapng IFNAME|- TCPDUMP.pcap [--max-dts-us N | --no-ts]");
+  if (argc < 4) die("usage: pcapcmp BPFTAP.pcapng IFNAME|- TCPDUMP.pcap [--max-dts-us N | --no-ts] [--no-dir] [--after NS]");
   long max_dts_us = 1000;
   bool check_ts = true, check_dir = std::string(argv[2]) != "-";
   bool require_dir = check_dir;
+  uint64_t after = 0;
   for (int i = 4; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--max-dts-us" && i + 1 < argc) max_dts_us = std::atol(argv[++i]);
     else if (a == "--no-ts") check_ts = false;
     else if (a == "--no-dir") require_dir = false;  // sources without direction (libpcap)
+    else if (a == "--after" && i + 1 < argc) after = std::strtoull(argv[++i], nullptr, 10);
     else die("unknown option " + a);
   }
   auto ours = check_dir ? read_pcapng_iface(argv[1], argv[2]) : read_with_libpcap(argv[1]);
   auto theirs = read_with_libpcap(argv[3]);
+  auto drop_before = [after](std::vector<Pkt> &v) { std::erase_if(v, [after](const Pkt &p) { return p.ts_ns < after; }); };
+  drop_before(ours);
+  drop_before(theirs);
   size_t n = std::min(ours.size(), theirs.size());
   uint64_t max_dts = 0, no_dir = 0;
   for (size_t i = 0; i < n; i++) {
@@ -121,6 +128,11 @@ int main(int argc, char **argv) {
     if (a.bytes != b.bytes || a.len != b.len) {
       std::printf("%s: packet %zu differs: bpftap caplen %zu len %u, tcpdump caplen %zu len %u\n", argv[2], i + 1,
                   a.bytes.size(), a.len, b.bytes.size(), b.len);
+      // Order or content? The neighbourhood, with timestamps, tells.
+      for (size_t j = i > 2 ? i - 2 : 0; j < std::min(n, i + 3); j++)
+        std::printf("  #%zu bpftap %lu.%09lu len %u | reference %lu.%09lu len %u\n", j + 1, ours[j].ts_ns / 1000000000,
+                    ours[j].ts_ns % 1000000000, ours[j].len, theirs[j].ts_ns / 1000000000, theirs[j].ts_ns % 1000000000,
+                    theirs[j].len);
       return 1;
     }
     uint64_t d = a.ts_ns > b.ts_ns ? a.ts_ns - b.ts_ns : b.ts_ns - a.ts_ns;
