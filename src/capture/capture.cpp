@@ -30,8 +30,8 @@ static_assert(sizeof(bpftap_counters) == 32, "bpftap_counters layout changed");
 // committed later can still be put before it. The time between a hook stamping a packet and
 // its record being committed is microseconds; the window is milliseconds.
 constexpr uint64_t kReorderWindowNs = 2'000'000;
-// The kernel wakes the reader only when a backlog builds up (the program's wakeup_bytes, a
-// quarter of the ring); otherwise the reader drains on this timer, which is also how long a
+// The kernel wakes the reader only when a backlog builds up (once, when the program's
+// wakeup_bytes, a quarter of the ring, is passed); otherwise the reader drains on this timer, which is also how long a
 // packet can wait before a file or pipe gets it (as the writers' flush interval was).
 constexpr int kPollMs = 50;
 // Perf transport: sinks are flushed at most this often (a file or pipe gets data within ~50 ms).
@@ -183,6 +183,10 @@ struct Capture::Impl {
   // One round of the reading loop: wait (at most timeout_ms), then write what is due.
   Result<> round(PacketSink &sink, int timeout_ms, bool final) {
     if (ring) {
+      // The kernel wakes the reader once, when the backlog passes a quarter of the ring (the
+      // program's wakeup_bytes), not again while it stays there: still that far behind after the
+      // last round, the reader only lets the reorder window pass before the next one.
+      if (ring->waiting() >= ring->size() / 4) timeout_ms = std::min(timeout_ms, 1);
       if (int err = ring->wait(timeout_ms); err < 0 && err != -EINTR) return fail_errno("wait for captured packets", err);
       uint64_t cutoff = final ? UINT64_MAX : clock_ns(CLOCK_TAI) - kReorderWindowNs;
       if (!drain_ring(sink, cutoff)) return tl::unexpected(sink_error);
