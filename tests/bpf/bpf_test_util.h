@@ -2,10 +2,18 @@
 #pragma once
 
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cstdint>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace bpftap::test {
 
@@ -38,6 +46,30 @@ inline RunResult run_tc(int prog_fd, const std::vector<uint8_t> &frame, uint32_t
   ctx.priority = priority;
   return run_tc(prog_fd, frame, ctx);
 }
+
+// This thread in a network namespace of its own until destruction (then back home; the private
+// namespace goes away with its interfaces).
+class PrivateNetns {
+public:
+  PrivateNetns() {
+    home_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home_ < 0) return;
+    if (unshare(CLONE_NEWNET) != 0) {
+      ADD_FAILURE() << "unshare(CLONE_NEWNET): " << strerror(errno);
+      return;
+    }
+    ok_ = true;
+  }
+  ~PrivateNetns() {
+    if (ok_) setns(home_, CLONE_NEWNET);
+    if (home_ >= 0) close(home_);
+  }
+  bool ok() const { return ok_; }
+
+private:
+  int home_ = -1;
+  bool ok_ = false;
+};
 
 // BPF_PROG_TEST_RUN builds a linear skb in one page: larger frames cannot be run.
 inline constexpr size_t kMaxTestRunFrame = 3500;

@@ -315,33 +315,7 @@ TEST(CaptureProg, FullRingCountsDropsAndNeverDropsThePacket) {
   rd->release();
 }
 
-namespace {
-
-// This thread in a network namespace of its own until destruction (then back home; the private
-// namespace goes away with its interfaces).
-class PrivateNetns {
-public:
-  PrivateNetns() {
-    home_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (home_ < 0) return;
-    if (unshare(CLONE_NEWNET) != 0) {
-      ADD_FAILURE() << "unshare(CLONE_NEWNET): " << strerror(errno);
-      return;
-    }
-    ok_ = true;
-  }
-  ~PrivateNetns() {
-    if (ok_) setns(home_, CLONE_NEWNET);
-    if (home_ >= 0) close(home_);
-  }
-  bool ok() const { return ok_; }
-
-private:
-  int home_ = -1;
-  bool ok_ = false;
-};
-
-} // namespace
+using test::PrivateNetns;
 
 // Interfaces with an ifindex past BPFTAP_IFSLOT_DIRECT (65536) are found through the program's
 // hash map instead of its array: two veths, one on each side, in a private namespace.
