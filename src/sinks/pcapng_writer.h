@@ -24,6 +24,8 @@ public:
   ~CaptureFileWriter() override;
 
   Result<> flush() override;
+  // Interface statistics (pcapng ISBs; classic pcap has no place for them and writes nothing).
+  virtual Result<> write_stats(const std::vector<InterfaceTotals> &, uint64_t /*ts_ns*/) { return {}; }
   // Flushes, then closes the fd if this writer opened it. Later writes fail.
   Result<> close();
   // Bytes of the file so far, pending ones included (what tcpdump -C compares).
@@ -95,6 +97,7 @@ public:
                                                       std::string name = "output");
 
   Result<> write(const Packet &pkt) override;
+  Result<> write_stats(const std::vector<InterfaceTotals> &counters, uint64_t ts_ns) override;
 
 private:
   using CaptureFileWriter::CaptureFileWriter;
