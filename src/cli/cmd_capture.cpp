@@ -83,6 +83,25 @@ private:
   std::vector<InterfaceTotals> counters_;
 };
 
+// `| head`: once the reader of our output has gone (EPIPE, from tcpdump's pipe or stdout), the
+// first failure stops the capture and every later packet is dropped, so finish() can still
+// detach and count: tcpdump's quiet exit with its summary.
+class ReaderGoneGuard final : public PacketSink {
+public:
+  explicit ReaderGoneGuard(PacketSink &inner) : inner_(inner) {}
+  Result<> write(const Packet &pkt) override { return gone_ ? Result<>{} : check(inner_.write(pkt)); }
+  Result<> flush() override { return gone_ ? Result<>{} : check(inner_.flush()); }
+  bool gone() const { return gone_; }
+
+private:
+  Result<> check(Result<> r) {
+    if (!r && r.error().code == EPIPE) gone_ = true;
+    return r;
+  }
+  PacketSink &inner_;
+  bool gone_ = false;
+};
+
 // Runs `tcpdump -r FILE ...` in our place and returns its exit code: printing a saved file is
 // exactly what tcpdump does, with every option it has.
 int exec_tcpdump_read(const CaptureArgs &a, const std::string &filter) {
@@ -206,7 +225,8 @@ int run_live(const CaptureArgs &a, const std::string &filter) {
                names.c_str(), a.direction.c_str(), o.snaplen);
   uint64_t last_refresh = 0;
   bool many = ifaces->size() > 1;
-  auto ran = cap->run(*sink, g_stop, [&] {
+  ReaderGoneGuard guarded(*sink);
+  auto ran = cap->run(guarded, g_stop, [&] {
     bool usr1 = g_stats.exchange(false);
     if (usr1 || (files && now_ns() - last_refresh > 200'000'000ull)) {
       if (auto s = cap->stats(); s) {
@@ -217,9 +237,10 @@ int run_live(const CaptureArgs &a, const std::string &filter) {
     }
     return files && files->finished();
   });
-  // `| head` has gone: as tcpdump, stop without a word but the summary.
-  bool reader_gone = !ran && ran.error().code == EPIPE;
-  auto stats = cap->finish(*sink);
+  auto stats = cap->finish(guarded);
+  bool reader_gone = guarded.gone();
+  // finish() detaches first, then repeats the sink's failure: the counters are still there.
+  if (!stats && reader_gone) stats = cap->stats();
   if (stats) cache.set(*stats);
   Result<> closed = files ? files->close() : printer ? printer->close() : Result<>{};
   if (!closed && ran && closed.error().code != EPIPE) ran = tl::unexpected(closed.error());

@@ -53,9 +53,11 @@ wait_for_line "$W/text.err" "listening on"
 ns_exec vm1 ping -c 2 -i 0.2 -W 1 10.77.0.2 >/dev/null
 wait "$cap" || fail "-nnvi capture exited non-zero: $(cat "$W/text.err")"
 sed 's/^/  text: /' "$W/text" | head -6
-grep -qE ' tap-vm2 +Out +IP \(tos .*ttl 64.*10\.77\.0\.1 > 10\.77\.0\.2: ICMP echo request' "$W/text" \
-  || fail "no 'tap-vm2 Out IP (... ttl 64 ...) ICMP echo request' line"
-grep -qE ' tap-vm2 +In +IP .*ICMP echo reply' "$W/text" || fail "no 'tap-vm2 In ... ICMP echo reply' line"
+# -v prints two lines a packet: join them to match one packet.
+joined=$(paste -d' ' - - <"$W/text")
+grep -qE ' tap-vm2 +Out +IP \(tos .*ttl 64.* 10\.77\.0\.1 > 10\.77\.0\.2: ICMP echo request' <<<"$joined" \
+  || fail "no 'tap-vm2 Out IP (... ttl 64 ...) 10.77.0.1 > 10.77.0.2: ICMP echo request' packet"
+grep -qE ' tap-vm2 +In +IP .*ICMP echo reply' <<<"$joined" || fail "no 'tap-vm2 In ... ICMP echo reply' packet"
 
 # -i any: every Ethernet interface; both taps appear in one stream.
 ns_exec host "$BPFTAP" capture -i any -c 8 -q icmp >"$W/any" 2>"$W/any.err" &
@@ -96,7 +98,7 @@ wait "$cap" || fail "capture exited non-zero"
 python3 "$ISB" "$W/isb.pcapng" >"$W/isb"
 sed 's/^/  ISB: /' "$W/isb"
 for i in tap-vm1 tap-vm2; do
-  want=$(awk -v i="$i:" '$1 == i { print $6 }' "$W/isb.err" | tail -1)
+  want=$(awk -v i="$i:" '$1 == i { print $5 }' "$W/isb.err" | tail -1)
   got=$(awk -v i="$i" '$1 == i { sub("ifrecv=", "", $2); print $2 }' "$W/isb")
   assert_eq "$want" "$got" "isb_ifrecv of $i (the summary's 'received by filter')"
   grep -qE "^$i ifrecv=[0-9]+ ifdrop=0$" "$W/isb" || fail "no ISB with ifdrop for $i"
