@@ -42,6 +42,7 @@ set(CPACK_PACKAGE_DESCRIPTION "Captures many interfaces at once from TC hooks wi
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_STRIP_FILES ON)  # the debug info stays in the build tree: 18 MB -> a few
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)  # Depends: from the libraries the binary links (dpkg-shlibdeps)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "tcpdump")  # capture prints packets through it
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "tshark, suricata, zeek")

@@ -17,8 +17,10 @@ std::string trim(const std::string &s) {
 CLI::Option *add_direction_option(CLI::App *cmd, std::string &direction, const std::string &what) {
   return cmd
       ->add_option("-Q,--direction", direction, what + "in, out or inout (both = inout)")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, std::string>{{"in", "in"}, {"out", "out"}, {"inout", "inout"}, {"both", "inout"}}));
+      ->transform(CLI::CheckedTransformer(std::map<std::string, std::string>{
+                                              {"in", "in"}, {"out", "out"}, {"inout", "inout"}, {"both", "inout"}})
+                      .description(""))
+      ->type_name("WORD");
 }
 
 CLI::Validator interface_list_check() {
@@ -33,7 +35,7 @@ CLI::Validator interface_list_check() {
           from = comma + 1;
         }
       },
-      "NAME[,NAME...]");
+      "");
 }
 
 std::vector<std::string> split_interface_list(const std::vector<std::string> &given) {
