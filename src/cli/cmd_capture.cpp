@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -18,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "capture/capture.h"
+#include "cli/any_watch.h"
 #include "cli/capture_args.h"
 #include "cli/commands.h"
 #include "cli/interface_list.h"
@@ -71,6 +73,11 @@ public:
       for (uint32_t i = 0; i < ifaces_.size(); i++)
         if (ifaces_[i].ifindex == s.ifindex) counters_.push_back({i, s.matched, s.dropped, start_ns_});
   }
+  void add(uint32_t slot, const InterfaceInfo &info) {
+    std::lock_guard lock(mu_);
+    if (ifaces_.size() <= slot) ifaces_.resize(slot + 1);
+    ifaces_[slot] = info;
+  }
   std::vector<InterfaceTotals> get() const {
     std::lock_guard lock(mu_);
     return counters_;
@@ -91,6 +98,7 @@ public:
   explicit ReaderGoneGuard(PacketSink &inner) : inner_(inner) {}
   Result<> write(const Packet &pkt) override { return gone_ ? Result<>{} : check(inner_.write(pkt)); }
   Result<> flush() override { return gone_ ? Result<>{} : check(inner_.flush()); }
+  Result<> add_interface(uint32_t slot, const InterfaceInfo &info) override { return inner_.add_interface(slot, info); }
   bool gone() const { return gone_; }
 
 private:
@@ -182,7 +190,9 @@ Result<std::unique_ptr<PacketSink>> open_printer(const CaptureArgs &a, const std
 int run_live(const CaptureArgs &a, const std::string &filter) {
   if (auto p = check_privileges("capture", Needs::Bpf); !p) return report(p.error());
   CaptureOptions o;
-  auto patterns = expand_any(split_interface_list(a.interfaces));
+  auto given = split_interface_list(a.interfaces);
+  bool any = std::find(given.begin(), given.end(), "any") != given.end();
+  auto patterns = expand_any(given);
   if (!patterns) return report(patterns.error());
   o.interfaces = *patterns;
   o.ingress = wants_ingress(a.direction);
@@ -223,10 +233,25 @@ int run_live(const CaptureArgs &a, const std::string &filter) {
   for (const auto &i : *ifaces) names += (names.empty() ? "" : ", ") + i.name;
   std::fprintf(stderr, "bpftap: listening on %s (%s), link-type EN10MB (Ethernet), snapshot length %u bytes\n",
                names.c_str(), a.direction.c_str(), o.snaplen);
+  // -i any: interfaces created from now on join (eBPF backend: the pcap one opens its handles once).
+  std::unique_ptr<AnyWatcher> watcher;
+  if (any) {
+    auto *c = dynamic_cast<Capture *>(cap.get());
+    auto w = c ? AnyWatcher::open(*c, *ifaces, o.snaplen,
+                                  [&](uint32_t slot, const InterfaceInfo &info) {
+                                    cache.add(slot, info);
+                                    return sink->add_interface(slot, info);
+                                  })
+               : Result<std::unique_ptr<AnyWatcher>>(tl::unexpected(Error{0, "the pcap backend opens its handles once"}));
+    if (w) watcher = std::move(*w);
+    else std::fprintf(stderr, "bpftap: warning: -i any: interfaces created later are not captured (%s)\n",
+                      w.error().message().c_str());
+  }
   uint64_t last_refresh = 0;
-  bool many = ifaces->size() > 1;
+  bool many = ifaces->size() > 1 || any;
   ReaderGoneGuard guarded(*sink);
   auto ran = cap->run(guarded, g_stop, [&] {
+    if (watcher) watcher->poll();
     bool usr1 = g_stats.exchange(false);
     if (usr1 || (files && now_ns() - last_refresh > 200'000'000ull)) {
       if (auto s = cap->stats(); s) {
@@ -241,6 +266,7 @@ int run_live(const CaptureArgs &a, const std::string &filter) {
   bool reader_gone = guarded.gone();
   // finish() detaches first, then repeats the sink's failure: the counters are still there.
   if (!stats && reader_gone) stats = cap->stats();
+  if (stats && watcher) stats->insert(stats->end(), watcher->departed().begin(), watcher->departed().end());
   if (stats) cache.set(*stats);
   Result<> closed = files ? files->close() : printer ? printer->close() : Result<>{};
   if (!closed && ran && closed.error().code != EPIPE) ran = tl::unexpected(closed.error());

@@ -48,6 +48,9 @@ public:
   // Push buffered bytes to the OS (called once per reader batch, so streams are live); after it
   // returns the sink holds no reference to any packet's bytes.
   virtual Result<> flush() = 0;
+  // An interface that joins while packets flow (capture -i any): packets with iface == slot come
+  // from it from now on. Sinks with a fixed set of interfaces ignore it.
+  virtual Result<> add_interface(uint32_t /*slot*/, const InterfaceInfo & /*info*/) { return {}; }
 };
 
 } // namespace bpftap

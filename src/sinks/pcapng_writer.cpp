@@ -278,16 +278,7 @@ Result<std::unique_ptr<PcapngWriter>> PcapngWriter::start(std::unique_ptr<Pcapng
   put_end_of_options(b);
   end_block(b, shb);
 
-  for (const auto &iface : w->ifaces()) {
-    size_t idb = begin_block(b, kBlockIdb);
-    put<uint16_t>(b, iface.linktype);
-    put<uint16_t>(b, 0); // reserved
-    put<uint32_t>(b, w->header_snaplen());
-    if (!iface.name.empty()) put_option(b, idb, kOptIfName, iface.name);
-    put_option(b, idb, kOptIfTsresol, &kTsresolNanoseconds, 1);
-    put_end_of_options(b);
-    end_block(b, idb);
-  }
+  for (const auto &iface : w->ifaces()) w->append_idb(iface);
 
   if (auto r = w->flush(); !r) return tl::unexpected(r.error());
   return w;
@@ -318,6 +309,24 @@ Result<> PcapngWriter::write(const Packet &pkt) {
   }
   std::memcpy(tail + t, &len, 4);
   b.insert(b.end(), tail, tail + t + 4);
+  return commit();
+}
+
+void PcapngWriter::append_idb(const InterfaceInfo &iface) {
+  auto &b = buffer();
+  size_t idb = begin_block(b, kBlockIdb);
+  put<uint16_t>(b, iface.linktype);
+  put<uint16_t>(b, 0); // reserved
+  put<uint32_t>(b, header_snaplen());
+  if (!iface.name.empty()) put_option(b, idb, kOptIfName, iface.name);
+  put_option(b, idb, kOptIfTsresol, &kTsresolNanoseconds, 1);
+  put_end_of_options(b);
+  end_block(b, idb);
+}
+
+Result<> PcapngWriter::add_interface(const InterfaceInfo &info) {
+  if (auto r = CaptureFileWriter::add_interface(info); !r) return r;
+  append_idb(info);
   return commit();
 }
 

@@ -117,6 +117,16 @@ Result<> RotatingFileSink::write(const Packet &pkt) {
   return file_->write(pkt);
 }
 
+Result<> RotatingFileSink::add_interface(uint32_t slot, const InterfaceInfo &info) {
+  while (ifaces_.size() <= slot) {
+    InterfaceInfo i = ifaces_.size() == slot ? info : InterfaceInfo{"", 0, info.linktype, info.snaplen};
+    ifaces_.push_back(i);
+    if (file_)
+      if (auto r = file_->add_interface(i); !r) return r;
+  }
+  return {};
+}
+
 Result<> RotatingFileSink::flush() {
   if (!file_) return {};
   return file_->flush();

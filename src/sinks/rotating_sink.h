@@ -41,6 +41,9 @@ public:
   // larger than rotate_bytes). After finished(), packets are dropped.
   Result<> write(const Packet &pkt) override;
   Result<> flush() override;
+  // Joins the current file and every later one (slot: the next index, or beyond: gaps get
+  // unnamed entries, as slots are never reused).
+  Result<> add_interface(uint32_t slot, const InterfaceInfo &info) override;
   // Flushes and closes the current file (after its statistics).
   Result<> close();
   // Where the interface counters come from: asked before each file is closed (rotation or

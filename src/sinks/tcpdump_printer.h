@@ -31,6 +31,11 @@ public:
   // EPIPE: the caller stops quietly.
   Result<> write(const Packet &pkt) override;
   Result<> flush() override;
+  Result<> add_interface(uint32_t slot, const InterfaceInfo &info) override {
+    if (ifaces_.size() <= slot) ifaces_.resize(slot + 1);
+    ifaces_[slot] = info;  // tcpdump names it by its index
+    return {};
+  }
   // Closes tcpdump's input and waits for it to print the rest; an error if it failed
   // (other than by SIGPIPE), with its last line of stderr.
   Result<> close();

@@ -68,6 +68,27 @@ wait "$cap" || fail "-i any exited non-zero: $(cat "$W/any.err")"
 grep -q " tap-vm1 " "$W/any" && grep -q " tap-vm2 " "$W/any" || fail "-i any: not both taps: $(cat "$W/any")"
 echo "  -i any: $(awk '{print $2}' "$W/any" | sort -u | tr '\n' ' ')"
 
+# -i any follows the namespace: a VM created during the capture joins it (an IDB mid-file, its
+# packets, its counters), and leaves it when deleted.
+ns_exec host "$BPFTAP" capture -i any -w "$W/any.pcapng" icmp 2>"$W/anyw.err" &
+cap=$!
+wait_for_line "$W/anyw.err" "listening on"
+ip netns add "${P}vm3"
+ns_exec host ip link add tap-vm3 type veth peer name eth0 netns "${P}vm3"
+ns_exec host ip link set tap-vm3 master br0 up
+ns_exec vm3 ip addr add 10.77.0.3/24 dev eth0
+ns_exec vm3 ip link set eth0 up
+wait_for_line "$W/anyw.err" "tap-vm3 appeared"
+ns_exec vm3 ping -c 3 -i 0.2 -W 1 10.77.0.2 >/dev/null || fail "vm3 cannot ping vm2"
+ip netns del "${P}vm3"
+wait_for_line "$W/anyw.err" "tap-vm3 went away"
+signal_job INT "$cap"
+wait "$cap" || fail "-i any -w exited non-zero: $(cat "$W/anyw.err")"
+n=$(tshark -r "$W/any.pcapng" -Y 'frame.interface_name == "tap-vm3"' 2>/dev/null | wc -l)
+(( n >= 6 )) || fail "-i any: $n packets of tap-vm3 (created during the capture) in the file, expected 6"
+grep -qE '^tap-vm3: [1-9][0-9]* packets captured' "$W/anyw.err" || fail "no summary line for tap-vm3: $(cat "$W/anyw.err")"
+echo "  -i any: tap-vm3, created during the capture, gave $n packets; $(grep '^tap-vm3:' "$W/anyw.err")"
+
 # | head: bpftap ends quietly with the summary (tcpdump's habit), exit 0, nothing attached.
 ns_exec host bash -c "'$BPFTAP' capture -i tap-vm2 icmp 2>'$W/head.err' | head -n 1 >'$W/head'; echo \${PIPESTATUS[0]} >'$W/head.rc'" &
 pipe=$!
