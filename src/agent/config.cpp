@@ -93,7 +93,9 @@ Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
   if (n["direction"]) {
     auto d = scalar<std::string>(c, n["direction"], "direction", "a string");
     if (!d) return tl::unexpected(d.error());
-    if (*d != "in" && *d != "out" && *d != "both") return c.bad(n["direction"], "direction must be in, out or both");
+    // inout: the word of capture/mirror -Q (one vocabulary); both: this file's own.
+    if (*d != "in" && *d != "out" && *d != "both" && *d != "inout")
+      return c.bad(n["direction"], "direction must be in, out or both (inout)");
     s.ingress = *d != "out";
     s.egress = *d != "in";
   }

@@ -11,6 +11,9 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/interface_list.h"
+#include "cli/options.h"
+#include "cli/privilege.h"
 #include "capture/capture.h"
 #include "filter/build.h"
 #include "cli/source.h"
@@ -74,10 +77,13 @@ int inspect_file(const InspectArgs &a, inspect::InspectOptions opts, const std::
 }
 
 int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::string &filter) {
+  if (auto p = check_privileges("inspect -i", Needs::Bpf); !p) return report(p.error());
   CaptureOptions o;
-  o.interfaces = a.interfaces;
-  o.ingress = a.direction != "out";
-  o.egress = a.direction != "in";
+  auto patterns = expand_any(split_interface_list(a.interfaces));
+  if (!patterns) return report(patterns.error());
+  o.interfaces = *patterns;
+  o.ingress = wants_ingress(a.direction);
+  o.egress = wants_egress(a.direction);
   o.filter = filter;
   auto ifaces = resolve_interfaces(o.interfaces);
   if (!ifaces) return report(ifaces.error());
@@ -139,9 +145,10 @@ void add_inspect_command(CLI::App &app, Context &ctx) {
   auto *cmd = app.add_subcommand("inspect", "security inspection: flows, nDPI risks and behavioural detectors "
                                             "(EVE JSON alerts, Zeek conn.log JSON flows)");
   cmd->add_option("-r,--read", a->read, "read packets from a pcap or pcapng file");
-  cmd->add_option("-i,--interface", a->interfaces, "trace live from this interface (names or globs, repeatable)")
+  cmd->add_option("-i,--interface", a->interfaces, "trace live from these interfaces (names or globs, repeatable or "
+                                                   "comma-separated; any = every Ethernet interface)")
       ->allow_extra_args(false);
-  cmd->add_option("-Q,--direction", a->direction, "live: in, out or inout")->check(CLI::IsMember({"in", "out", "inout"}));
+  add_direction_option(cmd, a->direction, "live: ");
   cmd->add_option("--alerts", a->alerts, "alerts as EVE JSON lines to FILE ('-' = standard output, the default)");
   cmd->add_option("--flows", a->flows, "flows as Zeek conn.log JSON lines to FILE");
   cmd->add_option("--config", a->config, "detector thresholds (YAML)");

@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/privilege.h"
+#include "cli/source.h"
 #include "lab/lab.h"
 
 namespace bpftap::cli {
@@ -88,6 +90,10 @@ void add_lab_command(CLI::App &app, Context &ctx) {
       if (auto v = lab::validate_prefix(opts->prefix); !v) {
         std::fprintf(stderr, "bpftap lab %s: %s\n", a.name, v.error().message().c_str());
         ctx.exit_code = kExitBadInput;
+        return;
+      }
+      if (auto p = check_privileges(fmt::format("lab {}", a.name), Needs::Netns); !p) {
+        ctx.exit_code = report(p.error());
         return;
       }
       ctx.exit_code = a.run(*opts);

@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
+#include "cli/privilege.h"
 #include "cli/source.h"
 #include "mirror/mirror.h"
 #include "mirror/rules.h"
@@ -18,7 +20,7 @@ namespace {
 
 
 struct MirrorArgs {
-  std::string from;
+  std::vector<std::string> from;
   std::string direction = "inout";
   std::string to;
   std::string vxlan;
@@ -65,12 +67,11 @@ Result<std::vector<bpftap_rule>> all_rules(const MirrorArgs &a) {
 }
 
 int run_mirror(const MirrorArgs &a) {
+  if (auto p = check_privileges("mirror", Needs::Bpf); !p) return report(p.error());
   MirrorOptions o;
-  std::stringstream list(a.from);
-  for (std::string item; std::getline(list, item, ',');)
-    if (!item.empty()) o.from.push_back(item);
-  o.ingress = a.direction != "out";
-  o.egress = a.direction != "in";
+  o.from = split_interface_list(a.from);
+  o.ingress = wants_ingress(a.direction);
+  o.egress = wants_egress(a.direction);
   o.to = a.to;
   if (!a.vxlan.empty() || a.vni >= 0) {
     if (a.vxlan.empty() || a.vni < 0) return report(Error{0, "--vxlan and --vni go together", true});
@@ -97,9 +98,11 @@ int run_mirror(const MirrorArgs &a) {
   for (const auto &s : (*session)->sources()) names += (names.empty() ? "" : ", ") + s.name;
   std::fprintf(stderr, "bpftap: mirroring %s (%s) to %s%s\n", names.c_str(), a.direction.c_str(),
                (*session)->target().c_str(), o.rules.empty() ? "" : fmt::format(", {} rules", o.rules.size()).c_str());
+  if (!(*session)->mtu_note().empty()) std::fprintf(stderr, "bpftap: warning: %s\n", (*session)->mtu_note().c_str());
   auto last = std::chrono::steady_clock::now();
   while (!g_stop) {
     poll(nullptr, 0, 100);
+    if (g_stats.exchange(false)) print_stats(**session);  // SIGUSR1, as capture
     if (g_reload.exchange(false)) {
       // SIGHUP: re-read the rules; a bad file keeps the rules that run.
       auto fresh = all_rules(a);
@@ -127,14 +130,17 @@ void add_mirror_command(CLI::App &app, Context &ctx) {
   auto a = std::make_shared<MirrorArgs>();
   auto *cmd = app.add_subcommand("mirror", "virtual TAP: clone selected packets in the kernel to a monitor "
                                            "interface or to a remote sensor over VXLAN");
-  cmd->add_option("--from", a->from, "source interfaces: names or globs, comma-separated")->required();
-  cmd->add_option("-Q,--direction", a->direction, "in, out or inout")->check(CLI::IsMember({"in", "out", "inout"}));
+  cmd->add_option("-i,--from,--interface", a->from, "source interfaces: names or globs (repeatable, or comma-separated)")
+      ->required()
+      ->allow_extra_args(false)
+      ->check(interface_list_check());
+  add_direction_option(cmd, a->direction);
   cmd->add_option("--to", a->to, "local target interface (e.g. mon0)");
   cmd->add_option("--vxlan", a->vxlan, "remote sensor address: copies go there in VXLAN");
   cmd->add_option("--vni", a->vni, "VXLAN network identifier, 0-16777215");
   cmd->add_option("--vxlan-port", a->vxlan_port, "VXLAN UDP destination port (default 4789)");
   cmd->add_option("--local", a->local, "source address of the VXLAN packets (default: the kernel's choice)");
-  cmd->add_option("-s,--snaplen", a->snaplen, "cut copies to this many bytes in the kernel (0 = whole packets)");
+  cmd->add_option("-s,--snaplen,--snapshot-length", a->snaplen, "cut copies to this many bytes in the kernel (0 = whole packets)");
   cmd->add_option("--sample", a->sample, "mirror 1 in N flows (whole flows; non-IP packets 1 in N at random)");
   cmd->add_option("--flow-cutoff", a->flow_cutoff,
                   "mirror only the first BYTES of payload of each flow (and every SYN/FIN/RST)");

@@ -21,5 +21,6 @@ void add_lab_command(CLI::App &app, Context &ctx);
 void add_mirror_command(CLI::App &app, Context &ctx);
 void add_inspect_command(CLI::App &app, Context &ctx);
 void add_agent_command(CLI::App &app, Context &ctx);
+void add_ctl_command(CLI::App &app, Context &ctx);
 
 } // namespace bpftap::cli

@@ -9,7 +9,7 @@
 
 namespace bpftap::cli {
 
-std::atomic<bool> g_stop{false}, g_reload{false};
+std::atomic<bool> g_stop{false}, g_reload{false}, g_stats{false};
 
 void install_signal_handlers(bool reload) {
   struct sigaction stop {};
@@ -23,6 +23,10 @@ void install_signal_handlers(bool reload) {
     sigemptyset(&hup.sa_mask);
     sigaction(SIGHUP, &hup, nullptr);
   }
+  struct sigaction usr1 {};
+  usr1.sa_handler = [](int) { g_stats = true; };
+  sigemptyset(&usr1.sa_mask);
+  sigaction(SIGUSR1, &usr1, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
 

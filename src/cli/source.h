@@ -21,9 +21,9 @@ Result<std::unique_ptr<PacketSource>> start_source(const std::string &backend, c
                                                    const std::vector<InterfaceInfo> &ifaces);
 
 // A process runs one command: SIGINT and SIGTERM set g_stop, SIGHUP sets g_reload when the
-// command reloads (else it keeps its default), and SIGPIPE is ignored (a closed pipe shows up
-// as a write error instead).
-extern std::atomic<bool> g_stop, g_reload;
+// command reloads (else it keeps its default), SIGUSR1 sets g_stats (print the counters, as
+// tcpdump does), and SIGPIPE is ignored (a closed pipe shows up as a write error instead).
+extern std::atomic<bool> g_stop, g_reload, g_stats;
 void install_signal_handlers(bool reload);
 
 } // namespace bpftap::cli

@@ -6,6 +6,7 @@
 #include <net/if.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <ctime>
@@ -56,6 +57,7 @@ struct MirrorSession::Impl {
   // Destroyed in reverse order: the hooks first, then the programs, then the VXLAN device
   // (after nothing sends to it).
   std::unique_ptr<VxlanDevice> vxlan_dev;
+  std::string mtu_note;  // why full-size copies may not reach the sensor whole (VxlanDevice)
   std::string target_name;
   Skeleton<mirror_bpf> skel;
   std::unique_ptr<IfSlots> slots;                                      // sources' counter slots
@@ -73,6 +75,7 @@ struct MirrorSession::Impl {
 MirrorSession::MirrorSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 MirrorSession::~MirrorSession() = default;
 const std::vector<InterfaceInfo> &MirrorSession::sources() const { return impl_->sources; }
+const std::string &MirrorSession::mtu_note() const { return impl_->mtu_note; }
 std::string MirrorSession::target() const { return impl_->target_name; }
 void MirrorSession::detach() {
   impl_->source_hooks.clear();
@@ -124,9 +127,18 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
   if (!filter) return tl::unexpected(filter.error());
 
   if (opts.vxlan) {
-    auto dev = VxlanDevice::acquire(opts.vxlan->port);
+    // The largest source MTU (1500 until sources come, for an agent's session), so that copies
+    // of full-size frames fit the device; the underlay is checked for the same size + VXLAN.
+    uint32_t inner_mtu = impl->sources.empty() ? 1500 : 0;
+    for (const auto &s : impl->sources) inner_mtu = std::max(inner_mtu, interface_mtu(s.name));
+    auto dev = VxlanDevice::acquire(opts.vxlan->port, inner_mtu);
     if (!dev) return tl::unexpected(dev.error());
     impl->vxlan_dev = std::move(*dev);
+    impl->mtu_note = impl->vxlan_dev->mtu_note();
+    if (impl->mtu_note.empty()) {
+      uint32_t need = opts.snaplen ? std::min(inner_mtu + 14, opts.snaplen) - 14 : inner_mtu;
+      impl->mtu_note = underlay_mtu_note(opts.vxlan->remote, family == 6, need);
+    }
     target = impl->vxlan_dev->ifindex();
     impl->target_name = fmt::format("{} VNI {} via {}", opts.vxlan->remote, opts.vxlan->vni, impl->vxlan_dev->name());
   } else {

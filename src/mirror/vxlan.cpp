@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -48,7 +51,29 @@ private:
 
 std::string vxlan_device_name(uint16_t port) { return fmt::format("{}{}", kPrefix, port); }
 
-Result<std::unique_ptr<VxlanDevice>> VxlanDevice::acquire(uint16_t port) {
+uint32_t interface_mtu(const std::string &name) {
+  FD sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ifreq req{};
+  std::strncpy(req.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  if (!sock || ioctl(sock.get(), SIOCGIFMTU, &req) != 0) return 0;
+  return uint32_t(req.ifr_mtu);
+}
+
+std::string underlay_mtu_note(const std::string &remote, bool ipv6, uint32_t inner_mtu) {
+  auto route = lab::run_checked({"ip", "-o", "route", "get", remote});
+  if (!route) return fmt::format("no route to the sensor {}: {}", remote, route.error().message());
+  auto at = route->find(" dev ");
+  if (at == std::string::npos) return {};
+  std::string dev = route->substr(at + 5);
+  dev = dev.substr(0, dev.find(' '));
+  uint32_t mtu = interface_mtu(dev), need = inner_mtu + vxlan_overhead(ipv6);
+  if (mtu == 0 || mtu >= need) return {};
+  return fmt::format("the underlay to {} leaves through {} (MTU {}): copies of {}-byte frames need MTU {} there, "
+                     "else they are fragmented; raise it (ip link set dev {} mtu {}) or cut copies with -s",
+                     remote, dev, mtu, inner_mtu, need, dev, need);
+}
+
+Result<std::unique_ptr<VxlanDevice>> VxlanDevice::acquire(uint16_t port, uint32_t inner_mtu) {
   auto mutex_fd = open_lock(port, "mutex");
   if (!mutex_fd) return tl::unexpected(mutex_fd.error());
   auto users = open_lock(port, "users");
@@ -71,8 +96,17 @@ Result<std::unique_ptr<VxlanDevice>> VxlanDevice::acquire(uint16_t port) {
     return undo(Error{0, fmt::format("bring VXLAN device {} up: {}", name, r.error().message())});
   uint32_t ifindex = if_nametoindex(name.c_str());
   if (ifindex == 0) return undo(Error{errno, "find VXLAN device " + name});
+  // The device's MTU caps the frames it takes: at 1500 a 1514-byte copy of a full-size frame
+  // would not go. Raised, never lowered (other sessions may need more).
+  std::string note;
+  if (uint32_t mtu = interface_mtu(name); inner_mtu > mtu) {
+    if (auto r = lab::run_checked({"ip", "link", "set", "dev", name, "mtu", std::to_string(inner_mtu)}); !r)
+      note = fmt::format("{} keeps MTU {} (copies of larger frames are dropped): {}", name, mtu, r.error().message());
+  }
   if (flock(users->get(), LOCK_SH) != 0) return undo(Error{errno, "lock " + lock_path(port, "users")});
-  return std::unique_ptr<VxlanDevice>(new VxlanDevice(name, ifindex, port, std::move(*users)));
+  std::unique_ptr<VxlanDevice> dev(new VxlanDevice(name, ifindex, port, std::move(*users)));
+  dev->mtu_note_ = std::move(note);
+  return dev;
 }
 
 VxlanDevice::~VxlanDevice() {

@@ -19,11 +19,15 @@ namespace bpftap {
 
 class VxlanDevice {
 public:
-  // Creates the device (or joins the one that exists) and brings it up.
-  static Result<std::unique_ptr<VxlanDevice>> acquire(uint16_t port);
+  // Creates the device (or joins the one that exists) and brings it up. With inner_mtu (the
+  // largest source MTU), raises the device's MTU to it, so a copy of a full-size frame fits
+  // (a device shared with other sessions is never lowered); when it cannot, mtu_note() says why.
+  static Result<std::unique_ptr<VxlanDevice>> acquire(uint16_t port, uint32_t inner_mtu = 0);
   ~VxlanDevice();
   const std::string &name() const { return name_; }
   uint32_t ifindex() const { return ifindex_; }
+  // Empty, or why full-size copies will not fit: the device's MTU, or the underlay's.
+  const std::string &mtu_note() const { return mtu_note_; }
 
 private:
   VxlanDevice(std::string name, uint32_t ifindex, uint16_t port, FD users)
@@ -32,7 +36,18 @@ private:
   uint32_t ifindex_;
   uint16_t port_;
   FD users_;
+  std::string mtu_note_;
 };
+
+// The MTU of an interface of this namespace; 0 if there is none of that name.
+uint32_t interface_mtu(const std::string &name);
+
+// VXLAN adds 50 bytes on an IPv4 underlay (inner Ethernet 14, VXLAN 8, UDP 8, IPv4 20), 70 on IPv6.
+inline uint32_t vxlan_overhead(bool ipv6) { return ipv6 ? 70 : 50; }
+
+// Empty if the route to `remote` leaves through an interface whose MTU carries a copy of an
+// inner_mtu frame; else a sentence naming that interface, its MTU and the MTU it needs.
+std::string underlay_mtu_note(const std::string &remote, bool ipv6, uint32_t inner_mtu);
 
 std::string vxlan_device_name(uint16_t port);
 

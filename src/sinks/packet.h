@@ -19,6 +19,14 @@ struct InterfaceInfo {
   uint32_t snaplen = 262144;
 };
 
+// An interface's counters since the capture started, for a file's statistics (pcapng ISB).
+struct InterfaceTotals {
+  uint32_t iface = 0;    // index into the sink's interface list
+  uint64_t received = 0; // packets the filter accepted (tcpdump's "received by filter"): isb_ifrecv
+  uint64_t dropped = 0;  // copies the kernel could not hand over: isb_ifdrop
+  uint64_t start_ns = 0; // when counting started (0: unknown, then no isb_starttime/endtime)
+};
+
 struct Packet {
   uint64_t ts_ns = 0;    // wall clock, UTC, nanoseconds since the epoch
   uint32_t iface = 0;    // index into the sink's interface list
@@ -40,6 +48,9 @@ public:
   // Push buffered bytes to the OS (called once per reader batch, so streams are live); after it
   // returns the sink holds no reference to any packet's bytes.
   virtual Result<> flush() = 0;
+  // An interface that joins while packets flow (capture -i any): packets with iface == slot come
+  // from it from now on. Sinks with a fixed set of interfaces ignore it.
+  virtual Result<> add_interface(uint32_t /*slot*/, const InterfaceInfo & /*info*/) { return {}; }
 };
 
 } // namespace bpftap

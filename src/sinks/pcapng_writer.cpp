@@ -22,6 +22,11 @@ constexpr size_t kMaxPieces = 1024;
 constexpr uint32_t kBlockShb = 0x0A0D0D0A;
 constexpr uint32_t kBlockIdb = 1;
 constexpr uint32_t kBlockEpb = 6;
+constexpr uint32_t kBlockIsb = 5;
+constexpr uint16_t kOptIsbStarttime = 2;
+constexpr uint16_t kOptIsbEndtime = 3;
+constexpr uint16_t kOptIsbIfrecv = 4;
+constexpr uint16_t kOptIsbIfdrop = 5;
 constexpr uint32_t kByteOrderMagic = 0x1A2B3C4D;
 constexpr uint16_t kOptEnd = 0;
 constexpr uint16_t kOptShbOs = 3;
@@ -273,16 +278,7 @@ Result<std::unique_ptr<PcapngWriter>> PcapngWriter::start(std::unique_ptr<Pcapng
   put_end_of_options(b);
   end_block(b, shb);
 
-  for (const auto &iface : w->ifaces()) {
-    size_t idb = begin_block(b, kBlockIdb);
-    put<uint16_t>(b, iface.linktype);
-    put<uint16_t>(b, 0); // reserved
-    put<uint32_t>(b, w->header_snaplen());
-    if (!iface.name.empty()) put_option(b, idb, kOptIfName, iface.name);
-    put_option(b, idb, kOptIfTsresol, &kTsresolNanoseconds, 1);
-    put_end_of_options(b);
-    end_block(b, idb);
-  }
+  for (const auto &iface : w->ifaces()) w->append_idb(iface);
 
   if (auto r = w->flush(); !r) return tl::unexpected(r.error());
   return w;
@@ -313,6 +309,49 @@ Result<> PcapngWriter::write(const Packet &pkt) {
   }
   std::memcpy(tail + t, &len, 4);
   b.insert(b.end(), tail, tail + t + 4);
+  return commit();
+}
+
+void PcapngWriter::append_idb(const InterfaceInfo &iface) {
+  auto &b = buffer();
+  size_t idb = begin_block(b, kBlockIdb);
+  put<uint16_t>(b, iface.linktype);
+  put<uint16_t>(b, 0); // reserved
+  put<uint32_t>(b, header_snaplen());
+  if (!iface.name.empty()) put_option(b, idb, kOptIfName, iface.name);
+  put_option(b, idb, kOptIfTsresol, &kTsresolNanoseconds, 1);
+  put_end_of_options(b);
+  end_block(b, idb);
+}
+
+Result<> PcapngWriter::add_interface(const InterfaceInfo &info) {
+  if (auto r = CaptureFileWriter::add_interface(info); !r) return r;
+  append_idb(info);
+  return commit();
+}
+
+// One ISB per interface: counters since the capture started, so a reader sees how lossy the
+// file is (Wireshark's capture file properties, capinfos, tshark -z). Written at the end of every
+// file, so each file of a rotation carries the totals up to its end.
+Result<> PcapngWriter::write_stats(const std::vector<InterfaceTotals> &counters, uint64_t ts_ns) {
+  auto &b = buffer();
+  for (const auto &c : counters) {
+    if (c.iface >= ifaces().size()) continue;
+    size_t isb = begin_block(b, kBlockIsb);
+    put<uint32_t>(b, c.iface);
+    put<uint32_t>(b, uint32_t(ts_ns >> 32));
+    put<uint32_t>(b, uint32_t(ts_ns));
+    if (c.start_ns) {
+      const uint32_t start[2] = {uint32_t(c.start_ns >> 32), uint32_t(c.start_ns)};
+      put_option(b, isb, kOptIsbStarttime, start, sizeof start);
+      const uint32_t end[2] = {uint32_t(ts_ns >> 32), uint32_t(ts_ns)};
+      put_option(b, isb, kOptIsbEndtime, end, sizeof end);
+    }
+    put_option(b, isb, kOptIsbIfrecv, &c.received, sizeof c.received);
+    put_option(b, isb, kOptIsbIfdrop, &c.dropped, sizeof c.dropped);
+    put_end_of_options(b);
+    end_block(b, isb);
+  }
   return commit();
 }
 

@@ -24,6 +24,13 @@ public:
   ~CaptureFileWriter() override;
 
   Result<> flush() override;
+  // A new interface at index ifaces().size() (pcapng: an IDB mid-file, which the format allows).
+  virtual Result<> add_interface(const InterfaceInfo &info) {
+    ifaces_.push_back(info);
+    return {};
+  }
+  // Interface statistics (pcapng ISBs; classic pcap has no place for them and writes nothing).
+  virtual Result<> write_stats(const std::vector<InterfaceTotals> &, uint64_t /*ts_ns*/) { return {}; }
   // Flushes, then closes the fd if this writer opened it. Later writes fail.
   Result<> close();
   // Bytes of the file so far, pending ones included (what tcpdump -C compares).
@@ -95,9 +102,12 @@ public:
                                                       std::string name = "output");
 
   Result<> write(const Packet &pkt) override;
+  Result<> write_stats(const std::vector<InterfaceTotals> &counters, uint64_t ts_ns) override;
+  Result<> add_interface(const InterfaceInfo &info) override;
 
 private:
   using CaptureFileWriter::CaptureFileWriter;
+  void append_idb(const InterfaceInfo &iface);
   static Result<std::unique_ptr<PcapngWriter>> start(std::unique_ptr<PcapngWriter> w);
 };
 

@@ -66,12 +66,21 @@ Result<std::unique_ptr<RotatingFileSink>> RotatingFileSink::open(RotationOptions
   return sink;
 }
 
-Result<> RotatingFileSink::reopen(const std::string &path) {
-  if (file_) {
-    auto r = file_->close();
-    file_.reset();
-    if (!r) return r;
+Result<> RotatingFileSink::close_file() {
+  if (!file_) return {};
+  Result<> r;
+  if (counters_) {
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    r = file_->write_stats(counters_(), uint64_t(now.tv_sec) * 1'000'000'000ull + uint64_t(now.tv_nsec));
   }
+  auto c = file_->close();
+  file_.reset();
+  return r ? c : r;
+}
+
+Result<> RotatingFileSink::reopen(const std::string &path) {
+  if (auto r = close_file(); !r) return r;
   auto w = open_writer(opt_.format, path, ifaces_);
   if (!w) return tl::unexpected(w.error());
   file_ = std::move(*w);
@@ -92,9 +101,7 @@ Result<> RotatingFileSink::write(const Packet &pkt) {
       // -W limits -G files only without -C (then it only sets the counter width).
       if (opt_.rotate_bytes == 0 && opt_.max_files != 0 && time_files_ >= opt_.max_files) {
         finished_ = true;
-        auto r = file_->close();
-        file_.reset();
-        return r;
+        return close_file();
       }
       size_count_ = 0;
       if (auto r = reopen(rotated_name(opt_, 0, file_time_)); !r) return r;
@@ -110,14 +117,21 @@ Result<> RotatingFileSink::write(const Packet &pkt) {
   return file_->write(pkt);
 }
 
+Result<> RotatingFileSink::add_interface(uint32_t slot, const InterfaceInfo &info) {
+  while (ifaces_.size() <= slot) {
+    InterfaceInfo i = ifaces_.size() == slot ? info : InterfaceInfo{"", 0, info.linktype, info.snaplen};
+    ifaces_.push_back(i);
+    if (file_)
+      if (auto r = file_->add_interface(i); !r) return r;
+  }
+  return {};
+}
+
 Result<> RotatingFileSink::flush() {
   if (!file_) return {};
   return file_->flush();
 }
 
-Result<> RotatingFileSink::close() {
-  if (!file_) return {};
-  return file_->close();
-}
+Result<> RotatingFileSink::close() { return close_file(); }
 
 } // namespace bpftap

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,8 +41,14 @@ public:
   // larger than rotate_bytes). After finished(), packets are dropped.
   Result<> write(const Packet &pkt) override;
   Result<> flush() override;
-  // Flushes and closes the current file.
+  // Joins the current file and every later one (slot: the next index, or beyond: gaps get
+  // unnamed entries, as slots are never reused).
+  Result<> add_interface(uint32_t slot, const InterfaceInfo &info) override;
+  // Flushes and closes the current file (after its statistics).
   Result<> close();
+  // Where the interface counters come from: asked before each file is closed (rotation or
+  // the end), and written as pcapng interface statistics blocks at the end of that file.
+  void set_statistics(std::function<std::vector<InterfaceTotals>()> counters) { counters_ = std::move(counters); }
 
   // -G with -W (and no -C): max_files files are complete, the capture should stop (tcpdump
   // exits 0). The packet that would have started the next file was not written.
@@ -54,10 +61,13 @@ private:
       : opt_(std::move(opt)), ifaces_(std::move(ifaces)) {}
   // Closes the current file and starts `path` with fresh headers.
   Result<> reopen(const std::string &path);
+  // Writes the statistics (if any) and closes the current file.
+  Result<> close_file();
 
   RotationOptions opt_;
   std::vector<InterfaceInfo> ifaces_;
   std::unique_ptr<CaptureFileWriter> file_;
+  std::function<std::vector<InterfaceTotals>()> counters_;
   time_t file_time_ = 0;    // tcpdump's Gflag_time: when the last -G rotation happened
   unsigned time_files_ = 0; // tcpdump's Gflag_count: -G rotations so far
   unsigned size_count_ = 0; // tcpdump's Cflag_count: the counter in the name

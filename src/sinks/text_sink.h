@@ -13,6 +13,11 @@ public:
   TextSink(FILE *out, std::vector<InterfaceInfo> ifaces) : out_(out), ifaces_(std::move(ifaces)) {}
   Result<> write(const Packet &pkt) override;
   Result<> flush() override;
+  Result<> add_interface(uint32_t slot, const InterfaceInfo &info) override {
+    if (ifaces_.size() <= slot) ifaces_.resize(slot + 1);
+    ifaces_[slot] = info;
+    return {};
+  }
 
 private:
   FILE *out_;

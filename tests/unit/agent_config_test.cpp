@@ -114,3 +114,19 @@ TEST(AgentConfig, MistakesNameTheFileAndLine) {
 }
 
 } // namespace
+
+// One vocabulary: capture's and mirror's -Q word inout means what this file calls both; and the
+// shipped configs (packaging/) are valid.
+TEST(AgentConfig, InoutIsBoth) {
+  auto c = load_agent_config(write_tmp("sessions:\n  - name: a\n    interfaces: [x]\n    direction: inout\n"
+                                       "    capture: {dir: /tmp}\n"));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_TRUE(c->sessions[0].ingress && c->sessions[0].egress);
+}
+
+TEST(AgentConfig, ShippedConfigsAreValid) {
+  for (const char *f : {"agent.yaml", "agent.yaml.example"}) {
+    auto c = load_agent_config(std::string(BPFTAP_SOURCE_DIR) + "/packaging/" + f);
+    EXPECT_TRUE(c) << f << ": " << c.error().message();
+  }
+}

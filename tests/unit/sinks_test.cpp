@@ -167,8 +167,14 @@ struct Pcapng {
   std::string error;
   uint32_t magic = 0;
   std::string os, userappl;
+  struct Isb {
+    uint32_t iface;
+    uint64_t ts;
+    std::optional<uint64_t> ifrecv, ifdrop;
+  };
   std::vector<Idb> idbs;
   std::vector<Epb> epbs;
+  std::vector<Isb> isbs;
 };
 
 // Calls fn(code, value) for each option in [off, end); false if malformed.
@@ -226,6 +232,13 @@ Pcapng parse_pcapng(const std::string &path) {
         if (code == 2 && v.size() == 4) epb.flags = get<uint32_t>(v, 0);
       });
       f.epbs.push_back(epb);
+    } else if (type == 5) {
+      Pcapng::Isb isb{get<uint32_t>(b, body), uint64_t(get<uint32_t>(b, body + 4)) << 32 | get<uint32_t>(b, body + 8), {}, {}};
+      ok = for_each_option(b, body + 12, end, [&](uint16_t code, const std::vector<uint8_t> &v) {
+        if (code == 4 && v.size() == 8) isb.ifrecv = get<uint64_t>(v, 0);
+        if (code == 5 && v.size() == 8) isb.ifdrop = get<uint64_t>(v, 0);
+      });
+      f.isbs.push_back(isb);
     } else {
       return bad("unexpected block type " + std::to_string(type));
     }
@@ -363,6 +376,40 @@ TEST(PcapngWriter, CapinfosAcceptsFileWithoutWarnings) {
 }
 
 // ---- pcap ----
+
+// Interface statistics: one ISB per interface at the end, read back by our parser, libpcap
+// (packets unchanged) and capinfos (which counts them as "stat entries").
+TEST(PcapngWriter, InterfaceStatisticsBlocksEndTheFile) {
+  TempDir dir;
+  std::string path = dir.file("isb.pcapng");
+  auto pkts = sample_packets();
+  {
+    auto w = PcapngWriter::open(path, two_ifaces());
+    ASSERT_TRUE(w);
+    write_all(**w, pkts);
+    ASSERT_TRUE((*w)->write_stats({{0, 1000, 7, 1'700'000'000'000'000'000ull}, {1, 5, 0, 0}}, 1'700'000'001'000'000'000ull));
+    ASSERT_TRUE((*w)->close());
+  }
+  auto f = parse_pcapng(path);
+  ASSERT_EQ(f.error, "");
+  ASSERT_EQ(f.isbs.size(), 2u);
+  EXPECT_EQ(f.isbs[0].iface, 0u);
+  EXPECT_EQ(f.isbs[0].ts, 1'700'000'001'000'000'000ull);
+  EXPECT_EQ(f.isbs[0].ifrecv, 1000u);
+  EXPECT_EQ(f.isbs[0].ifdrop, 7u);
+  EXPECT_EQ(f.isbs[1].iface, 1u);
+  EXPECT_EQ(f.isbs[1].ifrecv, 5u);
+  EXPECT_EQ(f.isbs[1].ifdrop, 0u);
+  expect_same_packets(read_with_libpcap(path), pkts);
+  if (have_tool("capinfos")) {
+    auto r = run("capinfos " + path, dir.file("err"));
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    size_t entries = 0;
+    for (size_t at = 0; (at = r.out.find("Number of stat entries = 1", at)) != std::string::npos; at++) entries++;
+    EXPECT_EQ(entries, 2u) << r.out;
+  }
+}
 
 TEST(PcapWriter, HeaderAndExactPackets) {
   TempDir dir;
@@ -1166,6 +1213,37 @@ TEST(RotatingFileSink, EveryPcapngFileIsSelfContained) {
     total += r.pkts.size();
   }
   EXPECT_EQ(total, pkts.size());
+}
+
+// Each file of a rotation ends with the counters as they were when it was closed.
+TEST(RotatingFileSink, EveryFileEndsWithInterfaceStatistics) {
+  TempDir dir;
+  auto pkts = sample_packets();
+  auto more = sample_packets();
+  for (auto &p : more) p.ts_ns += 10'000'000'000ull;
+  pkts.insert(pkts.end(), more.begin(), more.end());
+  auto s = RotatingFileSink::open({.path = dir.file("s.pcapng"), .rotate_bytes = 1000}, two_ifaces());
+  ASSERT_TRUE(s);
+  uint64_t asked = 0;
+  (*s)->set_statistics([&asked] {
+    ++asked;
+    return std::vector<InterfaceTotals>{{0, asked * 10, asked, 0}, {1, asked * 20, 0, 0}};
+  });
+  write_all(**s, pkts);
+  ASSERT_TRUE((*s)->close());
+  auto names = dir.list();
+  ASSERT_GT(names.size(), 1u);
+  EXPECT_EQ(asked, names.size());
+  std::set<uint64_t> seen;
+  for (const auto &n : names) {
+    SCOPED_TRACE(n);
+    auto f = parse_pcapng(dir.file(n));
+    ASSERT_EQ(f.error, "");
+    ASSERT_EQ(f.isbs.size(), 2u);
+    EXPECT_EQ(*f.isbs[1].ifrecv, *f.isbs[0].ifrecv * 2);
+    seen.insert(*f.isbs[0].ifdrop);
+  }
+  EXPECT_EQ(seen.size(), names.size());  // a fresh reading per file
 }
 
 TEST(RotatingFileSink, StdoutRefusesRotation) {
