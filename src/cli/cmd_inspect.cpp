@@ -27,6 +27,7 @@ struct InspectArgs {
   std::string direction = "inout";
   std::string alerts = "-";
   std::string flows;
+  std::string flows_format = "json";
   std::string config;
   unsigned status_interval = 5;
   std::string backend = "ebpf";
@@ -62,6 +63,7 @@ int inspect_file(const InspectArgs &a, inspect::InspectOptions opts, const std::
   if (!flows) return report(flows.error());
   opts.alerts = alerts->get();
   opts.flows = flows->get();
+  opts.offline = true;
   inspect::Inspector inspector(opts);
   // A damaged file still gets what was read inspected, then a one-line error.
   auto read = (*file)->read_all(inspector);
@@ -105,7 +107,15 @@ int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::
                  st.flows, st.active_flows, st.alerts, dropped);
   };
   auto last = std::chrono::steady_clock::now();
+  auto last_expiry = last;
   auto ran = cap->run(inspector, g_stop, [&] {
+    // Idle flows end on wall-clock time: on a quiet link no later packet would end them.
+    if (std::chrono::steady_clock::now() - last_expiry >= std::chrono::milliseconds(250)) {
+      inspector.expire(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch())
+                                                 .count()));
+      last_expiry = std::chrono::steady_clock::now();
+    }
     if (a.status_interval && std::chrono::steady_clock::now() - last >= std::chrono::seconds(a.status_interval)) {
       status();
       last = std::chrono::steady_clock::now();
@@ -122,6 +132,7 @@ int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::
 int run_inspect(const InspectArgs &a) {
   if (a.read.empty() == a.interfaces.empty()) return report(Error{0, "give either -r FILE or -i INTERFACE", true});
   inspect::InspectOptions opts;
+  opts.flows_format = a.flows_format == "tsv" ? inspect::FlowFormat::Tsv : inspect::FlowFormat::Json;
   if (!a.config.empty()) {
     auto c = inspect::read_inspect_config(a.config, opts);
     if (!c) return report(c.error());
@@ -137,13 +148,16 @@ int run_inspect(const InspectArgs &a) {
 void add_inspect_command(CLI::App &app, Context &ctx) {
   auto a = std::make_shared<InspectArgs>();
   auto *cmd = app.add_subcommand("inspect", "security inspection: flows, nDPI risks and behavioural detectors "
-                                            "(EVE JSON alerts, Zeek conn.log JSON flows)");
+                                            "(Suricata EVE JSON, Zeek conn.log)");
   cmd->add_option("-r,--read", a->read, "read packets from a pcap or pcapng file");
   cmd->add_option("-i,--interface", a->interfaces, "trace live from this interface (names or globs, repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("-Q,--direction", a->direction, "live: in, out or inout")->check(CLI::IsMember({"in", "out", "inout"}));
-  cmd->add_option("--alerts", a->alerts, "alerts as EVE JSON lines to FILE ('-' = standard output, the default)");
-  cmd->add_option("--flows", a->flows, "flows as Zeek conn.log JSON lines to FILE");
+  cmd->add_option("--alerts", a->alerts,
+                  "EVE JSON (Suricata 7): alert and flow events to FILE ('-' = standard output, the default)");
+  cmd->add_option("--flows", a->flows, "flows as Zeek's conn.log to FILE");
+  cmd->add_option("--flows-format", a->flows_format, "conn.log as json (JSON lines) or tsv (Zeek's tab-separated logs)")
+      ->check(CLI::IsMember({"json", "tsv"}));
   cmd->add_option("--config", a->config, "detector thresholds (YAML)");
   cmd->add_option("--status-interval", a->status_interval, "live: a status line on stderr every this many seconds");
   cmd->add_option("--backend", a->backend, "live: ebpf (the default) or pcap (libpcap, as tcpdump; for comparisons)")

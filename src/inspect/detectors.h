@@ -14,6 +14,7 @@
 
 #include "inspect/decode.h"
 #include "inspect/flow.h"
+#include "inspect/signatures.h"
 
 namespace bpftap::inspect {
 
@@ -40,10 +41,9 @@ struct DetectorConfig {
 };
 
 struct DetectorAlert {
-  std::string signature;  // "Port scan (vertical): 10.0.0.1 tried 1000 ports of 10.0.0.2"
-  std::string category;   // Suricata classification, e.g. "Attempted Information Leak"
-  int severity = 2;       // 1 high, 2 medium, 3 low (Suricata)
-  int sid = 0;
+  Detection kind;  // its signature, SID, category and severity: signatures.h
+  // The figures behind it, for alert.metadata: {"ports_tried", "1000"}, ...
+  std::vector<std::pair<std::string, std::string>> metadata;
   const Flow *flow = nullptr;  // the flow that crossed the threshold
 };
 

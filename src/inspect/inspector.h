@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "inspect/conn_log.h"
 #include "inspect/detectors.h"
 #include "inspect/dpi.h"
 #include "sinks/packet.h"
@@ -19,8 +20,10 @@ namespace bpftap::inspect {
 struct InspectOptions {
   DetectorConfig detectors;
   std::vector<InterfaceInfo> interfaces;  // Packet::iface indexes this; linktype per interface
-  FILE *alerts = nullptr;                 // JSON lines, or null
-  FILE *flows = nullptr;                  // JSON lines, or null
+  FILE *alerts = nullptr;                 // the EVE stream (alert and flow events), or null
+  FILE *flows = nullptr;                  // conn.log, or null
+  FlowFormat flows_format = FlowFormat::Json;
+  bool offline = false;                   // a capture file: EVE gets pcap_cnt, no in_iface
   double tcp_timeout_s = 300;             // idle flows are written out and forgotten
   double udp_timeout_s = 60;
   double closed_timeout_s = 5;            // after FIN/FIN or RST
@@ -43,6 +46,9 @@ public:
   Result<> flush() override;
   // End of input: completes detection on every flow, writes their alerts and records.
   void finish();
+  // Live: ends the flows idle for longer than their timeout at wall-clock time now_ns (the
+  // packets' clock), so a quiet link's flows are written without waiting for a next packet.
+  void expire(uint64_t now_ns);
   InspectStats stats() const;
   // A new interface for Packet::iface to refer to (the agent attaches interfaces as they appear);
   // returns its index. Not thread-safe with write().
