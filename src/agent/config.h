@@ -35,7 +35,8 @@ struct MirrorTarget {
 
 struct InspectTarget {
   std::string alerts;  // EVE JSON lines file
-  std::string flows;   // conn.log JSON lines file ("" = none)
+  std::string flows;   // conn.log file ("" = none)
+  std::string flows_format = "json";  // json or tsv (Zeek's tab-separated log)
   bool operator==(const InspectTarget &) const = default;
 };
 

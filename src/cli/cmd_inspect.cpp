@@ -16,6 +16,7 @@
 #include "cli/source.h"
 #include "inspect/inspector.h"
 #include "inspect/pcap_file.h"
+#include "inspect/redis_out.h"
 
 namespace bpftap::cli {
 namespace {
@@ -28,6 +29,7 @@ struct InspectArgs {
   std::string alerts = "-";
   std::string flows;
   std::string flows_format = "json";
+  std::string redis, redis_key = "bpftap", redis_mode = "list";
   std::string config;
   unsigned status_interval = 5;
   std::string backend = "ebpf";
@@ -140,7 +142,22 @@ int run_inspect(const InspectArgs &a) {
   }
   std::string filter;
   for (const auto &w : a.expression) filter += (filter.empty() ? "" : " ") + w;
-  return a.read.empty() ? inspect_live(a, opts, filter) : inspect_file(a, opts, filter);
+  // The EVE stream also to Redis (Suricata's filetype: redis): its own thread, bounded queue.
+  std::unique_ptr<inspect::RedisPublisher> redis;
+  if (!a.redis.empty()) {
+    auto ro = inspect::parse_redis_address(a.redis);
+    if (!ro) return report(ro.error());
+    ro->key = a.redis_key;
+    ro->channel = a.redis_mode == "channel";
+    redis = std::make_unique<inspect::RedisPublisher>(*ro);
+    opts.eve_tap = [r = redis.get()](std::string line) { r->push(std::move(line)); };
+  }
+  int rc = a.read.empty() ? inspect_live(a, opts, filter) : inspect_file(a, opts, filter);
+  if (redis) {
+    auto st = redis->close();  // sends what is still queued
+    std::fprintf(stderr, "bpftap: redis: %lu EVE lines sent, %lu dropped\n", st.sent, st.dropped);
+  }
+  return rc;
 }
 
 } // namespace
@@ -158,6 +175,10 @@ void add_inspect_command(CLI::App &app, Context &ctx) {
   cmd->add_option("--flows", a->flows, "flows as Zeek's conn.log to FILE");
   cmd->add_option("--flows-format", a->flows_format, "conn.log as json (JSON lines) or tsv (Zeek's tab-separated logs)")
       ->check(CLI::IsMember({"json", "tsv"}));
+  cmd->add_option("--redis", a->redis, "the EVE stream also to Redis at HOST:PORT (as Suricata's filetype: redis)");
+  cmd->add_option("--redis-key", a->redis_key, "Redis list or channel name (default bpftap)");
+  cmd->add_option("--redis-mode", a->redis_mode, "list (RPUSH, the default) or channel (PUBLISH)")
+      ->check(CLI::IsMember({"list", "channel"}));
   cmd->add_option("--config", a->config, "detector thresholds (YAML)");
   cmd->add_option("--status-interval", a->status_interval, "live: a status line on stderr every this many seconds");
   cmd->add_option("--backend", a->backend, "live: ebpf (the default) or pcap (libpcap, as tcpdump; for comparisons)")

@@ -84,9 +84,10 @@ struct Inspector::Impl {
   }
 
   void write_eve(const ojson &j) {
-    if (!opts.alerts) return;
+    if (!opts.alerts && !opts.eve_tap) return;
     std::string line = j.dump(-1, ' ', false, ojson::error_handler_t::replace);
-    std::fprintf(opts.alerts, "%s\n", line.c_str());
+    if (opts.alerts) std::fprintf(opts.alerts, "%s\n", line.c_str());
+    if (opts.eve_tap) opts.eve_tap(std::move(line));
   }
 
   // pcap_cnt: the packet that raised it (0 when none did: a flow ending on a timeout).

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@ struct InspectOptions {
   FILE *flows = nullptr;                  // conn.log, or null
   FlowFormat flows_format = FlowFormat::Json;
   bool offline = false;                   // a capture file: EVE gets pcap_cnt, no in_iface
+  // Every EVE line (without its newline) also goes here, e.g. to Redis; must not block.
+  std::function<void(std::string)> eve_tap;
   double tcp_timeout_s = 300;             // idle flows are written out and forgotten
   double udp_timeout_s = 60;
   double closed_timeout_s = 5;            // after FIN/FIN or RST
