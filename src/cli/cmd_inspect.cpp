@@ -30,6 +30,8 @@ struct InspectArgs {
   std::string flows;
   std::string flows_format = "json";
   std::string redis, redis_key = "bpftap", redis_mode = "list";
+  std::string alert_pcap;
+  uint64_t alert_pcap_flow_bytes = 1 << 20, alert_pcap_budget = 64ull << 20;
   std::string config;
   unsigned status_interval = 5;
   std::string backend = "ebpf";
@@ -74,6 +76,9 @@ int inspect_file(const InspectArgs &a, inspect::InspectOptions opts, const std::
   auto st = inspector.stats();
   std::fprintf(stderr, "bpftap: %lu packets (%lu IP), %lu flows, %lu alerts\n", st.packets, st.ip_packets, st.flows,
                st.alerts);
+  if (!a.alert_pcap.empty())
+    std::fprintf(stderr, "bpftap: alert pcaps: %lu files, %lu packets, %lu packets over the memory budget\n",
+                 st.alert_pcap.files, st.alert_pcap.packets_written, st.alert_pcap.packets_over_budget);
   return kExitOk;
 }
 
@@ -140,6 +145,10 @@ int run_inspect(const InspectArgs &a) {
     if (!c) return report(c.error());
     opts = *c;
   }
+  if (!a.alert_pcap.empty()) {
+    opts.alert_pcap = {a.alert_pcap, a.alert_pcap_flow_bytes, a.alert_pcap_budget};
+    if (auto p = inspect::AlertPcaps::open(opts.alert_pcap); !p) return report(p.error());
+  }
   std::string filter;
   for (const auto &w : a.expression) filter += (filter.empty() ? "" : " ") + w;
   // The EVE stream also to Redis (Suricata's filetype: redis): its own thread, bounded queue.
@@ -179,6 +188,11 @@ void add_inspect_command(CLI::App &app, Context &ctx) {
   cmd->add_option("--redis-key", a->redis_key, "Redis list or channel name (default bpftap)");
   cmd->add_option("--redis-mode", a->redis_mode, "list (RPUSH, the default) or channel (PUBLISH)")
       ->check(CLI::IsMember({"list", "channel"}));
+  cmd->add_option("--alert-pcap", a->alert_pcap,
+                  "for every alerted flow, its packets to DIR/<flow_id>_<community_id>.pcapng (as Suricata's conditional pcap-log)");
+  cmd->add_option("--alert-pcap-flow-bytes", a->alert_pcap_flow_bytes, "frame bytes kept per flow (default 1 MiB)");
+  cmd->add_option("--alert-pcap-budget", a->alert_pcap_budget,
+                  "frame bytes held in memory for flows that have not alerted yet, all flows together (default 64 MiB)");
   cmd->add_option("--config", a->config, "detector thresholds (YAML)");
   cmd->add_option("--status-interval", a->status_interval, "live: a status line on stderr every this many seconds");
   cmd->add_option("--backend", a->backend, "live: ebpf (the default) or pcap (libpcap, as tcpdump; for comparisons)")

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "inspect/alert_pcap.h"
 #include "inspect/decode.h"
 #include "inspect/dpi.h"
 
@@ -56,6 +57,7 @@ struct Flow {
   bool orig_data = false, resp_data = false;
   std::unique_ptr<DpiFlow> dpi;
   uint64_t alerted_risks = 0;  // risks already alerted
+  FlowEvidencePtr evidence;    // --alert-pcap: its packets (alert_pcap.h)
 
   // Adds Zeek's history letter for one packet (upper case: from the originator) if new.
   void add_history(char letter, bool from_orig);

@@ -68,6 +68,7 @@ struct Inspector::Impl {
   DpiEngine &dpi;
   Detectors detectors;
   ConnLog conn_log;
+  std::unique_ptr<AlertPcaps> pcaps;  // --alert-pcap, or null
   std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows;
   InspectStats st;
   uint64_t last_sweep_ns = 0;
@@ -75,7 +76,10 @@ struct Inspector::Impl {
 
   explicit Impl(InspectOptions o)
       : opts(std::move(o)), dpi_engine(opts.dpi ? opts.dpi : std::make_shared<DpiEngine>()), dpi(*dpi_engine),
-        detectors(opts.detectors), conn_log(opts.flows, opts.flows_format) {}
+        detectors(opts.detectors), conn_log(opts.flows, opts.flows_format) {
+    if (!opts.alert_pcap.dir.empty())
+      if (auto p = AlertPcaps::open(opts.alert_pcap)) pcaps = std::move(*p);
+  }
 
   std::string iface_name(uint32_t i) const { return i < opts.interfaces.size() ? opts.interfaces[i].name : ""; }
 
@@ -94,6 +98,7 @@ struct Inspector::Impl {
   void emit_alert(Flow &f, uint64_t ts_ns, const Signature &sig, const ojson &metadata, uint64_t pcap_cnt) {
     st.alerts++;
     f.alerted = true;
+    if (pcaps) pcaps->alerted(f, opts.interfaces);
     write_eve(eve_alert(f, ts_ns, sig, metadata, source(f, pcap_cnt)));
   }
 
@@ -119,6 +124,7 @@ struct Inspector::Impl {
     risk_alerts(f, f.last_ns, 0);
     write_eve(eve_flow(f, reason, source(f, 0)));
     conn_log.write(f, opts.offline ? "" : iface_name(f.iface));
+    if (pcaps) pcaps->ended(f);
   }
 
   void sweep(uint64_t now) {
@@ -182,6 +188,7 @@ struct Inspector::Impl {
     (from_orig ? f.orig_ip_bytes : f.resp_ip_bytes) += d->ip_len;
     (from_orig ? f.orig_frame_bytes : f.resp_frame_bytes) += pkt.data.size();
     add_history(f, *d, from_orig);
+    if (pcaps) pcaps->packet(f, pkt, opts.interfaces);
     if (d->proto == IPPROTO_TCP) {
       uint8_t fl = d->tcp_flags;
       bool syn = fl & kSyn, ack = fl & kAck;
@@ -251,6 +258,7 @@ uint32_t Inspector::add_interface(const InterfaceInfo &iface) {
 InspectStats Inspector::stats() const {
   InspectStats s = impl_->st;
   s.active_flows = impl_->flows.size();
+  if (impl_->pcaps) s.alert_pcap = impl_->pcaps->stats();
   return s;
 }
 

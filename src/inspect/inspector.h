@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "inspect/alert_pcap.h"
 #include "inspect/conn_log.h"
 #include "inspect/detectors.h"
 #include "inspect/dpi.h"
@@ -27,6 +28,7 @@ struct InspectOptions {
   bool offline = false;                   // a capture file: EVE gets pcap_cnt, no in_iface
   // Every EVE line (without its newline) also goes here, e.g. to Redis; must not block.
   std::function<void(std::string)> eve_tap;
+  AlertPcapOptions alert_pcap;            // dir "" = no alert pcaps
   double tcp_timeout_s = 300;             // idle flows are written out and forgotten
   double udp_timeout_s = 60;
   double closed_timeout_s = 5;            // after FIN/FIN or RST
@@ -35,6 +37,7 @@ struct InspectOptions {
 
 struct InspectStats {
   uint64_t packets = 0, ip_packets = 0, flows = 0, active_flows = 0, alerts = 0;
+  AlertPcapStats alert_pcap;
 };
 
 // Reads the detector thresholds (and flow timeouts) from a YAML file; unknown keys and bad
@@ -43,6 +46,7 @@ Result<InspectOptions> read_inspect_config(const std::string &path, InspectOptio
 
 class Inspector final : public PacketSink {
 public:
+  // Alert pcaps are off if their directory is unusable: check it first with AlertPcaps::open.
   explicit Inspector(InspectOptions opts);
   ~Inspector() override;
   Result<> write(const Packet &pkt) override;
