@@ -30,7 +30,7 @@ struct InspectArgs {
   std::string flows;
   std::string flows_format = "json";
   std::string redis, redis_key = "bpftap", redis_mode = "list";
-  std::string alert_pcap;
+  std::string alert_pcap, ipfix;
   uint64_t alert_pcap_flow_bytes = 1 << 20, alert_pcap_budget = 64ull << 20;
   std::string config;
   unsigned status_interval = 5;
@@ -149,6 +149,11 @@ int run_inspect(const InspectArgs &a) {
     opts.alert_pcap = {a.alert_pcap, a.alert_pcap_flow_bytes, a.alert_pcap_budget};
     if (auto p = inspect::AlertPcaps::open(opts.alert_pcap); !p) return report(p.error());
   }
+  if (!a.ipfix.empty()) {
+    auto x = inspect::IpfixExporter::open(a.ipfix);
+    if (!x) return report(x.error());
+    opts.ipfix = std::move(*x);
+  }
   std::string filter;
   for (const auto &w : a.expression) filter += (filter.empty() ? "" : " ") + w;
   // The EVE stream also to Redis (Suricata's filetype: redis): its own thread, bounded queue.
@@ -162,6 +167,8 @@ int run_inspect(const InspectArgs &a) {
     opts.eve_tap = [r = redis.get()](std::string line) { r->push(std::move(line)); };
   }
   int rc = a.read.empty() ? inspect_live(a, opts, filter) : inspect_file(a, opts, filter);
+  if (opts.ipfix)
+    std::fprintf(stderr, "bpftap: ipfix: %lu records exported, %lu errors\n", opts.ipfix->records(), opts.ipfix->errors());
   if (redis) {
     auto st = redis->close();  // sends what is still queued
     std::fprintf(stderr, "bpftap: redis: %lu EVE lines sent, %lu dropped\n", st.sent, st.dropped);
@@ -193,6 +200,7 @@ void add_inspect_command(CLI::App &app, Context &ctx) {
   cmd->add_option("--alert-pcap-flow-bytes", a->alert_pcap_flow_bytes, "frame bytes kept per flow (default 1 MiB)");
   cmd->add_option("--alert-pcap-budget", a->alert_pcap_budget,
                   "frame bytes held in memory for flows that have not alerted yet, all flows together (default 64 MiB)");
+  cmd->add_option("--ipfix", a->ipfix, "every flow also as IPFIX records (RFC 7011, UDP) to a collector at HOST:PORT");
   cmd->add_option("--config", a->config, "detector thresholds (YAML)");
   cmd->add_option("--status-interval", a->status_interval, "live: a status line on stderr every this many seconds");
   cmd->add_option("--backend", a->backend, "live: ebpf (the default) or pcap (libpcap, as tcpdump; for comparisons)")

@@ -125,6 +125,7 @@ struct Inspector::Impl {
     write_eve(eve_flow(f, reason, source(f, 0)));
     conn_log.write(f, opts.offline ? "" : iface_name(f.iface));
     if (pcaps) pcaps->ended(f);
+    if (opts.ipfix) opts.ipfix->flow(f);
   }
 
   void sweep(uint64_t now) {
@@ -232,6 +233,7 @@ Result<> Inspector::write(const Packet &pkt) {
 Result<> Inspector::flush() {
   if (impl_->opts.alerts) std::fflush(impl_->opts.alerts);
   if (impl_->opts.flows) std::fflush(impl_->opts.flows);
+  if (impl_->opts.ipfix) impl_->opts.ipfix->flush();
   return {};
 }
 

@@ -15,6 +15,7 @@
 #include "inspect/conn_log.h"
 #include "inspect/detectors.h"
 #include "inspect/dpi.h"
+#include "inspect/ipfix_out.h"
 #include "sinks/packet.h"
 
 namespace bpftap::inspect {
@@ -29,6 +30,7 @@ struct InspectOptions {
   // Every EVE line (without its newline) also goes here, e.g. to Redis; must not block.
   std::function<void(std::string)> eve_tap;
   AlertPcapOptions alert_pcap;            // dir "" = no alert pcaps
+  std::shared_ptr<IpfixExporter> ipfix;   // every ended flow also as IPFIX records, or null
   double tcp_timeout_s = 300;             // idle flows are written out and forgotten
   double udp_timeout_s = 60;
   double closed_timeout_s = 5;            // after FIN/FIN or RST
