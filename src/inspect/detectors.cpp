@@ -21,7 +21,39 @@ bool contains(std::span<const uint8_t> p, std::string_view s) {
   return std::search(p.begin(), p.end(), s.begin(), s.end()) != p.end();
 }
 
+uint16_t be16(const uint8_t *p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
 } // namespace
+
+// A TLS record that starts a TCP segment (no reassembly: heartbeats are small and come alone):
+// type 24 (heartbeat), version 3.x, length; the message: type 1 request / 2 response, payload
+// length. A request must hold its payload and at least 16 bytes of padding (RFC 6520).
+void Detectors::check_heartbeat(const Decoded &d, const Flow &f,
+                                const std::function<void(const DetectorAlert &)> &emit) {
+  std::span<const uint8_t> p = d.payload;
+  if (p.size() < 8 || p[0] != 24 || p[1] != 3 || p[2] > 4) return;
+  uint32_t record = be16(&p[3]), declared = be16(&p[6]);
+  uint8_t type = p[5];
+  auto key = std::make_tuple(f.orig.ip, f.orig.port, f.resp.ip, f.resp.port);
+  auto figures = [&](const char *what) {
+    return std::vector<std::pair<std::string, std::string>>{
+        {what, std::to_string(record)}, {"payload_length", std::to_string(declared)}};
+  };
+  if (type == 1 && declared + 3 + 16 > record) {
+    heartbeats_[key] = record;
+    emit({Detection::HeartbleedAttack, figures("record_length"), &f});
+  } else if (type == 2) {
+    auto it = heartbeats_.find(key);
+    if (it == heartbeats_.end()) return;
+    uint32_t request = it->second;
+    heartbeats_.erase(it);
+    if (record > request) {
+      auto m = figures("response_record_length");
+      m.emplace_back("request_record_length", std::to_string(request));
+      emit({Detection::HeartbleedSuccess, std::move(m), &f});
+    }
+  }
+}
 
 void Detectors::check_scan(const IpAddr &src, Source &s, uint64_t ts_ns, const Flow &f,
                            const std::function<void(const DetectorAlert &)> &emit) {
@@ -107,6 +139,8 @@ void Detectors::packet(const Decoded &d, const Flow &f, bool from_orig, bool new
   }
   bool echo = (d.proto == IPPROTO_ICMP && d.icmp_type == 8) || (d.proto == IPPROTO_ICMPV6 && d.icmp_type == 128);
   if (echo) rate(icmp_, Service{d.dst, 0}, true, false, cfg_.icmp_flood_pps, 1.0, Detection::IcmpFlood);
+
+  if (tcp && !d.payload.empty()) check_heartbeat(d, f, emit);
 
   // Password guessing against SSH, FTP, Telnet.
   uint16_t service = f.resp.port;

@@ -82,7 +82,7 @@ struct RiskTable {
 } // namespace
 
 const Signature &signature(Detection d) {
-  static const std::array<Signature, 7> table = {{
+  static const std::array<Signature, 9> table = {{
       {9000001, "Port scan (vertical)", "Attempted Information Leak", 2},
       {9000005, "Port scan (horizontal)", "Attempted Information Leak", 2},
       {9000002, "SYN flood", "Attempted Denial of Service", 1},
@@ -90,6 +90,8 @@ const Signature &signature(Detection d) {
       {9000004, "SSH password guessing", "Attempted User Privilege Gain", 1},
       {9000006, "FTP password guessing", "Attempted User Privilege Gain", 1},
       {9000007, "Telnet password guessing", "Attempted User Privilege Gain", 1},
+      {9000008, "TLS Heartbleed attack", "Attempted Information Leak", 1},
+      {9000009, "TLS Heartbleed attack success", "Information Leak", 1},
   }};
   return table[static_cast<size_t>(d)];
 }

@@ -16,7 +16,10 @@ struct Signature {
 };
 
 // The behavioural detectors' signatures (SIDs 9000001..).
-enum class Detection { ScanVertical, ScanHorizontal, SynFlood, IcmpFlood, GuessSsh, GuessFtp, GuessTelnet };
+enum class Detection {
+  ScanVertical, ScanHorizontal, SynFlood, IcmpFlood, GuessSsh, GuessFtp, GuessTelnet,
+  HeartbleedAttack, HeartbleedSuccess,  // Zeek's Heartbleed::SSL_Heartbeat_Attack / _Attack_Success
+};
 const Signature &signature(Detection d);
 
 // nDPI's risk by its name (ndpi_risk2str); a risk this table does not list yet gets

@@ -402,6 +402,31 @@ TEST(Detectors, PasswordGuessing) {
   EXPECT_TRUE(fo[0]["alert"]["signature"].get<std::string>().starts_with("FTP password guessing"));
 }
 
+// Heartbleed as Zeek's notices: a heartbeat request declaring 16 KiB in a 3-byte record, then
+// the server's 16 KiB response; a well-formed heartbeat raises nothing.
+TEST(Detectors, Heartbleed) {
+  auto hb = [](uint8_t type, uint16_t record, uint16_t declared, size_t body) {
+    std::string p = {24, 3, 2, static_cast<char>(record >> 8), static_cast<char>(record & 0xff), static_cast<char>(type),
+                     static_cast<char>(declared >> 8), static_cast<char>(declared & 0xff)};
+    return p + std::string(body, 'x');
+  };
+  Capture c;
+  const char *cl = "10.0.0.1", *sv = "10.0.0.2";
+  c.add(kSec, frame(IPPROTO_TCP, cl, sv, 40000, 443, 0x02));
+  c.add(kSec + 1, frame(IPPROTO_TCP, sv, cl, 443, 40000, 0x12));
+  c.add(kSec + 2, frame(IPPROTO_TCP, cl, sv, 40000, 443, 0x18, hb(1, 19 + 4, 4, 16)));     // honest: no alert
+  c.add(kSec + 3, frame(IPPROTO_TCP, sv, cl, 443, 40000, 0x18, hb(2, 19 + 4, 4, 16)));
+  c.add(kSec + 4, frame(IPPROTO_TCP, cl, sv, 40000, 443, 0x18, hb(1, 3, 0x4000, 0)));      // the attack
+  c.add(kSec + 5, frame(IPPROTO_TCP, sv, cl, 443, 40000, 0x18, hb(2, 0x4013, 0x4000, 1000)));  // the leak
+  auto alerts = c.detector_alerts();
+  ASSERT_EQ(alerts.size(), 2u);
+  EXPECT_EQ(alerts[0]["alert"]["signature"], "TLS Heartbleed attack");
+  EXPECT_EQ(alerts[0]["alert"]["signature_id"], 9000008);
+  EXPECT_EQ(alerts[0]["alert"]["metadata"]["payload_length"], json::array({"16384"}));
+  EXPECT_EQ(alerts[1]["alert"]["signature"], "TLS Heartbleed attack success");
+  EXPECT_EQ(alerts[1]["alert"]["metadata"]["response_record_length"], json::array({"16403"}));
+}
+
 TEST(Config, ThresholdsAndBadKeys) {
   char path[] = "/tmp/bpftap-inspect-XXXXXX";
   int fd = mkstemp(path);
