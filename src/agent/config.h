@@ -37,6 +37,7 @@ struct InspectTarget {
   std::string alerts;  // EVE JSON lines file
   std::string flows;   // conn.log file ("" = none)
   std::string flows_format = "json";  // json or tsv (Zeek's tab-separated log)
+  std::string ipfix;                  // HOST:PORT of an IPFIX collector ("" = none)
   bool operator==(const InspectTarget &) const = default;
 };
 

@@ -185,6 +185,11 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg) {
       io.alerts = s->st_->alerts.get();
       io.flows = s->st_->flows.get();
       io.flows_format = cfg.inspect->flows_format == "tsv" ? inspect::FlowFormat::Tsv : inspect::FlowFormat::Json;
+      if (!cfg.inspect->ipfix.empty()) {
+        auto x = inspect::IpfixExporter::open(cfg.inspect->ipfix);
+        if (!x) return tl::unexpected(x.error());
+        io.ipfix = std::move(*x);
+      }
       s->st_->inspector = std::make_unique<inspect::Inspector>(io);
     }
     // The filter is compiled here, once (as on loopback: a down interface's would be too), and

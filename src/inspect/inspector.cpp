@@ -161,7 +161,11 @@ struct Inspector::Impl {
     f.community_id = icmp ? community_id(d.src, d.dst, d.proto, d.icmp_type, d.icmp_code)
                           : community_id(f.orig.ip, f.resp.ip, d.proto, f.orig.port, f.resp.port);
     f.id = (FlowKeyHash{}(key) ^ (pkt.ts_ns * 0x9e3779b97f4a7c15ull)) & ((1ull << 51) - 1);
-    f.uid = "C" + base62(f.id ^ (pkt.ts_ns << 7));
+    // Zeek's uids look random ("C" + 17 base62 digits): spread the id over all 64 bits (splitmix64).
+    uint64_t z = f.id + pkt.ts_ns + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    f.uid = "C" + base62(z ^ (z >> 31));
     f.dpi = std::make_unique<DpiFlow>(dpi);
     return f;
   }
