@@ -23,14 +23,24 @@ namespace {
 
 constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
 
-std::string base62(uint64_t v) {
+// Zeek's uid: "C" and 17 base62 digits (about 101 bits): 10 digits from one 64-bit word and
+// 7 from another, so no digit is a leading zero of a number too short for 17.
+std::string zeek_uid(uint64_t a, uint64_t b) {
   static const char *digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  std::string s;
+  std::string s = "C";
   for (int i = 0; i < 17; i++) {
+    uint64_t &v = i < 10 ? a : b;
     s += digits[v % 62];
     v /= 62;
   }
   return s;
+}
+
+uint64_t splitmix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
 }
 
 // Zeek's originator heuristics: the first packet's sender is the originator, unless that packet
@@ -161,11 +171,7 @@ struct Inspector::Impl {
     f.community_id = icmp ? community_id(d.src, d.dst, d.proto, d.icmp_type, d.icmp_code)
                           : community_id(f.orig.ip, f.resp.ip, d.proto, f.orig.port, f.resp.port);
     f.id = (FlowKeyHash{}(key) ^ (pkt.ts_ns * 0x9e3779b97f4a7c15ull)) & ((1ull << 51) - 1);
-    // Zeek's uids look random ("C" + 17 base62 digits): spread the id over all 64 bits (splitmix64).
-    uint64_t z = f.id + pkt.ts_ns + 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    f.uid = "C" + base62(z ^ (z >> 31));
+    f.uid = zeek_uid(splitmix64(f.id ^ pkt.ts_ns), splitmix64(f.id + pkt.ts_ns));
     f.dpi = std::make_unique<DpiFlow>(dpi);
     return f;
   }
