@@ -175,7 +175,7 @@ Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
     s.mirror = t;
   }
   if (const YAML::Node m = n["inspect"]) {
-    if (auto r = only(c, m, "inspect", {"alerts", "flows"}); !r) return tl::unexpected(r.error());
+    if (auto r = only(c, m, "inspect", {"alerts", "flows", "flows_format", "ipfix"}); !r) return tl::unexpected(r.error());
     InspectTarget t;
     if (!m["alerts"]) return c.bad(m, "inspect needs alerts: FILE");
     auto a = scalar<std::string>(c, m["alerts"], "alerts", "a path");
@@ -185,6 +185,17 @@ Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
       auto f = scalar<std::string>(c, m["flows"], "flows", "a path");
       if (!f) return tl::unexpected(f.error());
       t.flows = *f;
+    }
+    if (m["flows_format"]) {
+      auto f = scalar<std::string>(c, m["flows_format"], "flows_format", "json or tsv");
+      if (!f) return tl::unexpected(f.error());
+      if (*f != "json" && *f != "tsv") return c.bad(m["flows_format"], "flows_format must be json or tsv");
+      t.flows_format = *f;
+    }
+    if (m["ipfix"]) {
+      auto x = scalar<std::string>(c, m["ipfix"], "ipfix", "HOST:PORT");
+      if (!x) return tl::unexpected(x.error());
+      t.ipfix = *x;
     }
     s.inspect = t;
   }
@@ -280,7 +291,9 @@ std::string session_to_json(const SessionConfig &s) {
     if (!s.mirror->to.empty()) j["mirror"] = {{"to", s.mirror->to}};
     else j["mirror"] = {{"vxlan", s.mirror->vxlan}, {"vni", s.mirror->vni}, {"vxlan_port", s.mirror->vxlan_port}, {"local", s.mirror->local}};
   }
-  if (s.inspect) j["inspect"] = {{"alerts", s.inspect->alerts}, {"flows", s.inspect->flows}};
+  if (s.inspect)
+    j["inspect"] = {{"alerts", s.inspect->alerts}, {"flows", s.inspect->flows}, {"flows_format", s.inspect->flows_format},
+                       {"ipfix", s.inspect->ipfix}};
   return j.dump();
 }
 

@@ -35,7 +35,9 @@ struct MirrorTarget {
 
 struct InspectTarget {
   std::string alerts;  // EVE JSON lines file
-  std::string flows;   // conn.log JSON lines file ("" = none)
+  std::string flows;   // conn.log file ("" = none)
+  std::string flows_format = "json";  // json or tsv (Zeek's tab-separated log)
+  std::string ipfix;                  // HOST:PORT of an IPFIX collector ("" = none)
   bool operator==(const InspectTarget &) const = default;
 };
 

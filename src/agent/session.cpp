@@ -3,6 +3,7 @@
 #include <fnmatch.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -183,6 +184,12 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg) {
       inspect::InspectOptions io;
       io.alerts = s->st_->alerts.get();
       io.flows = s->st_->flows.get();
+      io.flows_format = cfg.inspect->flows_format == "tsv" ? inspect::FlowFormat::Tsv : inspect::FlowFormat::Json;
+      if (!cfg.inspect->ipfix.empty()) {
+        auto x = inspect::IpfixExporter::open(cfg.inspect->ipfix);
+        if (!x) return tl::unexpected(x.error());
+        io.ipfix = std::move(*x);
+      }
       s->st_->inspector = std::make_unique<inspect::Inspector>(io);
     }
     // The filter is compiled here, once (as on loopback: a down interface's would be too), and
@@ -201,7 +208,19 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg) {
     s->st_->router = std::make_unique<Router>(s->st_->inspector.get(), &s->st_->insp_mu);
     State *st = s->st_.get();
     st->reader = std::thread([st, name = cfg.name] {
-      if (auto r = st->cap->run(*st->router, st->stop); !r) spdlog::error("session {}: {}", name, r.error().message());
+      // Inspect: idle flows end on wall-clock time (issue 14), not only when a later packet comes.
+      auto last_expiry = std::chrono::steady_clock::now();
+      auto expire = [st, &last_expiry] {
+        if (st->inspector && std::chrono::steady_clock::now() - last_expiry >= std::chrono::milliseconds(250)) {
+          std::lock_guard lock(st->insp_mu);
+          st->inspector->expire(static_cast<uint64_t>(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+                  .count()));
+          last_expiry = std::chrono::steady_clock::now();
+        }
+        return false;
+      };
+      if (auto r = st->cap->run(*st->router, st->stop, expire); !r) spdlog::error("session {}: {}", name, r.error().message());
     });
   }
   return s;

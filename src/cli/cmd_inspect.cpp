@@ -19,6 +19,7 @@
 #include "cli/source.h"
 #include "inspect/inspector.h"
 #include "inspect/pcap_file.h"
+#include "inspect/redis_out.h"
 
 namespace bpftap::cli {
 namespace {
@@ -30,6 +31,10 @@ struct InspectArgs {
   std::string direction = "inout";
   std::string alerts = "-";
   std::string flows;
+  std::string flows_format = "json";
+  std::string redis, redis_key = "bpftap", redis_mode = "list";
+  std::string alert_pcap, ipfix;
+  uint64_t alert_pcap_flow_bytes = 1 << 20, alert_pcap_budget = 64ull << 20;
   std::string config;
   unsigned status_interval = 5;
   std::string backend = "ebpf";
@@ -65,6 +70,7 @@ int inspect_file(const InspectArgs &a, inspect::InspectOptions opts, const std::
   if (!flows) return report(flows.error());
   opts.alerts = alerts->get();
   opts.flows = flows->get();
+  opts.offline = true;
   inspect::Inspector inspector(opts);
   // A damaged file still gets what was read inspected, then a one-line error.
   auto read = (*file)->read_all(inspector);
@@ -73,6 +79,9 @@ int inspect_file(const InspectArgs &a, inspect::InspectOptions opts, const std::
   auto st = inspector.stats();
   std::fprintf(stderr, "bpftap: %lu packets (%lu IP), %lu flows, %lu alerts\n", st.packets, st.ip_packets, st.flows,
                st.alerts);
+  if (!a.alert_pcap.empty())
+    std::fprintf(stderr, "bpftap: alert pcaps: %lu files, %lu packets, %lu packets over the memory budget\n",
+                 st.alert_pcap.files, st.alert_pcap.packets_written, st.alert_pcap.packets_over_budget);
   return kExitOk;
 }
 
@@ -111,7 +120,15 @@ int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::
                  st.flows, st.active_flows, st.alerts, dropped);
   };
   auto last = std::chrono::steady_clock::now();
+  auto last_expiry = last;
   auto ran = cap->run(inspector, g_stop, [&] {
+    // Idle flows end on wall-clock time: on a quiet link no later packet would end them.
+    if (std::chrono::steady_clock::now() - last_expiry >= std::chrono::milliseconds(250)) {
+      inspector.expire(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch())
+                                                 .count()));
+      last_expiry = std::chrono::steady_clock::now();
+    }
     if (a.status_interval && std::chrono::steady_clock::now() - last >= std::chrono::seconds(a.status_interval)) {
       status();
       last = std::chrono::steady_clock::now();
@@ -128,14 +145,41 @@ int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::
 int run_inspect(const InspectArgs &a) {
   if (a.read.empty() == a.interfaces.empty()) return report(Error{0, "give either -r FILE or -i INTERFACE", true});
   inspect::InspectOptions opts;
+  opts.flows_format = a.flows_format == "tsv" ? inspect::FlowFormat::Tsv : inspect::FlowFormat::Json;
   if (!a.config.empty()) {
     auto c = inspect::read_inspect_config(a.config, opts);
     if (!c) return report(c.error());
     opts = *c;
   }
+  if (!a.alert_pcap.empty()) {
+    opts.alert_pcap = {a.alert_pcap, a.alert_pcap_flow_bytes, a.alert_pcap_budget};
+    if (auto p = inspect::AlertPcaps::open(opts.alert_pcap); !p) return report(p.error());
+  }
+  if (!a.ipfix.empty()) {
+    auto x = inspect::IpfixExporter::open(a.ipfix);
+    if (!x) return report(x.error());
+    opts.ipfix = std::move(*x);
+  }
   std::string filter;
   for (const auto &w : a.expression) filter += (filter.empty() ? "" : " ") + w;
-  return a.read.empty() ? inspect_live(a, opts, filter) : inspect_file(a, opts, filter);
+  // The EVE stream also to Redis (Suricata's filetype: redis): its own thread, bounded queue.
+  std::unique_ptr<inspect::RedisPublisher> redis;
+  if (!a.redis.empty()) {
+    auto ro = inspect::parse_redis_address(a.redis);
+    if (!ro) return report(ro.error());
+    ro->key = a.redis_key;
+    ro->channel = a.redis_mode == "channel";
+    redis = std::make_unique<inspect::RedisPublisher>(*ro);
+    opts.eve_tap = [r = redis.get()](std::string line) { r->push(std::move(line)); };
+  }
+  int rc = a.read.empty() ? inspect_live(a, opts, filter) : inspect_file(a, opts, filter);
+  if (opts.ipfix)
+    std::fprintf(stderr, "bpftap: ipfix: %lu records exported, %lu errors\n", opts.ipfix->records(), opts.ipfix->errors());
+  if (redis) {
+    auto st = redis->close();  // sends what is still queued
+    std::fprintf(stderr, "bpftap: redis: %lu EVE lines sent, %lu dropped\n", st.sent, st.dropped);
+  }
+  return rc;
 }
 
 } // namespace
@@ -143,14 +187,27 @@ int run_inspect(const InspectArgs &a) {
 void add_inspect_command(CLI::App &app, Context &ctx) {
   auto a = std::make_shared<InspectArgs>();
   auto *cmd = app.add_subcommand("inspect", "security inspection: flows, nDPI risks and behavioural detectors "
-                                            "(EVE JSON alerts, Zeek conn.log JSON flows)");
+                                            "(Suricata EVE JSON, Zeek conn.log)");
   cmd->add_option("-r,--read", a->read, "read packets from a pcap or pcapng file");
   cmd->add_option("-i,--interface", a->interfaces, "trace live from these interfaces (names or globs, repeatable or "
                                                    "comma-separated; any = every Ethernet interface)")
       ->allow_extra_args(false);
   add_direction_option(cmd, a->direction, "live: ");
-  cmd->add_option("--alerts", a->alerts, "alerts as EVE JSON lines to FILE ('-' = standard output, the default)");
-  cmd->add_option("--flows", a->flows, "flows as Zeek conn.log JSON lines to FILE");
+  cmd->add_option("--alerts", a->alerts,
+                  "EVE JSON (Suricata 7): alert and flow events to FILE ('-' = standard output, the default)");
+  cmd->add_option("--flows", a->flows, "flows as Zeek's conn.log to FILE");
+  cmd->add_option("--flows-format", a->flows_format, "conn.log as json (JSON lines) or tsv (Zeek's tab-separated logs)")
+      ->check(CLI::IsMember({"json", "tsv"}));
+  cmd->add_option("--redis", a->redis, "the EVE stream also to Redis at HOST:PORT (as Suricata's filetype: redis)");
+  cmd->add_option("--redis-key", a->redis_key, "Redis list or channel name (default bpftap)");
+  cmd->add_option("--redis-mode", a->redis_mode, "list (RPUSH, the default) or channel (PUBLISH)")
+      ->check(CLI::IsMember({"list", "channel"}));
+  cmd->add_option("--alert-pcap", a->alert_pcap,
+                  "for every alerted flow, its packets to DIR/<flow_id>_<community_id>.pcapng (as Suricata's conditional pcap-log)");
+  cmd->add_option("--alert-pcap-flow-bytes", a->alert_pcap_flow_bytes, "frame bytes kept per flow (default 1 MiB)");
+  cmd->add_option("--alert-pcap-budget", a->alert_pcap_budget,
+                  "frame bytes held in memory for flows that have not alerted yet, all flows together (default 64 MiB)");
+  cmd->add_option("--ipfix", a->ipfix, "every flow also as IPFIX records (RFC 7011, UDP) to a collector at HOST:PORT");
   cmd->add_option("--config", a->config, "detector thresholds (YAML)");
   cmd->add_option("--status-interval", a->status_interval, "live: a status line on stderr every this many seconds");
   cmd->add_option("--backend", a->backend, "live: ebpf (the default) or pcap (libpcap, as tcpdump; for comparisons)")

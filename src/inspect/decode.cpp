@@ -31,6 +31,7 @@ std::optional<Decoded> decode_l4(std::span<const uint8_t> l3, size_t l4off, uint
     hdr = 8;
   } else if (out.proto == IPPROTO_ICMP || out.proto == IPPROTO_ICMPV6) {
     if (!l4.empty()) out.icmp_type = l4[0];
+    if (l4.size() > 1) out.icmp_code = l4[1];
     hdr = std::min<size_t>(8, l4len);
   }
   out.payload_len = l4len - static_cast<uint32_t>(hdr);

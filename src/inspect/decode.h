@@ -40,7 +40,7 @@ struct Decoded {
   uint8_t proto = 0;  // IP protocol of the (inner) packet
   uint16_t sport = 0, dport = 0;  // 0 for protocols without ports
   uint8_t tcp_flags = 0;
-  uint8_t icmp_type = 0;
+  uint8_t icmp_type = 0, icmp_code = 0;
   std::span<const uint8_t> l3;  // from the IP header to the end of the captured bytes (for nDPI)
   std::span<const uint8_t> payload;  // L4 payload, captured part
   uint32_t payload_len = 0;  // L4 payload length per the headers (also what was not captured)

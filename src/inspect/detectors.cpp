@@ -21,7 +21,39 @@ bool contains(std::span<const uint8_t> p, std::string_view s) {
   return std::search(p.begin(), p.end(), s.begin(), s.end()) != p.end();
 }
 
+uint16_t be16(const uint8_t *p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
 } // namespace
+
+// A TLS record that starts a TCP segment (no reassembly: heartbeats are small and come alone):
+// type 24 (heartbeat), version 3.x, length; the message: type 1 request / 2 response, payload
+// length. A request must hold its payload and at least 16 bytes of padding (RFC 6520).
+void Detectors::check_heartbeat(const Decoded &d, const Flow &f,
+                                const std::function<void(const DetectorAlert &)> &emit) {
+  std::span<const uint8_t> p = d.payload;
+  if (p.size() < 8 || p[0] != 24 || p[1] != 3 || p[2] > 4) return;
+  uint32_t record = be16(&p[3]), declared = be16(&p[6]);
+  uint8_t type = p[5];
+  auto key = std::make_tuple(f.orig.ip, f.orig.port, f.resp.ip, f.resp.port);
+  auto figures = [&](const char *what) {
+    return std::vector<std::pair<std::string, std::string>>{
+        {what, std::to_string(record)}, {"payload_length", std::to_string(declared)}};
+  };
+  if (type == 1 && declared + 3 + 16 > record) {
+    heartbeats_[key] = record;
+    emit({Detection::HeartbleedAttack, figures("record_length"), &f});
+  } else if (type == 2) {
+    auto it = heartbeats_.find(key);
+    if (it == heartbeats_.end()) return;
+    uint32_t request = it->second;
+    heartbeats_.erase(it);
+    if (record > request) {
+      auto m = figures("response_record_length");
+      m.emplace_back("request_record_length", std::to_string(request));
+      emit({Detection::HeartbleedSuccess, std::move(m), &f});
+    }
+  }
+}
 
 void Detectors::check_scan(const IpAddr &src, Source &s, uint64_t ts_ns, const Flow &f,
                            const std::function<void(const DetectorAlert &)> &emit) {
@@ -41,19 +73,22 @@ void Detectors::check_scan(const IpAddr &src, Source &s, uint64_t ts_ns, const F
     h.first++, p.first++;
     if (!a.answered) h.second++, p.second++;
   }
-  auto fire = [&](const std::string &what) {
+  auto fire = [&](Detection kind, std::vector<std::pair<std::string, std::string>> figures) {
     s.alerted = true;
     s.alerted_ns = ts_ns;
-    emit({what, "Attempted Information Leak", 2, 9000001, &f});
+    figures.emplace_back("scanner", src.str());
+    emit({kind, std::move(figures), &f});
   };
   for (const auto &[host, c] : by_host)
     if (c.first >= cfg_.scan_ports && c.second >= cfg_.scan_unanswered * c.first)
-      return fire(fmt::format("Port scan (vertical): {} tried {} ports of {}, {} unanswered", src.str(), c.first,
-                              host.str(), c.second));
+      return fire(Detection::ScanVertical, {{"target", host.str()},
+                                            {"ports_tried", std::to_string(c.first)},
+                                            {"unanswered", std::to_string(c.second)}});
   for (const auto &[port, c] : by_port)
     if (c.first >= cfg_.scan_hosts && c.second >= cfg_.scan_unanswered * c.first)
-      return fire(fmt::format("Port scan (horizontal): {} tried port {} on {} hosts, {} unanswered", src.str(), port,
-                              c.first, c.second));
+      return fire(Detection::ScanHorizontal, {{"port", std::to_string(port)},
+                                              {"hosts_tried", std::to_string(c.first)},
+                                              {"unanswered", std::to_string(c.second)}});
 }
 
 void Detectors::packet(const Decoded &d, const Flow &f, bool from_orig, bool new_flow, uint64_t ts_ns,
@@ -79,7 +114,7 @@ void Detectors::packet(const Decoded &d, const Flow &f, bool from_orig, bool new
   // Floods: per destination host and second.
   // Floods: per destination host, counted per second; at most one alert per host and minute.
   auto rate = [&](std::map<Service, Rate> &m, const Service &target, bool count, bool answer, uint32_t threshold,
-                  double max_answered, const std::string &what, int sid) {
+                  double max_answered, Detection kind) {
     auto &r = m[target];
     uint64_t sec = ts_ns / 1000000000ull;
     if (sec != r.second) {
@@ -91,18 +126,21 @@ void Detectors::packet(const Decoded &d, const Flow &f, bool from_orig, bool new
     bool quiet = r.alerted_second == UINT64_MAX || sec >= r.alerted_second + 60;
     if (count && quiet && r.count >= threshold && r.answered <= max_answered * r.count) {
       r.alerted_second = sec;
-      emit({fmt::format("{}: {} or more per second to {}", what, threshold, target.first.str()), "Attempted Denial of Service",
-            1, sid, &f});
+      std::vector<std::pair<std::string, std::string>> figures = {
+          {"target", target.first.str()}, {"per_second_threshold", std::to_string(threshold)}};
+      if (kind == Detection::SynFlood) figures.emplace_back("port", std::to_string(target.second));
+      emit({kind, std::move(figures), &f});
     }
   };
   // A SYN flood hits one service: count per (host, port), so a fast scan of many ports is not one.
   if (syn || synack) {
     Service target = syn ? Service{d.dst, d.dport} : Service{d.src, d.sport};
-    rate(syn_, target, syn, synack, cfg_.syn_flood_pps, cfg_.syn_flood_answered,
-         fmt::format("SYN flood to port {}", target.second), 9000002);
+    rate(syn_, target, syn, synack, cfg_.syn_flood_pps, cfg_.syn_flood_answered, Detection::SynFlood);
   }
   bool echo = (d.proto == IPPROTO_ICMP && d.icmp_type == 8) || (d.proto == IPPROTO_ICMPV6 && d.icmp_type == 128);
-  if (echo) rate(icmp_, Service{d.dst, 0}, true, false, cfg_.icmp_flood_pps, 1.0, "ICMP flood", 9000003);
+  if (echo) rate(icmp_, Service{d.dst, 0}, true, false, cfg_.icmp_flood_pps, 1.0, Detection::IcmpFlood);
+
+  if (tcp && !d.payload.empty()) check_heartbeat(d, f, emit);
 
   // Password guessing against SSH, FTP, Telnet.
   uint16_t service = f.resp.port;
@@ -125,10 +163,12 @@ void Detectors::packet(const Decoded &d, const Flow &f, bool from_orig, bool new
         (g.conns.size() >= cfg_.guess_connections || g.failures.size() >= cfg_.guess_failed_logins)) {
       g.alerted = true;
       g.alerted_ns = ts_ns;
-      const char *name = service == 22 ? "SSH" : service == 21 ? "FTP" : "Telnet";
-      emit({fmt::format("{} password guessing: {} connections, {} failed logins from {} to {} within {:g} s", name,
-                        g.conns.size(), g.failures.size(), f.orig.ip.str(), f.resp.ip.str(), cfg_.guess_window_s),
-            "Attempted User Privilege Gain", 1, 9000004, &f});
+      Detection kind = service == 22 ? Detection::GuessSsh : service == 21 ? Detection::GuessFtp : Detection::GuessTelnet;
+      emit({kind,
+            {{"connections", std::to_string(g.conns.size())},
+             {"failed_logins", std::to_string(g.failures.size())},
+             {"window_s", fmt::format("{:g}", cfg_.guess_window_s)}},
+            &f});
     }
   }
 }

@@ -14,6 +14,7 @@
 
 #include "inspect/decode.h"
 #include "inspect/flow.h"
+#include "inspect/signatures.h"
 
 namespace bpftap::inspect {
 
@@ -31,6 +32,9 @@ struct DetectorConfig {
   double syn_flood_answered = 0.2;
   // ICMP flood: at least `icmp_flood_pps` echo requests to one host within one second.
   uint32_t icmp_flood_pps = 500;
+  // TLS Heartbleed (CVE-2014-0160), as Zeek's Heartbleed::SSL_Heartbeat_Attack: a cleartext
+  // heartbeat request whose declared payload length exceeds its record; and
+  // ..._Attack_Success: the peer answering it with a heartbeat response longer than the request.
   // Password guessing against SSH (22), FTP (21) and Telnet (23): within `guess_window_s`, one
   // source opened at least `guess_connections` connections to one server, or had at least
   // `guess_failed_logins` logins refused (FTP "530", Telnet "Login incorrect").
@@ -40,10 +44,9 @@ struct DetectorConfig {
 };
 
 struct DetectorAlert {
-  std::string signature;  // "Port scan (vertical): 10.0.0.1 tried 1000 ports of 10.0.0.2"
-  std::string category;   // Suricata classification, e.g. "Attempted Information Leak"
-  int severity = 2;       // 1 high, 2 medium, 3 low (Suricata)
-  int sid = 0;
+  Detection kind;  // its signature, SID, category and severity: signatures.h
+  // The figures behind it, for alert.metadata: {"ports_tried", "1000"}, ...
+  std::vector<std::pair<std::string, std::string>> metadata;
   const Flow *flow = nullptr;  // the flow that crossed the threshold
 };
 
@@ -75,6 +78,7 @@ private:
     bool alerted = false;
     uint64_t alerted_ns = 0;
   };
+  void check_heartbeat(const Decoded &d, const Flow &f, const std::function<void(const DetectorAlert &)> &emit);
   void check_scan(const IpAddr &src, Source &s, uint64_t ts_ns, const Flow &f,
                   const std::function<void(const DetectorAlert &)> &emit);
 
@@ -83,6 +87,9 @@ private:
   using Service = std::pair<IpAddr, uint16_t>;  // (host, port); port 0 for ICMP
   std::map<Service, Rate> syn_, icmp_;
   std::map<std::tuple<IpAddr, IpAddr, uint16_t>, Guess> guess_;
+  // Heartbleed: the record length of the last over-long heartbeat request, per connection
+  // (originator, its port, responder, its port); forgotten once its response was judged.
+  std::map<std::tuple<IpAddr, uint16_t, IpAddr, uint16_t>, uint32_t> heartbeats_;
 };
 
 } // namespace bpftap::inspect

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -51,6 +52,7 @@ void DpiFlow::process(std::span<const uint8_t> l3, uint64_t ts_ms, uint8_t proto
   if (p.app_protocol == NDPI_PROTOCOL_UNKNOWN) {
     uint8_t guessed = 0;
     p = ndpi_detection_giveup(engine_.module(), flow_, 1, &guessed);
+    guessed_ = guessed != 0;
   }
   master_ = p.master_protocol;
   app_ = p.app_protocol;
@@ -62,17 +64,42 @@ void DpiFlow::finish() {
   if (done_ || !flow_) return;
   uint8_t guessed = 0;
   ndpi_protocol p = ndpi_detection_giveup(engine_.module(), flow_, 1, &guessed);
+  guessed_ = guessed != 0;
   master_ = p.master_protocol;
   app_ = p.app_protocol;
   category_ = p.category;
   collect();
 }
 
+namespace {
+std::string cstr(const char *s, size_t max = 1024) { return s ? std::string(s, strnlen(s, max)) : std::string(); }
+} // namespace
+
+bool DpiFlow::is_http() const { return master_ == NDPI_PROTOCOL_HTTP || app_ == NDPI_PROTOCOL_HTTP; }
+bool DpiFlow::is_tls() const { return master_ == NDPI_PROTOCOL_TLS || app_ == NDPI_PROTOCOL_TLS; }
+
 // Detection is over: keep what we report and free nDPI's state (as ndpiReader does).
 void DpiFlow::collect() {
   done_ = true;
   risks_ = flow_->risk;
-  if ((master_ == NDPI_PROTOCOL_HTTP || app_ == NDPI_PROTOCOL_HTTP) && flow_->http.url) {
+  server_name_ = cstr(flow_->host_server_name, sizeof(flow_->host_server_name));
+  if (is_http()) {
+    // nDPI keeps "host/path" in url (as ndpiReader prints it); the request line's path is
+    // what follows the Host header's value.
+    std::string url = cstr(flow_->http.url, 255);
+    path_ = url.starts_with(server_name_) ? url.substr(server_name_.size()) : url;
+    // "Host: example.org:8080": Suricata logs the port as http_port and the URI alone as url.
+    if (path_.starts_with(":")) {
+      size_t slash = path_.find('/');
+      port_ = static_cast<uint16_t>(std::strtoul(path_.c_str() + 1, nullptr, 10));
+      path_ = slash == std::string::npos ? "/" : path_.substr(slash);
+    }
+    if (flow_->http.method != NDPI_HTTP_METHOD_UNKNOWN) method_ = ndpi_http_method2str(flow_->http.method);
+    user_agent_ = cstr(flow_->http.user_agent);
+    content_type_ = cstr(flow_->http.content_type);
+    status_ = flow_->http.response_status_code;
+  }
+  if (is_http() && flow_->http.url) {
     url_.assign(flow_->http.url, strnlen(flow_->http.url, 255));
     std::string copy = url_;
     ndpi_risk_enum r = ndpi_validate_url(copy.data());
@@ -89,12 +116,11 @@ std::string DpiFlow::app_name() const {
   return buf;
 }
 
-std::string DpiFlow::service() const {
+std::string DpiFlow::protocol() const {
   uint16_t id = master_ != NDPI_PROTOCOL_UNKNOWN ? master_ : app_;
   if (id == NDPI_PROTOCOL_UNKNOWN) return "";
   std::string s = ndpi_get_proto_name(engine_.module(), id);
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (s == "tls") return "ssl";  // Zeek's name
   return s;
 }
 

@@ -35,9 +35,22 @@ public:
   bool done() const { return done_; }
   uint64_t risks() const { return risks_; }  // bitmask of ndpi_risk_enum
   std::string app_name() const;               // "HTTP", "DNS", "TLS.Google", "Unknown"
-  std::string service() const;                // Zeek-style: "http", "dns", "ssl", "" if unknown
+  std::string protocol() const;               // nDPI's name in lower case: "http", "tls", "" if unknown
   std::string category() const;
   std::string url() const;                    // HTTP host+path, "" if none
+  // What nDPI 4.2 keeps of an HTTP request / response ("" / 0 when it saw none), and the
+  // server name (HTTP Host, TLS SNI, DNS query).
+  const std::string &http_path() const { return path_; }
+  const std::string &http_method() const { return method_; }
+  const std::string &http_user_agent() const { return user_agent_; }
+  const std::string &http_content_type() const { return content_type_; }
+  uint16_t http_status() const { return status_; }
+  uint16_t http_port() const { return port_; }  // of the Host header, 0 if it named none
+  const std::string &server_name() const { return server_name_; }
+  // The protocol is nDPI's guess from the ports (ndpi_detection_giveup), not a dissector's.
+  bool guessed() const { return guessed_; }
+  bool is_http() const;
+  bool is_tls() const;
 
 private:
   void collect();
@@ -48,7 +61,9 @@ private:
   uint16_t master_ = 0, app_ = 0;
   uint32_t category_ = 0;
   uint64_t risks_ = 0;
-  std::string url_;
+  std::string url_, path_, method_, user_agent_, content_type_, server_name_;
+  uint16_t status_ = 0, port_ = 0;
+  bool guessed_ = false;
 };
 
 class DpiEngine {

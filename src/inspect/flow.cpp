@@ -32,6 +32,11 @@ size_t FlowKeyHash::operator()(const FlowKey &k) const {
   return static_cast<size_t>(h);
 }
 
+void Flow::add_history(char letter, bool from_orig) {
+  char c = from_orig ? letter : static_cast<char>(letter - 'A' + 'a');
+  if (history.find(c) == std::string::npos) history += c;
+}
+
 bool Flow::closed() const { return proto == IPPROTO_TCP && ((orig_fin && resp_fin) || orig_rst || resp_rst); }
 
 // Zeek's conn_state, from what each side sent.

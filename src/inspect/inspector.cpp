@@ -2,7 +2,7 @@
 
 #include <netinet/in.h>
 
-#include <ctime>
+#include <algorithm>
 #include <fstream>
 #include <unordered_map>
 
@@ -11,71 +11,63 @@
 #include <yaml-cpp/yaml.h>
 
 #include "util/yaml_file.h"
+#include "inspect/community_id.h"
 #include "inspect/dpi.h"
+#include "inspect/eve.h"
 #include "inspect/flow.h"
+#include "inspect/names.h"
+#include "inspect/signatures.h"
 
 namespace bpftap::inspect {
 namespace {
 
-using json = nlohmann::ordered_json;
+constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
 
-const char *proto_name(uint8_t p) {
-  switch (p) {
-  case IPPROTO_TCP: return "TCP";
-  case IPPROTO_UDP: return "UDP";
-  case IPPROTO_ICMP: return "ICMP";
-  case IPPROTO_ICMPV6: return "IPv6-ICMP";
-  case IPPROTO_SCTP: return "SCTP";
-  case IPPROTO_GRE: return "GRE";
-  default: return nullptr;
-  }
-}
-
-std::string eve_proto(uint8_t p) {
-  const char *n = proto_name(p);
-  return n ? n : std::to_string(p);
-}
-
-std::string zeek_proto(uint8_t p) {
-  if (p == IPPROTO_TCP) return "tcp";
-  if (p == IPPROTO_UDP) return "udp";
-  if (p == IPPROTO_ICMP || p == IPPROTO_ICMPV6) return "icmp";
-  return "unknown_transport";
-}
-
-// Suricata's timestamp: 2026-11-22T10:00:00.123456+0000
-std::string eve_time(uint64_t ts_ns) {
-  time_t sec = static_cast<time_t>(ts_ns / 1000000000ull);
-  struct tm tm {};
-  gmtime_r(&sec, &tm);
-  char buf[40];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:06d}+0000", buf, (ts_ns / 1000) % 1000000);
-}
-
-// Suricata classification for nDPI risks.
-const char *risk_category(const std::string &name) {
-  if (name.find("XSS") != std::string::npos || name.find("SQL") != std::string::npos ||
-      name.find("RCE") != std::string::npos || name.find("Exploit") != std::string::npos ||
-      name.find("Suspicious URL") != std::string::npos)
-    return "Web Application Attack";
-  if (name.find("Credential") != std::string::npos) return "Potential Corporate Privacy Violation";
-  if (name.find("DGA") != std::string::npos || name.find("Malware") != std::string::npos ||
-      name.find("Risky") != std::string::npos)
-    return "Potentially Bad Traffic";
-  return "Not Suspicious Traffic";
-}
-
-int eve_severity(int ndpi_severity) { return ndpi_severity >= 3 ? 1 : ndpi_severity == 2 ? 2 : 3; }
-
-std::string base62(uint64_t v) {
+// Zeek's uid: "C" and 17 base62 digits (about 101 bits): 10 digits from one 64-bit word and
+// 7 from another, so no digit is a leading zero of a number too short for 17.
+std::string zeek_uid(uint64_t a, uint64_t b) {
   static const char *digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  std::string s;
+  std::string s = "C";
   for (int i = 0; i < 17; i++) {
+    uint64_t &v = i < 10 ? a : b;
     s += digits[v % 62];
     v /= 62;
   }
   return s;
+}
+
+uint64_t splitmix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Zeek's originator heuristics: the first packet's sender is the originator, unless that packet
+// is a SYN-ACK, or (mid-stream TCP, UDP) it comes from a server port to a port that is not one
+// (a DNS response seen before its query).
+bool sent_by_responder(const Decoded &d) {
+  if (d.proto == IPPROTO_TCP) {
+    if ((d.tcp_flags & (kSyn | kAck)) == (kSyn | kAck)) return true;
+    if (d.tcp_flags & kSyn) return false;
+  } else if (d.proto != IPPROTO_UDP) {
+    return false;
+  }
+  return likely_server_port(d.sport) && !likely_server_port(d.dport);
+}
+
+// Zeek's history letters of one packet: S h A D F R (upper case from the originator).
+void add_history(Flow &f, const Decoded &d, bool from_orig) {
+  if (d.proto == IPPROTO_TCP) {
+    uint8_t fl = d.tcp_flags;
+    if (fl & kSyn) f.add_history((fl & kAck) ? 'H' : 'S', from_orig);
+    if (fl & kFin) f.add_history('F', from_orig);
+    if (fl & kRst) f.add_history('R', from_orig);
+    if (d.payload_len) f.add_history('D', from_orig);
+    else if ((fl & kAck) && !(fl & (kSyn | kFin | kRst))) f.add_history('A', from_orig);
+  } else if (d.proto == IPPROTO_UDP && d.payload_len) {
+    f.add_history('D', from_orig);
+  }
 }
 
 } // namespace
@@ -85,6 +77,8 @@ struct Inspector::Impl {
   std::shared_ptr<DpiEngine> dpi_engine;
   DpiEngine &dpi;
   Detectors detectors;
+  ConnLog conn_log;
+  std::unique_ptr<AlertPcaps> pcaps;  // --alert-pcap, or null
   std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows;
   InspectStats st;
   uint64_t last_sweep_ns = 0;
@@ -92,99 +86,94 @@ struct Inspector::Impl {
 
   explicit Impl(InspectOptions o)
       : opts(std::move(o)), dpi_engine(opts.dpi ? opts.dpi : std::make_shared<DpiEngine>()), dpi(*dpi_engine),
-        detectors(opts.detectors) {}
+        detectors(opts.detectors), conn_log(opts.flows, opts.flows_format) {
+    if (!opts.alert_pcap.dir.empty())
+      if (auto p = AlertPcaps::open(opts.alert_pcap)) pcaps = std::move(*p);
+  }
 
   std::string iface_name(uint32_t i) const { return i < opts.interfaces.size() ? opts.interfaces[i].name : ""; }
 
-  json alert_base(const Flow &f, uint64_t ts_ns, bool to_server) {
-    json j;
-    j["timestamp"] = eve_time(ts_ns);
-    j["flow_id"] = f.id;
-    j["in_iface"] = iface_name(f.iface);
-    j["event_type"] = "alert";
-    const Endpoint &s = to_server ? f.orig : f.resp, &d = to_server ? f.resp : f.orig;
-    j["src_ip"] = s.ip.str();
-    if (f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP) j["src_port"] = s.port;
-    j["dest_ip"] = d.ip.str();
-    if (f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP) j["dest_port"] = d.port;
-    j["proto"] = eve_proto(f.proto);
-    if (f.vlan) j["vlan"] = json::array({f.vlan});
-    j["direction"] = to_server ? "to_server" : "to_client";
-    if (f.dpi && f.dpi->done() && !f.dpi->service().empty()) j["app_proto"] = f.dpi->service();
-    return j;
+  EveSource source(const Flow &f, uint64_t pcap_cnt) const {
+    return opts.offline ? EveSource{"", pcap_cnt} : EveSource{iface_name(f.iface), 0};
   }
 
-  void emit_alert(json j, const std::string &signature, const std::string &category, int severity, int sid) {
-    j["alert"] = json{{"action", "allowed"}, {"gid", 1},           {"signature_id", sid}, {"rev", 1},
-                      {"signature", signature}, {"category", category}, {"severity", severity}};
+  void write_eve(const ojson &j) {
+    if (!opts.alerts && !opts.eve_tap) return;
+    std::string line = j.dump(-1, ' ', false, ojson::error_handler_t::replace);
+    if (opts.alerts) std::fprintf(opts.alerts, "%s\n", line.c_str());
+    if (opts.eve_tap) opts.eve_tap(std::move(line));
+  }
+
+  // pcap_cnt: the packet that raised it (0 when none did: a flow ending on a timeout).
+  void emit_alert(Flow &f, uint64_t ts_ns, const Signature &sig, const ojson &metadata, uint64_t pcap_cnt) {
     st.alerts++;
-    if (opts.alerts) {
-      std::string line = j.dump(-1, ' ', false, json::error_handler_t::replace);
-      std::fprintf(opts.alerts, "%s\n", line.c_str());
-    }
+    f.alerted = true;
+    if (pcaps) pcaps->alerted(f, opts.interfaces);
+    write_eve(eve_alert(f, ts_ns, sig, metadata, source(f, pcap_cnt)));
   }
 
-  // Alerts for the flow's nDPI risks not alerted yet (once detection is over).
-  void risk_alerts(Flow &f, uint64_t ts_ns) {
-    if (!f.dpi || !f.dpi->done()) return;
+  // Alerts for the flow's nDPI risks not alerted yet (once detection is over). None when nDPI
+  // only guessed the protocol from a port: a SYN to port 143 is not an IMAP session, and a scan
+  // is one scan alert, not one "Unsafe Protocol" per port tried.
+  void risk_alerts(Flow &f, uint64_t ts_ns, uint64_t pcap_cnt) {
+    if (!f.dpi || !f.dpi->done() || f.dpi->guessed()) return;
     uint64_t fresh = f.dpi->risks() & ~f.alerted_risks;
     for (int r = 1; r < 64; r++) {
       if (!(fresh & (1ull << r))) continue;
       std::string name = risk_name(r);
-      json j = alert_base(f, ts_ns, true);
-      if (!f.dpi->url().empty()) j["http"] = json{{"url", f.dpi->url()}};
-      emit_alert(std::move(j), "nDPI: " + name, risk_category(name), eve_severity(risk_severity(r)), 8000000 + r);
+      Signature sig = ndpi_signature(name, risk_severity(r));
+      ojson meta = ojson::object();
+      if (sig.sid == 8000999) meta["ndpi_risk"] = ojson::array({name});
+      emit_alert(f, ts_ns, sig, meta, pcap_cnt);
     }
     f.alerted_risks |= fresh;
   }
 
-  void write_flow(const Flow &f) {
-    if (!opts.flows) return;
-    json j;
-    j["ts"] = static_cast<double>(f.first_ns) / 1e9;
-    j["uid"] = f.uid;
-    j["id.orig_h"] = f.orig.ip.str();
-    j["id.orig_p"] = f.orig.port;
-    j["id.resp_h"] = f.resp.ip.str();
-    j["id.resp_p"] = f.resp.port;
-    j["proto"] = zeek_proto(f.proto);
-    if (f.dpi && !f.dpi->service().empty()) j["service"] = f.dpi->service();
-    j["duration"] = static_cast<double>(f.last_ns - f.first_ns) / 1e9;
-    j["orig_bytes"] = f.orig_bytes;
-    j["resp_bytes"] = f.resp_bytes;
-    j["conn_state"] = f.conn_state();
-    j["orig_pkts"] = f.orig_pkts;
-    j["orig_ip_bytes"] = f.orig_ip_bytes;
-    j["resp_pkts"] = f.resp_pkts;
-    j["resp_ip_bytes"] = f.resp_ip_bytes;
-    if (f.vlan) j["vlan"] = f.vlan;
-    j["interface"] = iface_name(f.iface);
-    if (f.dpi) {
-      j["app"] = f.dpi->app_name();
-      j["ndpi_risks"] = risk_names(f.dpi->risks());
-    }
-    std::string line = j.dump(-1, ' ', false, json::error_handler_t::replace);
-    std::fprintf(opts.flows, "%s\n", line.c_str());
-  }
-
-  void end_flow(Flow &f) {
+  void end_flow(Flow &f, const char *reason) {
     if (f.dpi) f.dpi->finish();
-    risk_alerts(f, f.last_ns);
-    write_flow(f);
+    risk_alerts(f, f.last_ns, 0);
+    write_eve(eve_flow(f, reason, source(f, 0)));
+    conn_log.write(f, opts.offline ? "" : iface_name(f.iface));
+    if (pcaps) pcaps->ended(f);
+    if (opts.ipfix) opts.ipfix->flow(f);
   }
 
   void sweep(uint64_t now) {
     for (auto it = flows.begin(); it != flows.end();) {
       Flow &f = *it->second;
-      double idle = static_cast<double>(now - f.last_ns) / 1e9;
+      double idle = now > f.last_ns ? static_cast<double>(now - f.last_ns) / 1e9 : 0;
       double limit = f.closed() ? opts.closed_timeout_s : f.proto == IPPROTO_TCP ? opts.tcp_timeout_s : opts.udp_timeout_s;
       if (idle > limit) {
-        end_flow(f);
+        end_flow(f, "timeout");
         it = flows.erase(it);
       } else {
         ++it;
       }
     }
+  }
+
+  Flow &new_flow(const Decoded &d, const FlowKey &key, const Packet &pkt, std::unique_ptr<Flow> &slot) {
+    slot = std::make_unique<Flow>();
+    Flow &f = *slot;
+    st.flows++;
+    bool flip = sent_by_responder(d);
+    f.orig = flip ? Endpoint{d.dst, d.dport} : Endpoint{d.src, d.sport};
+    f.resp = flip ? Endpoint{d.src, d.sport} : Endpoint{d.dst, d.dport};
+    if (flip) f.history = "^";
+    f.proto = d.proto;
+    f.vlan = d.vlan;
+    f.iface = pkt.iface;
+    f.first_ns = pkt.ts_ns;
+    f.first_pcap_cnt = st.packets;
+    f.icmp_type = d.icmp_type;
+    f.icmp_code = d.icmp_code;
+    bool icmp = d.proto == IPPROTO_ICMP || d.proto == IPPROTO_ICMPV6;
+    f.community_id = icmp ? community_id(d.src, d.dst, d.proto, d.icmp_type, d.icmp_code)
+                          : community_id(f.orig.ip, f.resp.ip, d.proto, f.orig.port, f.resp.port);
+    f.id = (FlowKeyHash{}(key) ^ (pkt.ts_ns * 0x9e3779b97f4a7c15ull)) & ((1ull << 51) - 1);
+    f.uid = zeek_uid(splitmix64(f.id ^ pkt.ts_ns), splitmix64(f.id + pkt.ts_ns));
+    f.dpi = std::make_unique<DpiFlow>(dpi);
+    return f;
   }
 
   void packet(const Packet &pkt) {
@@ -201,40 +190,30 @@ struct Inspector::Impl {
     bool a_to_b = false;
     FlowKey key = flow_key(*d, a_to_b);
     auto &slot = flows[key];
-    bool new_flow = !slot;
-    if (new_flow) {
-      slot = std::make_unique<Flow>();
-      Flow &f = *slot;
-      st.flows++;
-      f.orig = {d->src, d->sport};
-      f.resp = {d->dst, d->dport};
-      f.proto = d->proto;
-      f.vlan = d->vlan;
-      f.iface = pkt.iface;
-      f.first_ns = ts;
-      f.id = (FlowKeyHash{}(key) ^ (ts * 0x9e3779b97f4a7c15ull)) & ((1ull << 51) - 1);
-      f.uid = "C" + base62(f.id ^ (ts << 7));
-      f.dpi = std::make_unique<DpiFlow>(dpi);
-    }
-    Flow &f = *slot;
+    bool fresh = !slot;
+    Flow &f = fresh ? new_flow(*d, key, pkt, slot) : *slot;
     bool from_orig = d->src == f.orig.ip && d->sport == f.orig.port;
     f.last_ns = std::max(f.last_ns, ts);
     (from_orig ? f.orig_pkts : f.resp_pkts)++;
     (from_orig ? f.orig_bytes : f.resp_bytes) += d->payload_len;
     (from_orig ? f.orig_ip_bytes : f.resp_ip_bytes) += d->ip_len;
+    (from_orig ? f.orig_frame_bytes : f.resp_frame_bytes) += pkt.data.size();
+    add_history(f, *d, from_orig);
+    if (pcaps) pcaps->packet(f, pkt, opts.interfaces);
     if (d->proto == IPPROTO_TCP) {
       uint8_t fl = d->tcp_flags;
-      bool syn = fl & 0x02, ack = fl & 0x10;
+      bool syn = fl & kSyn, ack = fl & kAck;
+      (from_orig ? f.orig_tcp_flags : f.resp_tcp_flags) |= fl;
       if (from_orig) {
         f.orig_syn |= syn && !ack;
         f.orig_ack |= ack;
-        f.orig_fin |= (fl & 0x01) != 0;
-        f.orig_rst |= (fl & 0x04) != 0;
+        f.orig_fin |= (fl & kFin) != 0;
+        f.orig_rst |= (fl & kRst) != 0;
       } else {
         f.resp_synack |= syn && ack;
         f.resp_syn |= syn;
-        f.resp_fin |= (fl & 0x01) != 0;
-        f.resp_rst |= (fl & 0x04) != 0;
+        f.resp_fin |= (fl & kFin) != 0;
+        f.resp_rst |= (fl & kRst) != 0;
       }
     }
     // nDPI wants milliseconds that never go back (as ndpiReader feeds it).
@@ -243,10 +222,12 @@ struct Inspector::Impl {
     last_ms = ms;
     if (f.dpi && !f.dpi->done()) {
       f.dpi->process(d->l3, ms, d->proto);
-      if (f.dpi->done()) risk_alerts(f, ts);
+      if (f.dpi->done()) risk_alerts(f, ts, st.packets);
     }
-    detectors.packet(*d, f, from_orig, new_flow, ts, [&](const DetectorAlert &a) {
-      emit_alert(alert_base(*a.flow, ts, true), a.signature, a.category, a.severity, a.sid);
+    detectors.packet(*d, f, from_orig, fresh, ts, [&](const DetectorAlert &a) {
+      ojson meta = ojson::object();
+      for (const auto &[k, v] : a.metadata) meta[k] = ojson::array({v});
+      emit_alert(f, ts, signature(a.kind), meta, st.packets);  // a.flow is f: the packet's flow
     });
   }
 };
@@ -262,6 +243,7 @@ Result<> Inspector::write(const Packet &pkt) {
 Result<> Inspector::flush() {
   if (impl_->opts.alerts) std::fflush(impl_->opts.alerts);
   if (impl_->opts.flows) std::fflush(impl_->opts.flows);
+  if (impl_->opts.ipfix) impl_->opts.ipfix->flush();
   return {};
 }
 
@@ -270,8 +252,13 @@ void Inspector::finish() {
   std::vector<Flow *> all;
   for (auto &[k, f] : impl_->flows) all.push_back(f.get());
   std::sort(all.begin(), all.end(), [](const Flow *a, const Flow *b) { return a->first_ns < b->first_ns; });
-  for (Flow *f : all) impl_->end_flow(*f);
+  for (Flow *f : all) impl_->end_flow(*f, "shutdown");
   impl_->flows.clear();
+  flush();
+}
+
+void Inspector::expire(uint64_t now_ns) {
+  impl_->sweep(now_ns);
   flush();
 }
 
@@ -283,6 +270,7 @@ uint32_t Inspector::add_interface(const InterfaceInfo &iface) {
 InspectStats Inspector::stats() const {
   InspectStats s = impl_->st;
   s.active_flows = impl_->flows.size();
+  if (impl_->pcaps) s.alert_pcap = impl_->pcaps->stats();
   return s;
 }
 

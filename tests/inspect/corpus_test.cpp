@@ -2,6 +2,7 @@
 // capture raises a behavioural (scan / flood / guessing) alert.
 #include <dirent.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -33,6 +34,7 @@ std::vector<json> alerts_of(const std::string &path) {
     InspectOptions o;
     o.interfaces = {InterfaceInfo{path, 0, (*file)->linktype(), 262144}};
     o.alerts = out;
+    o.offline = true;  // as bpftap inspect -r
     Inspector insp(o);
     (void)(*file)->read_all(insp);  // some corpus files end in a damaged record: keep what was read
     insp.finish();
@@ -42,7 +44,8 @@ std::vector<json> alerts_of(const std::string &path) {
   free(buf);
   for (size_t pos = 0; pos < s.size();) {
     size_t e = s.find('\n', pos);
-    alerts.push_back(json::parse(s.substr(pos, e - pos)));
+    json ev = json::parse(s.substr(pos, e - pos));
+    if (ev["event_type"] == "alert") alerts.push_back(ev);  // the flow events: eve_schema_check.py
     pos = e + 1;
   }
   return alerts;
@@ -61,7 +64,7 @@ TEST(InspectCorpus, AttackCapturesRaiseTheirAlerts) {
       {"sql_injection.pcap", "nDPI: SQL Injection"},
       {"xss.pcap", "nDPI: XSS Attack"},
       {"log4j-webapp-exploit.pcap", "nDPI: Possible Exploit Detected"},
-      {"synscan.pcap", "Port scan (vertical): 172.16.0.8"},
+      {"synscan.pcap", "Port scan (vertical)"},
       {"ftp.pcap", "nDPI: Clear-Text Credentials"},
       {"bad-dns-traffic.pcap", "nDPI: Suspicious DGA Domain name"},
   };
@@ -74,8 +77,10 @@ TEST(InspectCorpus, AttackCapturesRaiseTheirAlerts) {
       seen.insert(sig);
       found |= sig.starts_with(c.signature);
       // Every alert is a complete EVE record.
-      for (const char *k : {"timestamp", "flow_id", "in_iface", "event_type", "src_ip", "dest_ip", "proto", "direction"})
+      for (const char *k : {"timestamp", "flow_id", "event_type", "src_ip", "dest_ip", "proto", "direction",
+                            "community_id", "flow"})
         EXPECT_TRUE(a.contains(k)) << c.file << ": alert without " << k << ": " << a.dump();
+      EXPECT_FALSE(a.contains("in_iface")) << "Suricata writes no in_iface for a file";
       EXPECT_EQ(a["event_type"], "alert");
       for (const char *k : {"signature", "category", "severity"}) EXPECT_TRUE(a["alert"].contains(k)) << a.dump();
     }
@@ -83,6 +88,36 @@ TEST(InspectCorpus, AttackCapturesRaiseTheirAlerts) {
     for (const auto &s : seen) all += "\n  " + s;
     EXPECT_TRUE(found) << c.file << ": no alert '" << c.signature << "'; got:" << all;
   }
+}
+
+// The examples: http.url is the URI alone (host in hostname), with method and user agent;
+// app_proto in Suricata's names; a SYN scan is one scan alert, no "Unsafe Protocol" per port.
+TEST(InspectCorpus, SuricataFieldsOnTheAttackCaptures) {
+  auto sqli = alerts_of(kCorpus + "WebattackSQLinj.pcap");
+  auto it = std::find_if(sqli.begin(), sqli.end(), [](const json &a) { return a["alert"]["signature"] == "nDPI: SQL Injection"; });
+  ASSERT_NE(it, sqli.end());
+  const json &a = *it;
+  EXPECT_EQ(a["app_proto"], "http");
+  EXPECT_EQ(a["alert"]["signature_id"], 8000002);
+  ASSERT_TRUE(a.contains("http")) << a.dump();
+  EXPECT_TRUE(a["http"]["url"].get<std::string>().starts_with("/")) << a.dump();
+  EXPECT_EQ(a["http"]["hostname"], "205.174.165.68");
+  EXPECT_EQ(a["http"]["http_method"], "GET");
+  EXPECT_TRUE(a["http"].contains("http_user_agent"));
+  EXPECT_GT(a.value("pcap_cnt", 0), 0);
+  auto ftp = alerts_of(kCorpus + "ftp.pcap");
+  ASSERT_FALSE(ftp.empty());
+  EXPECT_EQ(ftp[0]["app_proto"], "ftp");
+  auto scan = alerts_of(kCorpus + "synscan.pcap");
+  size_t scans = 0;
+  for (const auto &s : scan) {
+    EXPECT_TRUE(is_behavioural(s)) << "an nDPI alert in a SYN scan: " << s.dump();
+    scans += s["alert"]["signature"] == "Port scan (vertical)";
+    if (is_behavioural(s)) {
+      EXPECT_EQ(s["alert"]["metadata"]["scanner"], json::array({"172.16.0.8"}));
+    }
+  }
+  EXPECT_GE(scans, 1u);
 }
 
 TEST(InspectCorpus, BenignCapturesRaiseNoBehaviouralAlert) {

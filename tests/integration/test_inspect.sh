@@ -15,11 +15,12 @@ C=$BPFTAP_CORPUS/ndpi
 TOOLS=$BPFTAP_SRC/tests/tools
 attacks=(WebattackSQLinj.pcap sql_injection.pcap xss.pcap log4j-webapp-exploit.pcap synscan.pcap ftp.pcap bad-dns-traffic.pcap)
 
-# alert_set FILE: one sorted line per alert: signature and flow (proto, endpoints).
+# alert_set FILE: one sorted line per alert (not the flow events): signature and flow (proto, endpoints).
 alert_set() {
   python3 -c 'import json, sys
 for l in open(sys.argv[1]):
     a = json.loads(l)
+    if a["event_type"] != "alert": continue
     print(a["alert"]["signature"], a["proto"], a["src_ip"], a.get("src_port", ""), a["dest_ip"], a.get("dest_port", ""))' "$1" | sort
 }
 

@@ -77,6 +77,19 @@ TEST(AgentConfig, ListenOnAUnixSocket) {
   unlink(path.c_str());
 }
 
+// Issue 14's inspect keys: conn.log format and an IPFIX collector.
+TEST(AgentConfig, InspectFormatsAndIpfix) {
+  auto path = write_tmp("sessions:\n  - name: ids\n    interfaces: [x]\n"
+                        "    inspect: {alerts: /tmp/eve.json, flows: /tmp/conn.log, flows_format: tsv, ipfix: 127.0.0.1:4739}\n");
+  auto c = load_agent_config(path);
+  ASSERT_TRUE(c) << c.error().message();
+  ASSERT_EQ(c->sessions.size(), 1u);
+  ASSERT_TRUE(c->sessions[0].inspect);
+  EXPECT_EQ(c->sessions[0].inspect->flows_format, "tsv");
+  EXPECT_EQ(c->sessions[0].inspect->ipfix, "127.0.0.1:4739");
+  unlink(path.c_str());
+}
+
 TEST(AgentConfig, MistakesNameTheFileAndLine) {
   struct Case {
     const char *text, *want;
@@ -97,6 +110,7 @@ TEST(AgentConfig, MistakesNameTheFileAndLine) {
       {"sessions:\n  - name: a\n    interfaces: [x]\n    netns: ''\n    capture: {dir: /tmp}\n", "is not a namespace name"},
       {"api:\n  listen: unix:run/x.sock\n", ":2: listen unix:PATH needs an absolute path"},
       {"api:\n  listen: 127.0.0.1:70000\n", "port 1-65535"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    inspect: {alerts: /tmp/a, flows_format: csv}\n", "flows_format must be json or tsv"},
       {"api:\n  listen: \"127.0.0.1:\"\n", "HOST:PORT"},
       {"api: {listen: nowhere}\n", "HOST:PORT"},
       {"sessions: [\n", ":"},

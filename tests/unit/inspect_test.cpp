@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "inspect/community_id.h"
 #include "inspect/decode.h"
 #include "inspect/inspector.h"
 
@@ -51,9 +52,20 @@ std::vector<uint8_t> frame(uint8_t proto, const char *src, const char *dst, uint
   return f;
 }
 
+// The Community ID of a conn.log record's 5-tuple.
+std::string community_id(const json &f, uint8_t proto) {
+  auto ip = [](const std::string &s) {
+    IpAddr a{4, {}};
+    inet_pton(AF_INET, s.c_str(), a.bytes.data());
+    return a;
+  };
+  return bpftap::inspect::community_id(ip(f["id.orig_h"]), ip(f["id.resp_h"]), proto, f["id.orig_p"].get<uint16_t>(),
+                                       f["id.resp_p"].get<uint16_t>());
+}
+
 // Runs packets (with timestamps) through an inspector; returns the alerts and flows as JSON.
 struct Output {
-  std::vector<json> alerts, flows;
+  std::vector<json> alerts, eve_flows, flows;  // EVE alert events, EVE flow events, conn.log
 };
 
 class Capture {
@@ -91,7 +103,9 @@ public:
         pos = e + 1;
       }
     };
-    lines(abuf_, alen_, out.alerts);
+    std::vector<json> eve;
+    lines(abuf_, alen_, eve);
+    for (auto &e : eve) (e["event_type"] == "flow" ? out.eve_flows : out.alerts).push_back(e);
     lines(fbuf_, flen_, out.flows);
     return out;
   }
@@ -177,8 +191,146 @@ TEST(Inspector, FlowRecordIsZeekConnLog) {
   EXPECT_NEAR(f["duration"].get<double>(), 1.000006, 1e-9);
   EXPECT_EQ(f["ts"].get<double>(), 1.0);
   EXPECT_TRUE(f["uid"].get<std::string>().starts_with("C"));
-  EXPECT_EQ(out.flows[1]["conn_state"], "S0");
+  EXPECT_EQ(f["history"], "ShADdFf");
+  EXPECT_EQ(f["missed_bytes"], 0);
+  EXPECT_EQ(f["local_orig"], true);
+  EXPECT_EQ(f["local_resp"], true);
+  EXPECT_EQ(f["community_id"], community_id(f, 6));
+  EXPECT_FALSE(f.contains("service"));  // nothing nDPI recognised
+  const json &s0 = out.flows[1];
+  EXPECT_EQ(s0["conn_state"], "S0");
+  EXPECT_EQ(s0["history"], "S");
+  // A single packet: Zeek leaves duration and the byte counts unset.
+  EXPECT_FALSE(s0.contains("duration"));
+  EXPECT_FALSE(s0.contains("orig_bytes"));
   EXPECT_TRUE(out.alerts.empty());
+  // One EVE flow event per flow, with the conn.log's community_id.
+  ASSERT_EQ(out.eve_flows.size(), 2u);
+  EXPECT_EQ(out.eve_flows[0]["community_id"], f["community_id"]);
+  EXPECT_EQ(out.eve_flows[0]["flow"]["state"], "closed");
+  EXPECT_EQ(out.eve_flows[0]["flow"]["reason"], "shutdown");
+  EXPECT_EQ(out.eve_flows[0]["flow"]["pkts_toserver"], 4);
+  EXPECT_EQ(out.eve_flows[0]["tcp"]["tcp_flags_ts"], "1b");
+  EXPECT_EQ(out.eve_flows[0]["in_iface"], "test0");
+}
+
+// ts and duration with Zeek's 6 decimals, never more (the raw text, not the parsed number).
+TEST(Inspector, ConnLogTimesHaveSixDecimals) {
+  char *buf = nullptr;
+  size_t len = 0;
+  FILE *out = open_memstream(&buf, &len);
+  InspectOptions o;
+  o.flows = out;
+  o.interfaces = {InterfaceInfo{"test0", 1, 1, 262144}};
+  {
+    Inspector insp(o);
+    Packet p;
+    auto f1 = frame(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 40000, 9999, 0, "x");
+    p.ts_ns = 1700000000123456789ull;
+    p.data = f1;
+    (void)insp.write(p);
+    p.ts_ns += 1234567;
+    (void)insp.write(p);
+    insp.finish();
+  }
+  std::fclose(out);
+  std::string s(buf, len);
+  free(buf);
+  EXPECT_NE(s.find("\"ts\":1700000000.123457,"), std::string::npos) << s;
+  EXPECT_NE(s.find("\"duration\":0.001235,"), std::string::npos) << s;
+}
+
+// Zeek's originator heuristics: a DNS response seen before its query keeps the client as the
+// originator; a flow whose first packet is a SYN-ACK gets its server as responder and "^".
+TEST(Inspector, OriginatorHeuristics) {
+  Capture c;
+  c.add(kSec, frame(IPPROTO_UDP, "10.0.0.53", "10.0.0.1", 53, 40000, 0, "response"));
+  c.add(kSec + 10, frame(IPPROTO_UDP, "10.0.0.1", "10.0.0.53", 40000, 53, 0, "query"));
+  c.add(2 * kSec, frame(IPPROTO_TCP, "10.0.0.80", "10.0.0.1", 80, 40001, 0x12));
+  c.add(2 * kSec + 10, frame(IPPROTO_TCP, "10.0.0.1", "10.0.0.80", 40001, 80, 0x10));
+  auto out = c.finish();
+  ASSERT_EQ(out.flows.size(), 2u);
+  EXPECT_EQ(out.flows[0]["id.orig_h"], "10.0.0.1");
+  EXPECT_EQ(out.flows[0]["id.resp_p"], 53);
+  EXPECT_EQ(out.flows[0]["history"], "^dD");
+  EXPECT_EQ(out.flows[1]["id.orig_h"], "10.0.0.1");
+  EXPECT_EQ(out.flows[1]["id.resp_p"], 80);
+  EXPECT_EQ(out.flows[1]["history"], "^hA");
+}
+
+// ICMP: type and code in the port fields, no service; no nDPI alert from a port guess.
+TEST(Inspector, IcmpPortsAndUnansweredSyns) {
+  Capture c;
+  c.add(kSec, frame(IPPROTO_ICMP, "10.0.0.1", "10.0.0.2", 0, 0, 0, "", 8));
+  c.add(kSec + 10, frame(IPPROTO_ICMP, "10.0.0.2", "10.0.0.1", 0, 0, 0, "", 0));
+  for (uint16_t port : {21, 23, 143, 110})
+    c.add(2 * kSec + port, frame(IPPROTO_TCP, "10.0.0.66", "10.0.0.2", 50000, port, 0x02));
+  auto out = c.finish();
+  ASSERT_EQ(out.flows.size(), 5u);
+  EXPECT_EQ(out.flows[0]["proto"], "icmp");
+  EXPECT_EQ(out.flows[0]["id.orig_p"], 8);
+  EXPECT_EQ(out.flows[0]["id.resp_p"], 0);
+  EXPECT_FALSE(out.flows[0].contains("service"));
+  // The spec's own example: an echo request's Community ID.
+  EXPECT_EQ(out.eve_flows[0]["icmp_type"], 8);
+  for (size_t i = 1; i < 5; i++) EXPECT_FALSE(out.flows[i].contains("service")) << out.flows[i].dump();
+  EXPECT_TRUE(out.alerts.empty()) << out.alerts.size() << " alerts, first: " << (out.alerts.empty() ? "" : out.alerts[0].dump());
+}
+
+// Live: flows idle past their timeout end on the wall clock (Inspector::expire), with no packet.
+TEST(Inspector, ExpireEndsIdleFlowsWithoutPackets) {
+  InspectOptions o;
+  o.udp_timeout_s = 2;
+  Capture c(o);
+  c.add(10 * kSec, frame(IPPROTO_UDP, "10.0.0.1", "10.0.0.2", 40000, 9999, 0, "x"));
+  c.inspector().expire(11 * kSec);
+  EXPECT_EQ(c.inspector().stats().active_flows, 1u);
+  c.inspector().expire(12 * kSec + 1);
+  EXPECT_EQ(c.inspector().stats().active_flows, 0u);
+  auto out = c.finish();
+  ASSERT_EQ(out.flows.size(), 1u);
+  ASSERT_EQ(out.eve_flows.size(), 1u);
+  EXPECT_EQ(out.eve_flows[0]["flow"]["reason"], "timeout");
+}
+
+// --flows-format tsv: Zeek's header, one tab-separated row per flow, "-" for unset fields.
+TEST(Inspector, ConnLogTsv) {
+  char *buf = nullptr;
+  size_t len = 0;
+  FILE *out = open_memstream(&buf, &len);
+  InspectOptions o;
+  o.flows = out;
+  o.flows_format = FlowFormat::Tsv;
+  o.interfaces = {InterfaceInfo{"test0", 1, 1, 262144}};
+  {
+    Inspector insp(o);
+    Packet p;
+    auto f1 = frame(IPPROTO_TCP, "10.0.0.1", "10.0.0.2", 40000, 80, 0x02);
+    p.ts_ns = 5 * kSec;
+    p.data = f1;
+    (void)insp.write(p);
+    insp.finish();
+  }
+  std::fclose(out);
+  std::string s(buf, len);
+  free(buf);
+  std::vector<std::string> lines;
+  for (size_t pos = 0; pos < s.size();) {
+    size_t e = s.find('\n', pos);
+    lines.push_back(s.substr(pos, e - pos));
+    pos = e + 1;
+  }
+  ASSERT_GE(lines.size(), 10u) << s;
+  EXPECT_EQ(lines[0], "#separator \\x09");
+  EXPECT_EQ(lines[4], "#path\tconn");
+  ASSERT_TRUE(lines[6].starts_with("#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice"));
+  auto count = [](const std::string &l) { return std::count(l.begin(), l.end(), '\t'); };
+  EXPECT_EQ(count(lines[6]), count(lines[7]));
+  EXPECT_EQ(count(lines[6]) - 1, count(lines[8]));  // "#fields" is a column of the header only
+  EXPECT_TRUE(lines[8].starts_with("5.000000\tC")) << lines[8];
+  EXPECT_NE(lines[8].find("\t10.0.0.1\t40000\t10.0.0.2\t80\ttcp\t-\t-\t-\t-\tS0\tT\tT\t0\tS\t1\t40\t0\t0\t-\t1:"),
+            std::string::npos) << lines[8];
+  EXPECT_TRUE(lines.back().starts_with("#close\t"));
 }
 
 TEST(Detectors, VerticalPortScan) {
@@ -195,8 +347,14 @@ TEST(Detectors, VerticalPortScan) {
   EXPECT_EQ(a["dest_ip"], "10.0.0.2");
   EXPECT_EQ(a["proto"], "TCP");
   EXPECT_EQ(a["in_iface"], "test0");
-  EXPECT_TRUE(a["alert"]["signature"].get<std::string>().starts_with("Port scan (vertical)"));
+  EXPECT_EQ(a["alert"]["signature"], "Port scan (vertical)");  // constant: the figures are in metadata
+  EXPECT_EQ(a["alert"]["signature_id"], 9000001);
   EXPECT_EQ(a["alert"]["category"], "Attempted Information Leak");
+  EXPECT_EQ(a["alert"]["metadata"]["target"], json::array({"10.0.0.2"}));
+  EXPECT_EQ(a["alert"]["metadata"]["scanner"], json::array({"10.0.0.66"}));
+  EXPECT_EQ(a["alert"]["metadata"]["ports_tried"], json::array({"50"}));
+  EXPECT_TRUE(a.contains("community_id"));
+  EXPECT_EQ(a["flow"]["src_ip"], "10.0.0.66");
 }
 
 TEST(Detectors, AnsweredConnectionsAreNotAScan) {
@@ -242,6 +400,31 @@ TEST(Detectors, PasswordGuessing) {
   auto fo = f.detector_alerts();
   ASSERT_EQ(fo.size(), 1u);
   EXPECT_TRUE(fo[0]["alert"]["signature"].get<std::string>().starts_with("FTP password guessing"));
+}
+
+// Heartbleed as Zeek's notices: a heartbeat request declaring 16 KiB in a 3-byte record, then
+// the server's 16 KiB response; a well-formed heartbeat raises nothing.
+TEST(Detectors, Heartbleed) {
+  auto hb = [](uint8_t type, uint16_t record, uint16_t declared, size_t body) {
+    std::string p = {24, 3, 2, static_cast<char>(record >> 8), static_cast<char>(record & 0xff), static_cast<char>(type),
+                     static_cast<char>(declared >> 8), static_cast<char>(declared & 0xff)};
+    return p + std::string(body, 'x');
+  };
+  Capture c;
+  const char *cl = "10.0.0.1", *sv = "10.0.0.2";
+  c.add(kSec, frame(IPPROTO_TCP, cl, sv, 40000, 443, 0x02));
+  c.add(kSec + 1, frame(IPPROTO_TCP, sv, cl, 443, 40000, 0x12));
+  c.add(kSec + 2, frame(IPPROTO_TCP, cl, sv, 40000, 443, 0x18, hb(1, 19 + 4, 4, 16)));     // honest: no alert
+  c.add(kSec + 3, frame(IPPROTO_TCP, sv, cl, 443, 40000, 0x18, hb(2, 19 + 4, 4, 16)));
+  c.add(kSec + 4, frame(IPPROTO_TCP, cl, sv, 40000, 443, 0x18, hb(1, 3, 0x4000, 0)));      // the attack
+  c.add(kSec + 5, frame(IPPROTO_TCP, sv, cl, 443, 40000, 0x18, hb(2, 0x4013, 0x4000, 1000)));  // the leak
+  auto alerts = c.detector_alerts();
+  ASSERT_EQ(alerts.size(), 2u);
+  EXPECT_EQ(alerts[0]["alert"]["signature"], "TLS Heartbleed attack");
+  EXPECT_EQ(alerts[0]["alert"]["signature_id"], 9000008);
+  EXPECT_EQ(alerts[0]["alert"]["metadata"]["payload_length"], json::array({"16384"}));
+  EXPECT_EQ(alerts[1]["alert"]["signature"], "TLS Heartbleed attack success");
+  EXPECT_EQ(alerts[1]["alert"]["metadata"]["response_record_length"], json::array({"16403"}));
 }
 
 TEST(Config, ThresholdsAndBadKeys) {
