@@ -173,7 +173,7 @@ struct Agent::Impl {
     spaces.emplace(netns, std::move(sp));
     if (!netns.empty()) spdlog::info("watching the interfaces of network namespace {}", netns);
     return {};
-  }
+  }  // NOLINT(clang-analyzer-cplusplus.NewDeleteLeaks): a false positive, `spaces` owns the watcher
 
   // The watcher lost events (its socket buffer overflowed): compare with a fresh dump.
   void resync(const std::string &netns) {
@@ -225,7 +225,7 @@ struct Agent::Impl {
     return tl::unexpected(s.error());
   }
 
-  void start(std::unique_ptr<Session> s, std::vector<InterfaceCounters> previous = {}) {
+  void start(std::unique_ptr<Session> s, const std::vector<InterfaceCounters> &previous = {}) {
     std::string name = s->config().name;
     s->keep_counters(previous);
     attach_matching(*s);
@@ -283,7 +283,7 @@ struct Agent::Impl {
         continue;
       }
       spdlog::info("network namespace {} appeared", it->second.cfg.netns);
-      start(std::move(*s), std::move(it->second.counters));
+      start(std::move(*s), it->second.counters);
       it = waiting.erase(it);
     }
     unwatch_unused();

@@ -119,6 +119,7 @@ int exec_tcpdump_read(const CaptureArgs &a, const std::string &filter) {
   if (a.count > 0) args.insert(args.end(), {"-c", std::to_string(a.count)});
   if (!filter.empty()) args.push_back(filter);
   std::vector<char *> argv;
+  argv.reserve(args.size() + 1);
   for (auto &s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
   posix_spawnattr_t attr;

@@ -65,9 +65,9 @@ std::string community_id(const IpAddr &src, const IpAddr &dst, uint8_t proto, ui
   const IpAddr *a = &src, *b = &dst;
   uint16_t pa = sport, pb = dport;
   auto less = [&] {
-    int c = std::lexicographical_compare_three_way(a->bytes.begin(), a->bytes.begin() + addr_len(*a), b->bytes.begin(),
-                                                   b->bytes.begin() + addr_len(*b)) < 0 ? -1 : 0;
-    if (c) return true;
+    if (std::lexicographical_compare(a->bytes.begin(), a->bytes.begin() + addr_len(*a), b->bytes.begin(),
+                                     b->bytes.begin() + addr_len(*b)))
+      return true;
     bool same = std::equal(a->bytes.begin(), a->bytes.begin() + addr_len(*a), b->bytes.begin());
     return same && pa < pb;
   };

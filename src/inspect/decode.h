@@ -30,7 +30,7 @@ enum LinkType : uint16_t {
 struct IpAddr {
   uint8_t family = 0;  // 4 or 6
   std::array<uint8_t, 16> bytes{};  // IPv4 in the first 4
-  auto operator<=>(const IpAddr &) const = default;
+  auto operator<=>(const IpAddr &) const = default;  // NOLINT(modernize-use-nullptr): clang-tidy 14 misreads <=> = default
   std::string str() const;
 };
 

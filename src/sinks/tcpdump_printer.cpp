@@ -74,6 +74,7 @@ Result<std::unique_ptr<TcpdumpPrinter>> TcpdumpPrinter::start(const std::vector<
   std::vector<std::string> argv_s{program, "-r", "-"};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char *> argv;
+  argv.reserve(argv_s.size() + 1);
   for (auto &a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
 
