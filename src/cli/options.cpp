@@ -17,9 +17,13 @@ std::string trim(const std::string &s) {
 CLI::Option *add_direction_option(CLI::App *cmd, std::string &direction, const std::string &what) {
   return cmd
       ->add_option("-Q,--direction", direction, what + "in, out or inout (both = inout)")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, std::string>{
-                                              {"in", "in"}, {"out", "out"}, {"inout", "inout"}, {"both", "inout"}})
-                      .description(""))
+      ->transform(CLI::Validator(
+          [](std::string &v) -> std::string {
+            if (v == "both") v = "inout";
+            if (v == "in" || v == "out" || v == "inout") return {};
+            return v + " is not a direction: in, out or inout (both = inout)";
+          },
+          ""))
       ->type_name("WORD");
 }
 
