@@ -23,6 +23,7 @@
 #include "filter/build.h"
 #include "filter/cbpf_to_ebpf.h"
 #include "filter/filter.h"
+#include "packet_builder.h"
 #include "stages_bpf.skel.h"
 
 using namespace bpftap;
@@ -33,16 +34,7 @@ constexpr uint32_t kLo = 1;
 
 // Ethernet + IPv4 + UDP 10.0.0.1:1000 -> 10.0.0.2:10, `n` bytes in all.
 std::vector<uint8_t> udp_frame(size_t n) {
-  std::vector<uint8_t> f(n, 0xab);
-  const uint8_t eth[14] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00};
-  std::memcpy(f.data(), eth, sizeof eth);
-  uint16_t ip_len = static_cast<uint16_t>(n - 14), udp_len = static_cast<uint16_t>(n - 34);
-  const uint8_t ip[20] = {0x45, 0, uint8_t(ip_len >> 8), uint8_t(ip_len), 0, 1, 0x40, 0, 64, 17, 0, 0,
-                          10, 0, 0, 1, 10, 0, 0, 2};
-  std::memcpy(f.data() + 14, ip, sizeof ip);
-  const uint8_t udp[8] = {0x03, 0xe8, 0, 10, uint8_t(udp_len >> 8), uint8_t(udp_len), 0, 0};
-  std::memcpy(f.data() + 34, udp, sizeof udp);
-  return f;
+  return test::PacketBuilder().eth().ipv4("10.0.0.1", "10.0.0.2").udp(1000, 10).payload(n - 42).build();
 }
 
 // Gives a ring's space back to the kernel between runs (the records are not read).

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "bpf_test_util.h"
+#include "filter_program.h"
 #include "corpus.h"
 
 #include <linux/if_packet.h>
@@ -125,11 +126,7 @@ TEST_P(FilterDiff, KernelMatchesLibpcapOnCorpus) {
   to.direct_reads = std::get<2>(GetParam()) == Reads::Direct;
   auto ebpf = translate_cbpf(*cbpf, to);
   ASSERT_TRUE(ebpf) << ebpf.error().message();
-  CaptureProgramOptions o;
-  o.filter = *ebpf;
-  o.taps = false;
-  o.filter_test = true;
-  auto prog = CaptureProgram::load(o);
+  auto prog = test::load_filter_program(*ebpf);
   ASSERT_TRUE(prog) << prog.error().message();
   int fd = (*prog)->filter_test_fd();
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "bpf_test_util.h"
+#include "filter_program.h"
 #include "capture/capture_prog.h"
 #include "filter/cbpf_to_ebpf.h"
 #include "filter/filter.h"
@@ -62,11 +63,7 @@ TEST(FilterSmoke, TableOfPacketsAgreesWithLibpcap) {
     ASSERT_TRUE(cbpf) << cbpf.error().message();
     auto ebpf = translate_cbpf(*cbpf);
     ASSERT_TRUE(ebpf) << ebpf.error().message();
-    CaptureProgramOptions o;
-    o.filter = *ebpf;
-    o.taps = false;
-    o.filter_test = true;
-    auto prog = CaptureProgram::load(o);
+    auto prog = test::load_filter_program(*ebpf);
     ASSERT_TRUE(prog) << prog.error().message();
     auto r = test::run_tc((*prog)->filter_test_fd(), row.frame);
     ASSERT_EQ(r.err, 0);
