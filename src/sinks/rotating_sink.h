@@ -40,8 +40,21 @@ public:
   // larger than rotate_bytes). After finished(), packets are dropped.
   Result<> write(const Packet &pkt) override;
   Result<> flush() override;
-  // Flushes and closes the current file.
+  // Flushes and closes the current file (what it cannot write then is lost()).
   Result<> close();
+
+  // After a failed write or flush: tries again. The records kept from the failure are written
+  // if they can be; if the file was deleted meanwhile (to free space), they are given up and a
+  // new file is started under its name; if the disk is full and this is a ring of files
+  // (rotate_bytes and max_files > 1), the oldest other file of the ring is deleted first, as
+  // the ring would have done at its next turn.
+  Result<> recover();
+  // logrotate moved or deleted the file: start a new one under its name (SIGHUP). Returns
+  // whether it did.
+  Result<bool> reopen_if_moved();
+  // Records that never reached a file and never will (their file was given up, or no file was
+  // open to take them). Records kept for a retry are not counted.
+  uint64_t lost() const { return lost_; }
 
   // -G with -W (and no -C): max_files files are complete, the capture should stop (tcpdump
   // exits 0). The packet that would have started the next file was not written.
@@ -52,8 +65,11 @@ public:
 private:
   RotatingFileSink(RotationOptions opt, std::vector<InterfaceInfo> ifaces)
       : opt_(std::move(opt)), ifaces_(std::move(ifaces)) {}
-  // Closes the current file and starts `path` with fresh headers.
+  // Closes the current file and starts `path` with fresh headers. The error of closing the old
+  // one (its pending records are then lost) is returned after the new one is open.
   Result<> reopen(const std::string &path);
+  // Deletes the ring's file (not the current one) written longest ago; false if there is none.
+  bool remove_oldest();
 
   RotationOptions opt_;
   std::vector<InterfaceInfo> ifaces_;
@@ -62,6 +78,7 @@ private:
   unsigned time_files_ = 0; // tcpdump's Gflag_count: -G rotations so far
   unsigned size_count_ = 0; // tcpdump's Cflag_count: the counter in the name
   bool finished_ = false;
+  uint64_t lost_ = 0;
 };
 
 } // namespace bpftap
