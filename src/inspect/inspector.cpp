@@ -118,9 +118,10 @@ struct Inspector::Impl {
     j["alert"] = json{{"action", "allowed"}, {"gid", 1},           {"signature_id", sid}, {"rev", 1},
                       {"signature", signature}, {"category", category}, {"severity", severity}};
     st.alerts++;
-    if (opts.alerts) {
+    if (opts.alert_out || opts.alerts) {
       std::string line = j.dump(-1, ' ', false, json::error_handler_t::replace);
-      std::fprintf(opts.alerts, "%s\n", line.c_str());
+      if (opts.alert_out) opts.alert_out->line(line);
+      else std::fprintf(opts.alerts, "%s\n", line.c_str());
     }
   }
 
@@ -139,7 +140,7 @@ struct Inspector::Impl {
   }
 
   void write_flow(const Flow &f) {
-    if (!opts.flows) return;
+    if (!opts.flows && !opts.flow_out) return;
     json j;
     j["ts"] = static_cast<double>(f.first_ns) / 1e9;
     j["uid"] = f.uid;
@@ -164,7 +165,8 @@ struct Inspector::Impl {
       j["ndpi_risks"] = risk_names(f.dpi->risks());
     }
     std::string line = j.dump(-1, ' ', false, json::error_handler_t::replace);
-    std::fprintf(opts.flows, "%s\n", line.c_str());
+    if (opts.flow_out) opts.flow_out->line(line);
+    else std::fprintf(opts.flows, "%s\n", line.c_str());
   }
 
   void end_flow(Flow &f) {
@@ -260,19 +262,36 @@ Result<> Inspector::write(const Packet &pkt) {
 }
 
 Result<> Inspector::flush() {
-  if (impl_->opts.alerts) std::fflush(impl_->opts.alerts);
-  if (impl_->opts.flows) std::fflush(impl_->opts.flows);
-  return {};
+  const auto &o = impl_->opts;
+  Result<> r;
+  // Every output is flushed, whichever failed; the first error is returned.
+  auto keep = [&](Result<> x) {
+    if (!x && r) r = std::move(x);
+  };
+  auto stdio = [&](FILE *f, const char *what) -> Result<> {
+    if (!f) return {};
+    if (std::fflush(f) != 0 || std::ferror(f)) {
+      int err = errno ? errno : EIO;
+      std::clearerr(f);
+      return fail_errno(std::string("write ") + what, err);
+    }
+    return {};
+  };
+  if (o.alert_out) keep(o.alert_out->flush());
+  else keep(stdio(o.alerts, "alerts"));
+  if (o.flow_out) keep(o.flow_out->flush());
+  else keep(stdio(o.flows, "flows"));
+  return r;
 }
 
-void Inspector::finish() {
+Result<> Inspector::finish() {
   // In order of first packet, so the records come out in a stable order.
   std::vector<Flow *> all;
   for (auto &[k, f] : impl_->flows) all.push_back(f.get());
   std::sort(all.begin(), all.end(), [](const Flow *a, const Flow *b) { return a->first_ns < b->first_ns; });
   for (Flow *f : all) impl_->end_flow(*f);
   impl_->flows.clear();
-  flush();
+  return flush();
 }
 
 uint32_t Inspector::add_interface(const InterfaceInfo &iface) {

@@ -12,6 +12,7 @@
 #include "util/error.h"
 #include "inspect/detectors.h"
 #include "inspect/dpi.h"
+#include "sinks/line_file.h"
 #include "sinks/packet.h"
 
 namespace bpftap::inspect {
@@ -21,6 +22,8 @@ struct InspectOptions {
   std::vector<InterfaceInfo> interfaces;  // Packet::iface indexes this; linktype per interface
   FILE *alerts = nullptr;                 // JSON lines, or null
   FILE *flows = nullptr;                  // JSON lines, or null
+  LineOutput *alert_out = nullptr;        // instead of `alerts` (the agent's checked files)
+  LineOutput *flow_out = nullptr;         // instead of `flows`
   double tcp_timeout_s = 300;             // idle flows are written out and forgotten
   double udp_timeout_s = 60;
   double closed_timeout_s = 5;            // after FIN/FIN or RST
@@ -40,9 +43,11 @@ public:
   explicit Inspector(InspectOptions opts);
   ~Inspector() override;
   Result<> write(const Packet &pkt) override;
+  // Pushes the lines out; an output that failed (now or since the last flush) is an error.
   Result<> flush() override;
-  // End of input: completes detection on every flow, writes their alerts and records.
-  void finish();
+  // End of input: completes detection on every flow, writes their alerts and records; the
+  // error of the last flush, if any.
+  Result<> finish();
   InspectStats stats() const;
   // A new interface for Packet::iface to refer to (the agent attaches interfaces as they appear);
   // returns its index. Not thread-safe with write().
