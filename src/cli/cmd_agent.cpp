@@ -13,9 +13,11 @@ namespace bpftap::cli {
 namespace {
 
 int run_agent(const std::string &config) {
-  spdlog::set_default_logger(spdlog::stderr_color_st("bpftap"));
+  // The multi-threaded kind: the API's workers, the background starter, the sessions' readers
+  // and the main loop all log.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("bpftap"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
-  auto agent = agent::Agent::start({config});
+  auto agent = agent::Agent::start({config, &g_stop});
   if (!agent) {
     std::fprintf(stderr, "bpftap: %s\n", agent.error().message().c_str());
     return agent.error().bad_input ? kExitBadInput : kExitFailure;
