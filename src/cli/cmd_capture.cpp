@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdio>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -13,6 +14,7 @@
 #include "capture/capture.h"
 #include "filter/build.h"
 #include "kernel/netns.h"
+#include "kernel/privileges.h"
 #include "cli/source.h"
 #include "mirror/vxlan.h"
 #include "sinks/rotating_sink.h"
@@ -25,12 +27,12 @@ struct CaptureArgs {
   std::vector<std::string> interfaces;
   std::string direction = "inout";
   uint32_t snaplen = 0;
-  uint64_t count = 0;
+  int64_t count = 0;
   std::string write;
   std::string format = "pcapng";
-  uint64_t rotate_mb = 0;
-  uint32_t rotate_seconds = 0;
-  uint32_t max_files = 0;
+  int64_t rotate_mb = 0;
+  int64_t rotate_seconds = 0;
+  int64_t max_files = 0;
   std::string buffer = "ring";
   uint32_t buffer_kib = 0;  // 0: sized from the snapshot length (default_buffer_bytes)
   std::string attach = "auto";
@@ -51,13 +53,19 @@ void print_summary(const std::vector<InterfaceStats> &stats) {
                total.captured, total.matched, total.dropped);
 }
 
-int run_capture(const CaptureArgs &a) {
+int run_capture(const CaptureArgs &a, const CLI::App &cmd) {
+  // As tcpdump: a count, size, period or number of files given must be positive.
+  for (auto [opt, v, what] : {std::tuple{"-c", a.count, "packet count"}, {"-C", a.rotate_mb, "file size"},
+                              {"-G", a.rotate_seconds, "rotation seconds"}, {"-W", a.max_files, "number of files"}})
+    if (cmd.count(opt) && v < 1) return report(Error{0, fmt::format("{} {}: invalid {} (must be at least 1)", opt, v, what), true});
+  for (const auto &i : a.interfaces)
+    if (i.empty()) return report(Error{0, "-i '': an interface name cannot be empty", true});
   CaptureOptions o;
   o.interfaces = a.interfaces;
   o.ingress = a.direction != "out";
   o.egress = a.direction != "in";
   o.snaplen = a.snaplen == 0 ? BPFTAP_MAX_SNAPLEN : a.snaplen;
-  o.count = a.count;
+  o.count = static_cast<uint64_t>(a.count);
   for (const auto &w : a.expression) o.filter += (o.filter.empty() ? "" : " ") + w;
   o.output = a.buffer == "perf" ? BPFTAP_OUT_PERFBUF : BPFTAP_OUT_RINGBUF;
   o.attach = a.attach == "tcx" ? AttachMode::Tcx : a.attach == "tc" ? AttachMode::Tc : AttachMode::Auto;
@@ -70,11 +78,20 @@ int run_capture(const CaptureArgs &a) {
   if (a.write == "-" && (a.rotate_mb || a.rotate_seconds))
     return report(Error{0, "cannot rotate standard output (-w - with -C or -G)", true});
 
+  if (auto p = check_privileges("capture", a.backend == "pcap" ? unsigned{kPrivNetRaw} : kPrivCapture); !p)
+    return report(p.error());
   // Check interfaces and filter before creating any file or attaching anything (as tcpdump).
+  // The filter is compiled once, in a child process Ctrl-C stops.
   auto ifaces = resolve_interfaces(o.interfaces);
   if (!ifaces) return report(ifaces.error());
   for (auto &i : *ifaces) i.snaplen = o.snaplen;
-  if (auto f = build_filter(o.filter, o.snaplen, ifaces->front().name); !f) return report(f.error());
+  if (a.backend != "pcap") {
+    auto f = build_filter_cancellable(o.filter, o.snaplen, ifaces->front().name, &g_stop);
+    if (!f) return report(f.error());
+    o.compiled = std::move(*f);
+  } else if (auto f = build_filter_cancellable(o.filter, o.snaplen, ifaces->front().name, &g_stop); !f) {
+    return report(f.error());
+  }
 
   std::unique_ptr<PacketSink> sink;
   RotatingFileSink *files = nullptr;
@@ -84,9 +101,9 @@ int run_capture(const CaptureArgs &a) {
     RotationOptions r;
     r.path = a.write;
     r.format = a.format == "pcap" ? FileFormat::Pcap : FileFormat::Pcapng;
-    r.rotate_bytes = a.rotate_mb * 1'000'000ull;
-    r.rotate_seconds = a.rotate_seconds;
-    r.max_files = a.max_files;
+    r.rotate_bytes = static_cast<uint64_t>(a.rotate_mb) * 1'000'000ull;
+    r.rotate_seconds = static_cast<uint32_t>(a.rotate_seconds);
+    r.max_files = static_cast<uint32_t>(a.max_files);
     auto f = RotatingFileSink::open(r, *ifaces);
     if (!f) {
       Error e = f.error();
@@ -104,12 +121,18 @@ int run_capture(const CaptureArgs &a) {
   for (const auto &i : *ifaces) names += (names.empty() ? "" : ", ") + i.name;
   std::fprintf(stderr, "bpftap: listening on %s (%s), link-type EN10MB (Ethernet), snapshot length %u bytes\n",
                names.c_str(), a.direction.c_str(), o.snaplen);
-  auto ran = cap->run(*sink, g_stop, [files] { return files && files->finished(); });
+  // As tcpdump, the capture ends when its interfaces are gone (with the summary, exit 1); one
+  // of several going is said and the others go on.
+  VanishWatch vanish(*ifaces);
+  bool vanished = false;
+  auto ran = cap->run(*sink, g_stop, [&] { return (files && files->finished()) || (vanished = vanish.all_gone()); });
   auto stats = cap->finish(*sink);
   if (files)
     if (auto c = files->close(); !c && ran) ran = tl::unexpected(c.error());
+  if (vanished) std::fprintf(stderr, "bpftap: every interface went away (%s)\n", vanish.names().c_str());
   if (stats) print_summary(*stats);
   if (!ran) return report(ran.error());
+  if (vanished) return kExitFailure;
   return stats ? kExitOk : report(stats.error());
 }
 
@@ -141,9 +164,9 @@ void add_capture_command(CLI::App &app, Context &ctx) {
                                            "interface, as tcpdump; for comparisons)")
       ->check(CLI::IsMember({"ebpf", "pcap"}));
   cmd->add_option("expression", a->expression, "pcap-filter expression, as for tcpdump");
-  cmd->callback([a, &ctx] {
+  cmd->callback([a, &ctx, cmd] {
     install_signal_handlers(false);
-    ctx.exit_code = run_capture(*a);
+    ctx.exit_code = run_capture(*a, *cmd);
   });
 }
 
@@ -152,6 +175,13 @@ void add_cleanup_command(CLI::App &app, Context &ctx) {
   auto netns = std::make_shared<std::string>();
   cmd->add_option("--netns", *netns, "clean up in this `ip netns` namespace instead (an agent session's netns)");
   cmd->callback([&ctx, netns] {
+    // Without these, the interfaces' filters and programs cannot be seen: "nothing to clean up"
+    // would be a guess.
+    if (auto p = check_privileges("cleanup", kPrivNetAdmin | kPrivSysAdmin); !p) {
+      std::fprintf(stderr, "bpftap: %s: it cannot see what a killed bpftap left\n", p.error().message().c_str());
+      ctx.exit_code = kExitFailure;
+      return;
+    }
     auto ns = Netns::open(*netns);
     if (!ns) {
       ctx.exit_code = report(ns.error());
@@ -174,6 +204,7 @@ void add_cleanup_command(CLI::App &app, Context &ctx) {
     }
     r->removed.insert(r->removed.end(), vx->begin(), vx->end());
     for (const auto &line : r->removed) std::printf("removed %s\n", line.c_str());
+    for (const auto &line : r->skipped) std::fprintf(stderr, "bpftap: %s\n", line.c_str());
     if (r->removed.empty()) std::printf("nothing to clean up\n");
     ctx.exit_code = kExitOk;
   });

@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "capture/capture.h"
 #include "filter/build.h"
+#include "kernel/privileges.h"
 #include "cli/source.h"
 #include "inspect/inspector.h"
 #include "inspect/pcap_file.h"
@@ -65,8 +66,9 @@ int inspect_file(const InspectArgs &a, inspect::InspectOptions opts, const std::
   inspect::Inspector inspector(opts);
   // A damaged file still gets what was read inspected, then a one-line error.
   auto read = (*file)->read_all(inspector);
-  inspector.finish();
+  auto written = inspector.finish();
   if (!read) return report(read.error());  // the alerts and flows read so far are written
+  if (!written) return report(written.error());
   auto st = inspector.stats();
   std::fprintf(stderr, "bpftap: %lu packets (%lu IP), %lu flows, %lu alerts\n", st.packets, st.ip_packets, st.flows,
                st.alerts);
@@ -79,9 +81,15 @@ int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::
   o.ingress = a.direction != "out";
   o.egress = a.direction != "in";
   o.filter = filter;
+  for (const auto &i : a.interfaces)
+    if (i.empty()) return report(Error{0, "-i '': an interface name cannot be empty", true});
+  if (auto p = check_privileges("inspect -i", a.backend == "pcap" ? unsigned{kPrivNetRaw} : kPrivCapture); !p)
+    return report(p.error());
   auto ifaces = resolve_interfaces(o.interfaces);
   if (!ifaces) return report(ifaces.error());
-  if (auto f = build_filter(o.filter, o.snaplen, ifaces->front().name); !f) return report(f.error());
+  auto f = build_filter_cancellable(o.filter, o.snaplen, ifaces->front().name, &g_stop);
+  if (!f) return report(f.error());
+  if (a.backend != "pcap") o.compiled = std::move(*f);
   auto alerts = open_output(a.alerts);
   if (!alerts) return report(alerts.error());
   auto flows = open_output(a.flows);
@@ -105,17 +113,22 @@ int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::
                  st.flows, st.active_flows, st.alerts, dropped);
   };
   auto last = std::chrono::steady_clock::now();
+  VanishWatch vanish(*ifaces);
+  bool vanished = false;
   auto ran = cap->run(inspector, g_stop, [&] {
     if (a.status_interval && std::chrono::steady_clock::now() - last >= std::chrono::seconds(a.status_interval)) {
       status();
       last = std::chrono::steady_clock::now();
     }
-    return false;
+    return vanished = vanish.all_gone();
   });
   auto stats = cap->finish(inspector);
-  inspector.finish();
+  auto written = inspector.finish();
+  if (vanished) std::fprintf(stderr, "bpftap: every interface went away (%s)\n", vanish.names().c_str());
   status();
   if (!ran) return report(ran.error());
+  if (!written) return report(written.error());
+  if (vanished) return kExitFailure;
   return stats ? kExitOk : report(stats.error());
 }
 

@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "lab/lab.h"
+#include "kernel/privileges.h"
 
 namespace bpftap::cli {
 namespace {
@@ -23,6 +24,10 @@ void print_error(const char *cmd, const Error &e) {
 }
 
 int run_up(const lab::LabOptions &opts) {
+  if (auto p = check_privileges("lab up", kPrivSysAdmin | kPrivNetAdmin); !p) {
+    std::fprintf(stderr, "bpftap: %s\n", p.error().message().c_str());
+    return kExitFailure;
+  }
   const auto names = lab::lab_names(opts.prefix);
   auto r = lab::lab_up(opts);
   if (!r) {
@@ -37,6 +42,10 @@ int run_up(const lab::LabOptions &opts) {
 }
 
 int run_down(const lab::LabOptions &opts) {
+  if (auto p = check_privileges("lab down", kPrivSysAdmin | kPrivNetAdmin); !p) {
+    std::fprintf(stderr, "bpftap: %s\n", p.error().message().c_str());
+    return kExitFailure;
+  }
   auto r = lab::lab_down(opts);
   if (!r) {
     print_error("down", r.error());

@@ -11,7 +11,9 @@
 #include "cli/commands.h"
 #include "cli/source.h"
 #include "mirror/mirror.h"
+#include "kernel/privileges.h"
 #include "mirror/rules.h"
+#include "mirror/vxlan.h"
 
 namespace bpftap::cli {
 namespace {
@@ -91,6 +93,8 @@ int run_mirror(const MirrorArgs &a) {
   if (!rules) return report(rules.error());
   o.rules = *rules;
 
+  if (auto p = check_privileges("mirror", kPrivCapture); !p) return report(p.error());
+  o.cancel = &g_stop;
   auto session = MirrorSession::start(o);
   if (!session) return report(session.error());
   std::string names;
@@ -98,8 +102,17 @@ int run_mirror(const MirrorArgs &a) {
   std::fprintf(stderr, "bpftap: mirroring %s (%s) to %s%s\n", names.c_str(), a.direction.c_str(),
                (*session)->target().c_str(), o.rules.empty() ? "" : fmt::format(", {} rules", o.rules.size()).c_str());
   auto last = std::chrono::steady_clock::now();
+  // The target or every source deleted: nothing more can be mirrored (the target's index is in
+  // the program): said, and the session ends with its counters, exit 1.
+  VanishWatch sources((*session)->sources());
+  VanishWatch target({InterfaceInfo{o.vxlan ? vxlan_device_name(o.vxlan->port) : o.to, (*session)->target_ifindex(), 1, 0}},
+                     false);
+  std::string vanished;
   while (!g_stop) {
     poll(nullptr, 0, 100);
+    if (target.all_gone()) vanished = "the target " + target.names() + " went away: nothing more can be mirrored";
+    else if (sources.all_gone()) vanished = "every source went away (" + sources.names() + ")";
+    if (!vanished.empty()) break;
     if (g_reload.exchange(false)) {
       // SIGHUP: re-read the rules; a bad file keeps the rules that run.
       auto fresh = all_rules(a);
@@ -117,8 +130,9 @@ int run_mirror(const MirrorArgs &a) {
     }
   }
   (*session)->detach();
+  if (!vanished.empty()) std::fprintf(stderr, "bpftap: %s\n", vanished.c_str());
   print_stats(**session);
-  return kExitOk;
+  return vanished.empty() ? kExitOk : kExitFailure;
 }
 
 } // namespace
