@@ -1,60 +1,83 @@
 #include "agent/agent.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
+#include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
-#include <fstream>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "agent/api_server.h"
 #include "agent/config.h"
 #include "agent/netlink.h"
 #include "agent/session.h"
 #include "kernel/attach.h"
 #include "kernel/netns.h"
+#include "kernel/privileges.h"
 #include "mirror/vxlan.h"
+#include "util/fd.h"
+#include "util/fds.h"
+#include "util/text.h"
 
 namespace bpftap::agent {
 namespace {
 
 using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
 
+// Descriptors a session takes before any interface (programs, maps, ring, epoll, files), and
+// each interface it attaches (two hooks, a capture file, slack). An estimate with room to spare:
+// the budget is about never running out, not about the last descriptor.
+constexpr size_t kSessionFds = 32;
+constexpr size_t kInterfaceFds = 4;
+// Kept free beyond the API's connections: detaching (tc: a netlink socket), namespaces, cleanup,
+// link dumps, the filter compiler's pipe.
+constexpr size_t kSpareFds = 48;
+constexpr size_t kReserveFds = 16;  // FdReserve: given back for detaching
+
+// The token file: a regular file of the agent's user, readable by nobody else, read without
+// following a link or waiting on a FIFO.
 Result<std::string> read_token(const std::string &path) {
   if (path.empty()) return std::string();
+  FD fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return tl::unexpected(Error{errno, "api token_file " + path + ": cannot be read", true});
   struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return tl::unexpected(Error{errno, "api token_file " + path, true});
-  if ((st.st_mode & 0777) != 0600)
+  if (fstat(fd.get(), &st) != 0) return tl::unexpected(Error{errno, "api token_file " + path, true});
+  if (!S_ISREG(st.st_mode)) return bad_input(fmt::format("api token_file {}: not a regular file", path));
+  if (st.st_uid != geteuid())
+    return bad_input(fmt::format("api token_file {}: owned by uid {}, not by the agent's user (uid {})", path, st.st_uid,
+                                 geteuid()));
+  if ((st.st_mode & 0177) != 0)
     return bad_input(fmt::format("api token_file {} has mode {:04o}; it must be 0600", path, st.st_mode & 0777));
-  std::ifstream in(path);
-  std::string token;
-  std::getline(in, token);
+  std::string data(4096, '\0');
+  ssize_t n = ::read(fd.get(), data.data(), data.size());
+  if (n < 0) return tl::unexpected(Error{errno, "api token_file " + path + ": cannot be read", true});
+  data.resize(static_cast<size_t>(n));
+  std::string token = data.substr(0, data.find('\n'));
   while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
   if (token.size() < 16) return bad_input(fmt::format("api token_file {}: the token must be at least 16 characters", path));
   return token;
 }
 
+// A Prometheus label value: printable UTF-8, with \, " and newlines escaped.
 std::string label(const std::string &v) {
   std::string out;
-  for (char c : v) {
+  for (char c : escape_bytes(v)) {
     if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
     out += c;
   }
   return out;
@@ -62,7 +85,7 @@ std::string label(const std::string &v) {
 
 json counters_json(const InterfaceCounters &c, bool mirror) {
   json j;
-  j["interface"] = c.name;
+  j["interface"] = escape_bytes(c.name);  // the kernel's bytes: not always UTF-8
   if (!c.direction.empty()) j["direction"] = c.direction;
   j["attached"] = c.attached;
   j["matched"] = c.matched;
@@ -78,48 +101,63 @@ json counters_json(const InterfaceCounters &c, bool mirror) {
   } else {
     j["captured"] = c.captured;
     j["dropped"] = c.dropped;
+    j["unwritten"] = c.unwritten;
   }
   return j;
 }
 
-// cpp-httplib 0.11 listens on TCP only; its listening socket is a protected member, so a unix
-// socket bound here serves the same handlers.
-class ApiServer : public httplib::Server {
-public:
-  ~ApiServer() override {
-    if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
-  }
-  // A socket file of mode 0600 at `path`; a stale one (nobody listening) is replaced.
-  Result<> bind_unix(const std::string &path) {
-    std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path.c_str());
-    struct stat st {};
-    if (lstat(path.c_str(), &st) == 0) {
-      if (!S_ISSOCK(st.st_mode)) return bad_input(fmt::format("api listen {}: exists and is not a socket", path));
-      FD probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      if (!probe) return fail_errno("api: open a unix socket", errno);
-      if (::connect(probe.get(), reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) == 0)
-        return fail(fmt::format("api listen {}: another process (an agent already running?) listens there", path));
-      if (errno != ECONNREFUSED) return fail_errno("api listen " + path + ": cannot tell whether it is in use", errno);
-      ::unlink(path.c_str());  // stale: left by an agent that was killed
-    }
-    FD fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) return fail_errno("api: open a unix socket", errno);
-    if (::bind(fd.get(), reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) != 0)
-      return fail_errno("api: bind " + path, errno);
-    unix_path_ = path;
-    if (::chmod(path.c_str(), 0600) != 0) return fail_errno("api: chmod 0600 " + path, errno);
-    if (::listen(fd.get(), 128) != 0) return fail_errno("api: listen on " + path, errno);
-    svr_sock_ = fd.release();  // the server closes it in stop()
-    return {};
-  }
+std::string dump(const json &j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-private:
-  std::string unix_path_;
+// The status an error answers with: the client's fault, the agent's limits (try later), or ours.
+int status_for(const Error &e) {
+  if (e.bad_input) return 400;
+  if (e.code == EMFILE || e.code == ENFILE || e.code == EINTR) return 503;
+  return 500;
+}
+
+// POST /v1/bypass: every field checked, whatever sessions run.
+struct Bypass {
+  uint8_t proto = IPPROTO_TCP;
+  std::string src, dst;
+  uint16_t sport = 0, dport = 0;
+  double seconds = 60;
 };
+
+Result<Bypass> parse_bypass(const std::string &body) {
+  json b = json::parse(body, nullptr, false);
+  if (b.is_discarded() || !b.is_object()) return bad_input("expected a JSON object (UTF-8)");
+  Bypass out;
+  for (const auto &[k, v] : b.items()) {
+    if (k == "proto") {
+      if (!v.is_string()) return bad_input("proto must be a string: tcp, udp or icmp");
+      std::string p = v.get<std::string>();
+      out.proto = p == "tcp" ? IPPROTO_TCP : p == "udp" ? IPPROTO_UDP : p == "icmp" ? IPPROTO_ICMP : 0;
+      if (!out.proto) return bad_input("proto must be tcp, udp or icmp");
+    } else if (k == "src" || k == "dst") {
+      if (!v.is_string()) return bad_input(k + " must be a string (an IPv4 or IPv6 address)");
+      (k == "src" ? out.src : out.dst) = v.get<std::string>();
+    } else if (k == "sport" || k == "dport") {
+      if (!v.is_number_unsigned() || v.get<uint64_t>() > 65535) return bad_input(k + " must be a whole number 0-65535");
+      (k == "sport" ? out.sport : out.dport) = static_cast<uint16_t>(v.get<uint64_t>());
+    } else if (k == "seconds") {
+      if (!v.is_number()) return bad_input("seconds must be a number");
+      out.seconds = v.get<double>();
+      if (!(out.seconds > 0 && out.seconds <= 86400)) return bad_input("seconds must be in (0, 86400]");
+    } else {
+      return bad_input(fmt::format("unknown key '{}' (known: proto, src, dst, sport, dport, seconds)", escape_bytes(k)));
+    }
+  }
+  auto family = [](const std::string &a) {
+    in6_addr x{};
+    return inet_pton(AF_INET, a.c_str(), &x) == 1 ? 4 : inet_pton(AF_INET6, a.c_str(), &x) == 1 ? 6 : 0;
+  };
+  int fs = family(out.src), fd = family(out.dst);
+  if (!fs) return bad_input(fmt::format("src '{}' is not an IPv4 or IPv6 address", escape_bytes(out.src)));
+  if (!fd) return bad_input(fmt::format("dst '{}' is not an IPv4 or IPv6 address", escape_bytes(out.dst)));
+  if (fs != fd) return bad_input("src and dst must both be IPv4 or both IPv6");
+  if (out.proto == IPPROTO_ICMP && (out.sport || out.dport)) return bad_input("icmp has no ports");
+  return out;
+}
 
 } // namespace
 
@@ -127,7 +165,7 @@ struct Agent::Impl {
   AgentOptions opts;
   AgentConfig cfg;
   std::string token;
-  std::mutex mu;  // sessions, spaces
+  std::mutex mu;  // sessions, spaces, waiting: held briefly (never while a session is built)
   std::map<std::string, std::unique_ptr<Session>> sessions;
   // The network namespaces sessions select interfaces in ("" = the agent's own): a link
   // watcher opened inside each and the interfaces present there.
@@ -143,21 +181,93 @@ struct Agent::Impl {
     SessionConfig cfg;
     std::vector<InterfaceCounters> counters;
     std::string last_error;  // why the last start failed although the namespace was there
-    std::chrono::steady_clock::time_point retry_at{};  // after such a failure: not before this
+    Clock::time_point retry_at{};  // after such a failure: not before this
+    bool starting = false;         // a start is under way in the background
   };
   std::map<std::string, Waiting> waiting;
-  ApiServer http;
-  std::thread http_thread;
+  // Changes (API writes, reloads, background starts) one at a time: they build sessions
+  // without `mu`, so reads, metrics and link events go on meanwhile.
+  std::mutex change_mu;
+  // Work that must not hold up the main loop (it handles link events): starts of sessions whose
+  // namespace or target appeared, SIGHUP reloads.
+  std::mutex bg_mu;
+  std::condition_variable bg_cv;
+  std::deque<std::function<void()>> bg_tasks;
+  bool bg_stop = false;
+  std::thread bg;
+  std::unique_ptr<ApiServer> http;
+  size_t fd_reserve = kSpareFds;  // + the API's connections
+  std::atomic<uint64_t> budget_refusals{0};
 
   ~Impl() {
-    http.stop();
-    if (http_thread.joinable()) http_thread.join();
+    if (http) http->shutdown();
+    {
+      std::lock_guard lock(bg_mu);
+      bg_stop = true;
+    }
+    bg_cv.notify_all();
+    if (bg.joinable()) bg.join();
     std::lock_guard lock(mu);
     sessions.clear();  // detaches everything
   }
 
+  void post(std::function<void()> task) {
+    {
+      std::lock_guard lock(bg_mu);
+      bg_tasks.push_back(std::move(task));
+    }
+    bg_cv.notify_one();
+  }
+
+  void bg_loop() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock lock(bg_mu);
+        bg_cv.wait(lock, [&] { return bg_stop || !bg_tasks.empty(); });
+        if (bg_stop) return;
+        task = std::move(bg_tasks.front());
+        bg_tasks.pop_front();
+      }
+      task();
+    }
+  }
+
+  bool stopping() const { return opts.stop && opts.stop->load(); }
+
+  // Refuses what would take the process past its descriptor budget (EMFILE: 503 to the API).
+  // /proc/self/fd is counted at most every 100 ms: a session attaching to a thousand taps at
+  // once charges them to the last count.
+  std::mutex budget_mu;
+  FdUsage counted;
+  size_t charged = 0;
+  Clock::time_point counted_at{};
+  Result<> fd_budget(size_t need, const std::string &what) {
+    FdUsage u;
+    {
+      std::lock_guard lock(budget_mu);
+      auto now = Clock::now();
+      if (now - counted_at > std::chrono::milliseconds(100)) {
+        counted = fd_usage();
+        counted_at = now;
+        charged = 0;
+      }
+      u = counted;
+      u.open += charged;
+      if (u.limit == SIZE_MAX || u.open + need + fd_reserve <= u.limit) {
+        charged += need;
+        return {};
+      }
+    }
+    budget_refusals++;
+    return fail(fmt::format("{}: refused, the agent has {} of its {} file descriptors open and keeps {} for the API and "
+                            "for detaching (raise LimitNOFILE)",
+                            what, u.open, u.limit, fd_reserve),
+                EMFILE);
+  }
+
   // Starts watching a namespace's links (once): the watcher first, then the dump, so no link
-  // that appears in between is missed.
+  // that appears in between is missed. Under mu.
   Result<> watch(const std::string &netns) {
     if (spaces.count(netns)) return {};
     auto ns = Netns::open(netns);
@@ -196,7 +306,7 @@ struct Agent::Impl {
     for (const auto &l : *now) on_link(netns, l);
   }
 
-  // Stops watching namespaces no running session selects (the agent's own stays).
+  // Stops watching namespaces no running session selects (the agent's own stays). Under mu.
   void unwatch_unused() {
     for (auto it = spaces.begin(); it != spaces.end();) {
       bool used = it->first.empty() || std::any_of(sessions.begin(), sessions.end(), [&](const auto &kv) {
@@ -206,41 +316,43 @@ struct Agent::Impl {
     }
   }
 
-  bool namespace_missing(const std::string &netns) {
+  static bool namespace_missing(const std::string &netns) {
     if (netns.empty()) return false;
     auto ns = Netns::open(netns);
     return !ns && ns.error().code == ENOENT;
   }
 
-  // A started session, or nullptr when its namespace does not exist (the session waits).
-  Result<std::unique_ptr<Session>> create_session(const SessionConfig &c) {
+  // Builds a session (compiles its filter, loads its programs) without holding mu; nullptr when
+  // its namespace does not exist (the session waits).
+  Result<std::unique_ptr<Session>> build_session(const SessionConfig &c) {
     if (namespace_missing(c.netns)) return std::unique_ptr<Session>();
-    auto s = watch(c.netns);
-    if (s) {
-      auto created = Session::create(c);
-      if (created) return created;
-      s = tl::unexpected(created.error());
-    }
+    if (auto b = fd_budget(kSessionFds, "session " + c.name); !b) return tl::unexpected(b.error());
+    auto created = Session::create(c, opts.stop);
+    if (created) return created;
     if (namespace_missing(c.netns)) return std::unique_ptr<Session>();  // gone meanwhile
-    return tl::unexpected(s.error());
+    return tl::unexpected(created.error());
   }
 
-  void start(std::unique_ptr<Session> s, const std::vector<InterfaceCounters> &previous = {}) {
+  // Under mu: watches its namespace and attaches what it selects.
+  Result<> install(std::unique_ptr<Session> s, std::vector<InterfaceCounters> previous = {}) {
+    if (auto w = watch(s->config().netns); !w) return w;  // s detaches (it has nothing attached)
     std::string name = s->config().name;
     s->keep_counters(previous);
     attach_matching(*s);
     sessions[name] = std::move(s);
     spdlog::info("session {} started", name);
+    return {};
   }
 
   void wait_for_namespace(const SessionConfig &c, std::vector<InterfaceCounters> counters = {}) {
     spdlog::warn("session {}: network namespace {} does not exist: the session waits for it", c.name, c.netns);
     for (auto &k : counters) k.attached = false;
-    waiting[c.name] = Waiting{c, std::move(counters), ""};
+    waiting[c.name] = Waiting{c, std::move(counters), "", {}, false};
   }
 
-  // Every few hundred ms: sessions whose namespace was deleted (or replaced by a new one of the
-  // same name) stop and wait; waiting sessions whose namespace appeared start.
+  // Every few hundred ms, under mu: sessions whose namespace was deleted (or replaced by a new
+  // one of the same name) stop and wait; waiting sessions whose namespace appeared are started
+  // in the background.
   void check_namespaces() {
     for (auto it = spaces.begin(); it != spaces.end();) {
       if (it->second.ns.still_named()) {
@@ -261,42 +373,85 @@ struct Agent::Impl {
       }
       it = spaces.erase(it);
     }
-    const auto now = std::chrono::steady_clock::now();
-    for (auto it = waiting.begin(); it != waiting.end();) {
-      if (now < it->second.retry_at) {
-        ++it;
-        continue;
-      }
-      auto s = create_session(it->second.cfg);
-      if (!s) {
-        // The namespace is there but the session cannot start (its target is not there yet?):
-        // a start loads BPF objects, so try again in 5 s rather than every check.
-        if (s.error().message() != it->second.last_error)
-          spdlog::error("session {}: {}", it->first, s.error().message());
-        it->second.last_error = s.error().message();
-        it->second.retry_at = now + std::chrono::seconds(5);
-        ++it;
-        continue;
-      }
-      if (!*s) {
-        ++it;
-        continue;
-      }
-      spdlog::info("network namespace {} appeared", it->second.cfg.netns);
-      start(std::move(*s), it->second.counters);
-      it = waiting.erase(it);
+    const auto now = Clock::now();
+    for (auto &[name, w] : waiting) {
+      if (w.starting || now < w.retry_at || namespace_missing(w.cfg.netns)) continue;
+      w.starting = true;
+      post([this, name = name] { start_waiting(name); });
     }
     unwatch_unused();
   }
 
+  // Background: a waiting session whose namespace exists now.
+  void start_waiting(const std::string &name) {
+    std::lock_guard change(change_mu);
+    SessionConfig c;
+    {
+      std::lock_guard lock(mu);
+      auto it = waiting.find(name);
+      if (it == waiting.end()) return;
+      c = it->second.cfg;
+    }
+    auto s = build_session(c);
+    std::lock_guard lock(mu);
+    auto it = waiting.find(name);
+    if (it == waiting.end() || !(it->second.cfg == c)) return;  // deleted or changed meanwhile
+    it->second.starting = false;
+    if (s && *s) {
+      spdlog::info("network namespace {} appeared", c.netns);
+      auto counters = std::move(it->second.counters);
+      waiting.erase(it);
+      if (auto r = install(std::move(*s), std::move(counters)); !r) {
+        spdlog::error("session {}: {}", name, r.error().message());
+        wait_for_namespace(c);
+      }
+      return;
+    }
+    if (!s) {
+      // The namespace is there but the session cannot start (its target is not there yet?):
+      // a start loads BPF objects, so try again in 5 s rather than every check.
+      if (s.error().message() != it->second.last_error) spdlog::error("session {}: {}", name, s.error().message());
+      it->second.last_error = s.error().message();
+      it->second.retry_at = Clock::now() + std::chrono::seconds(5);
+    }
+  }
+
+  // Background: a mirror session whose target came back (or whose VXLAN device went) starts
+  // again with the same config and its counters.
+  void restart(const std::string &name) {
+    std::lock_guard change(change_mu);
+    SessionConfig c;
+    {
+      std::lock_guard lock(mu);
+      auto it = sessions.find(name);
+      if (it == sessions.end() || !it->second->target_missing()) return;
+      c = it->second->config();
+    }
+    auto s = build_session(c);
+    if (!s || !*s) {
+      spdlog::warn("session {}: restart failed ({}); it stays as it is", name,
+                   s ? "its namespace is gone" : s.error().message());
+      return;
+    }
+    std::lock_guard lock(mu);
+    auto it = sessions.find(name);
+    if (it == sessions.end() || !(it->second->config() == c)) return;
+    auto counters = it->second->counters();
+    (*s)->carry_counts(*it->second);
+    sessions.erase(it);  // detaches before the new one attaches (the same tc hooks)
+    if (auto r = install(std::move(*s), std::move(counters)); !r) spdlog::error("session {}: {}", name, r.error().message());
+    else spdlog::info("session {}: its target is back: restarted", name);
+  }
+
   void attach_link(Session &s, const LinkEvent &l) {
     if (!l.ethernet || !s.wants(l.name) || s.attached(l.ifindex)) return;
-    auto r = s.attach(InterfaceInfo{l.name, l.ifindex, 1, 262144});
+    Result<> r = fd_budget(kInterfaceFds, "attach " + escape_bytes(l.name));
+    if (r) r = s.attach(InterfaceInfo{l.name, l.ifindex, 1, 262144});
     if (!r) {
       s.count_attach_error();
-      spdlog::warn("session {}: attach {}: {}", s.config().name, l.name, r.error().message());
+      spdlog::warn("session {}: attach {}: {}", s.config().name, escape_bytes(l.name), r.error().message());
     } else {
-      spdlog::info("session {}: attached {}{}", s.config().name, l.name,
+      spdlog::info("session {}: attached {}{}", s.config().name, escape_bytes(l.name),
                    s.config().netns.empty() ? "" : " in network namespace " + s.config().netns);
     }
   }
@@ -305,14 +460,6 @@ struct Agent::Impl {
     auto sp = spaces.find(s.config().netns);
     if (sp == spaces.end()) return;
     for (const auto &[ifindex, l] : sp->second.links) attach_link(s, l);
-  }
-
-  Result<> add_session(const SessionConfig &c) {
-    auto s = create_session(c);
-    if (!s) return tl::unexpected(s.error());
-    if (*s) start(std::move(*s));
-    else wait_for_namespace(c);
-    return {};
   }
 
   void on_link(const std::string &netns, const LinkEvent &e) {
@@ -327,82 +474,114 @@ struct Agent::Impl {
         on_link(netns, {false, e.ifindex, it->second.name, it->second.ethernet, it->second.flags});  // renamed
       links[e.ifindex] = e;
       // New, or its state changed (it came up): sessions that could not attach to it try again.
-      for (auto &[name, s] : sessions)
-        if (ours(*s)) attach_link(*s, e);
+      for (auto &[name, s] : sessions) {
+        if (!ours(*s)) continue;
+        attach_link(*s, e);
+        if (s->target_missing() && !s->target_name().empty() && s->target_name() == e.name)
+          post([this, name = name] { restart(name); });
+      }
     } else {
       links.erase(e.ifindex);
-      for (auto &[name, s] : sessions)
-        if (ours(*s) && s->attached(e.ifindex)) {
-          s->detach(e.ifindex);
-          spdlog::info("session {}: {} went away, detached (its counters are kept)", name, e.name);
+      for (auto &[name, s] : sessions) {
+        if (!ours(*s)) continue;
+        if (s->attached(e.ifindex)) {
+          s->detach(e.ifindex, true);
+          spdlog::info("session {}: {} went away, detached (its counters are kept)", name, escape_bytes(e.name));
         }
+        if (s->is_mirror() && s->target_ifindex() == e.ifindex && !s->target_missing()) {
+          s->target_gone();
+          std::string target = s->target_name().empty() ? escape_bytes(e.name) : s->target_name();
+          spdlog::warn("session {}: its target {} went away: copies fail until it is back", name, target);
+          if (s->target_name().empty()) post([this, name = name] { restart(name); });  // bpftap's VXLAN device: made again
+        }
+      }
     }
   }
 
-  // Applies a new config: stops removed sessions, restarts changed ones, starts new ones.
+  // Applies a new config (change_mu held): builds every new or changed session first, without
+  // mu (if one fails, nothing changes); then stops removed sessions, restarts changed ones and
+  // starts new ones.
   Result<std::string> apply(const AgentConfig &next) {
-    // Build every new or changed session first: if one fails, nothing changes.
+    std::map<std::string, SessionConfig> running;  // name -> config, running or waiting
+    {
+      std::lock_guard lock(mu);
+      for (const auto &[name, s] : sessions) running[name] = s->config();
+      for (const auto &[name, w] : waiting) running[name] = w.cfg;
+    }
     std::map<std::string, std::unique_ptr<Session>> fresh;  // nullptr: waits for its namespace
     std::map<std::string, SessionConfig> fresh_cfg;
     for (const auto &c : next.sessions) {
-      auto it = sessions.find(c.name);
-      if (it != sessions.end() && it->second->config() == c) continue;
-      auto w = waiting.find(c.name);
-      if (w != waiting.end() && w->second.cfg == c) continue;
-      auto s = create_session(c);
-      if (!s) {
-        unwatch_unused();
-        return tl::unexpected(s.error());
-      }
+      if (auto it = running.find(c.name); it != running.end() && it->second == c) continue;
+      if (stopping()) return fail("stopping", EINTR);
+      auto s = build_session(c);
+      if (!s) return tl::unexpected(Error{s.error().code, "session " + c.name + ": " + s.error().what, s.error().bad_input});
       fresh[c.name] = std::move(*s);
       fresh_cfg[c.name] = c;
     }
-    int stopped = 0, started = 0, kept = 0;
     auto listed = [&](const std::string &name) {
       return std::any_of(next.sessions.begin(), next.sessions.end(), [&](const auto &c) { return c.name == name; });
     };
-    for (auto it = sessions.begin(); it != sessions.end();) {
-      if (!listed(it->first) || fresh.count(it->first)) {
-        it = sessions.erase(it);
-        stopped++;
-      } else {
-        ++it;
-        kept++;
+    int stopped = 0, started = 0, kept = 0;
+    std::vector<std::unique_ptr<Session>> removed;  // let go of outside mu
+    {
+      std::lock_guard lock(mu);
+      for (auto it = sessions.begin(); it != sessions.end();) {
+        if (fresh.count(it->first)) {
+          it = sessions.erase(it);  // replaced: detached before its successor attaches
+          stopped++;
+        } else if (!listed(it->first)) {
+          removed.push_back(std::move(it->second));
+          it = sessions.erase(it);
+          stopped++;
+        } else {
+          ++it;
+          kept++;
+        }
       }
-    }
-    for (auto it = waiting.begin(); it != waiting.end();) {
-      if (!listed(it->first) || fresh.count(it->first)) {
-        it = waiting.erase(it);
-      } else {
-        ++it;
-        kept++;
+      for (auto it = waiting.begin(); it != waiting.end();) {
+        if (!listed(it->first) || fresh.count(it->first)) {
+          it = waiting.erase(it);
+        } else {
+          ++it;
+          kept++;
+        }
       }
+      for (auto &[name, s] : fresh) {
+        if (!s) wait_for_namespace(fresh_cfg[name]);
+        else if (auto r = install(std::move(s)); !r) spdlog::error("session {}: {}", name, r.error().message());
+        started++;
+      }
+      unwatch_unused();
+      if (!(next.api == cfg.api)) spdlog::warn("api settings changed: they take effect at the next start");
+      cfg.sessions = next.sessions;
     }
-    for (auto &[name, s] : fresh) {
-      if (s) start(std::move(s));
-      else wait_for_namespace(fresh_cfg[name]);
-      started++;
-    }
-    unwatch_unused();
-    cfg.sessions = next.sessions;
-    if (!(next.api == cfg.api)) spdlog::warn("api settings changed: they take effect at the next start");
+    removed.clear();
     return fmt::format("{} sessions started or restarted, {} stopped or restarted, {} unchanged", started, stopped, kept);
   }
 
   Result<std::string> reload() {
     auto next = load_agent_config(opts.config_path);
     if (!next) return tl::unexpected(next.error());
-    std::lock_guard lock(mu);
+    std::lock_guard change(change_mu);
     return apply(*next);
   }
 
   json session_json(const Session &s) {
     json j = json::parse(session_to_json(s.config()));
-    j["state"] = "running";
+    SessionHealth h = s.health();
+    j["state"] = h.failing ? "failing" : "running";
+    if (h.failing) j["reason"] = h.reason;
     json ifs = json::array();
     for (const auto &c : s.counters()) ifs.push_back(counters_json(c, s.is_mirror()));
     j["counters"] = ifs;
     j["attach_errors"] = s.attach_errors();
+    j["write_errors"] = h.write_errors;
+    if (s.config().inspect) {
+      j["alerts_dropped"] = h.alerts_dropped;
+      j["flows_dropped"] = h.flows_dropped;
+    }
+    j["interfaces_gone"] = h.interfaces_gone;
+    if (s.is_mirror()) j["target_lost"] = h.target_lost;
     return j;
   }
 
@@ -416,7 +595,7 @@ struct Agent::Impl {
     return j;
   }
 
-  // The session NAME as JSON, running or waiting; null if there is none.
+  // The session NAME as JSON, running or waiting; null if there is none. Under mu.
   json find_json(const std::string &name) {
     if (auto it = sessions.find(name); it != sessions.end()) return session_json(*it->second);
     if (auto it = waiting.find(name); it != waiting.end()) return waiting_json(it->second);
@@ -442,10 +621,15 @@ struct Agent::Impl {
         {"bpftap_packets_bypassed_total", "Matched packets of bypassed flows.", &InterfaceCounters::bypassed, true, false},
         {"bpftap_packets_captured_total", "Packets captured (written / inspected).", &InterfaceCounters::captured, false, true},
         {"bpftap_packets_dropped_total", "Copies the kernel could not hand to bpftap (ring buffer full).", &InterfaceCounters::dropped, false, true},
+        {"bpftap_packets_unwritten_total", "Captured packets that are not in their capture file (writing it failed).", &InterfaceCounters::unwritten, false, true},
     };
     std::lock_guard lock(mu);
     std::map<std::string, std::vector<InterfaceCounters>> all;
-    for (auto &[name, s] : sessions) all[name] = s->counters();
+    std::map<std::string, SessionHealth> health;
+    for (auto &[name, s] : sessions) {
+      all[name] = s->counters();
+      health[name] = s->health();
+    }
     for (const auto &m : ms) {
       out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", m.name, m.help, m.name);
       for (auto &[name, s] : sessions) {
@@ -462,6 +646,33 @@ struct Agent::Impl {
       size_t n = 0;
       for (const auto &c : all[name]) n += c.attached && c.direction != "out";
       out += fmt::format("bpftap_interfaces_attached{{session=\"{}\"}} {}\n", label(name), n);
+    }
+    enum class For { All, Inspect, Mirror };
+    struct Health {
+      const char *name, *type, *help;
+      For only;
+      uint64_t (*value)(const SessionHealth &);
+    };
+    static const Health hs[] = {
+        {"bpftap_session_failing", "gauge", "1 while something the session should do fails (see the API's reason).",
+         For::All, [](const SessionHealth &h) { return uint64_t{h.failing}; }},
+        {"bpftap_write_errors_total", "counter", "Failed writes to the session's capture, alert and flow files.",
+         For::All, [](const SessionHealth &h) { return h.write_errors; }},
+        {"bpftap_alerts_dropped_total", "counter", "Alerts given up: more waited to be written than memory allows.",
+         For::Inspect, [](const SessionHealth &h) { return h.alerts_dropped; }},
+        {"bpftap_flows_dropped_total", "counter", "Flow records given up: more waited to be written than memory allows.",
+         For::Inspect, [](const SessionHealth &h) { return h.flows_dropped; }},
+        {"bpftap_interfaces_gone_total", "counter", "Attached interfaces that were deleted.",
+         For::All, [](const SessionHealth &h) { return h.interfaces_gone; }},
+        {"bpftap_mirror_target_lost_total", "counter", "Times the mirror target interface went away.",
+         For::Mirror, [](const SessionHealth &h) { return h.target_lost; }},
+    };
+    for (const auto &h : hs) {
+      out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", h.name, h.help, h.name, h.type);
+      for (auto &[name, s] : sessions) {
+        if ((h.only == For::Inspect && !s->config().inspect) || (h.only == For::Mirror && !s->is_mirror())) continue;
+        out += fmt::format("{}{{session=\"{}\"}} {}\n", h.name, label(name), h.value(health[name]));
+      }
     }
     struct Gauge {
       const char *name, *help;
@@ -480,6 +691,24 @@ struct Agent::Impl {
     out += fmt::format("# HELP bpftap_sessions Sessions running.\n# TYPE bpftap_sessions gauge\nbpftap_sessions {}\n", sessions.size());
     out += fmt::format("# HELP bpftap_sessions_waiting Sessions waiting for their network namespace.\n"
                        "# TYPE bpftap_sessions_waiting gauge\nbpftap_sessions_waiting {}\n", waiting.size());
+    FdUsage u = fd_usage();
+    out += fmt::format("# HELP bpftap_open_fds File descriptors the agent has open.\n# TYPE bpftap_open_fds gauge\n"
+                       "bpftap_open_fds {}\n", u.open);
+    out += fmt::format("# HELP bpftap_fd_limit The agent's file descriptor limit (RLIMIT_NOFILE).\n# TYPE bpftap_fd_limit gauge\n"
+                       "bpftap_fd_limit {}\n", u.limit);
+    out += fmt::format("# HELP bpftap_fd_budget_refusals_total Sessions and interfaces refused to stay within the descriptor budget.\n"
+                       "# TYPE bpftap_fd_budget_refusals_total counter\nbpftap_fd_budget_refusals_total {}\n", budget_refusals.load());
+    ApiRefusals r = http->refusals();
+    out += "# HELP bpftap_api_refused_total API connections refused before a handler saw them, by reason.\n"
+           "# TYPE bpftap_api_refused_total counter\n";
+    for (auto [reason, v] : {std::pair{"connections", r.connections}, {"client_connections", r.client_connections},
+                             {"rate", r.rate}, {"timeout", r.timeout}, {"too_large", r.too_large},
+                             {"bad_request", r.bad_request}, {"no_descriptor", r.no_descriptor}})
+      out += fmt::format("bpftap_api_refused_total{{reason=\"{}\"}} {}\n", reason, v);
+    out += fmt::format("# HELP bpftap_api_requests_total API requests answered by a handler.\n"
+                       "# TYPE bpftap_api_requests_total counter\nbpftap_api_requests_total {}\n", http->served());
+    out += fmt::format("# HELP bpftap_api_connections API connections open now.\n# TYPE bpftap_api_connections gauge\n"
+                       "bpftap_api_connections {}\n", http->open_connections());
     return out;
   }
 
@@ -490,7 +719,7 @@ struct Agent::Impl {
         res.set_content(R"({"error":"writes are disabled: no api token_file is configured"})", "application/json");
         return false;
       }
-      if (req.get_header_value("Authorization") != "Bearer " + token) {
+      if (!constant_time_equal(req.get_header_value("Authorization"), "Bearer " + token)) {
         res.status = 401;
         res.set_header("WWW-Authenticate", "Bearer");
         res.set_content(R"({"error":"a valid bearer token is needed for writes"})", "application/json");
@@ -500,86 +729,108 @@ struct Agent::Impl {
     };
     auto error = [](httplib::Response &res, int status, const std::string &msg) {
       res.status = status;
-      res.set_content(json{{"error", msg}}.dump(), "application/json");
+      res.set_content(dump(json{{"error", msg}}), "application/json");
     };
-    http.Get("/v1/sessions", [this](const httplib::Request &, httplib::Response &res) {
+    auto fail_with = [error](httplib::Response &res, const Error &e) { error(res, status_for(e), e.message()); };
+    ApiServer &h = *http;
+    h.Get("/v1/sessions", [this](const httplib::Request &, httplib::Response &res) {
       std::lock_guard lock(mu);
       json j = json::array();
       for (auto &[name, s] : sessions) j.push_back(session_json(*s));
       for (auto &[name, w] : waiting) j.push_back(waiting_json(w));
-      res.set_content(j.dump(), "application/json");
+      res.set_content(dump(j), "application/json");
     });
-    http.Get(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, error](const httplib::Request &req, httplib::Response &res) {
+    h.Get(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, error](const httplib::Request &req, httplib::Response &res) {
       std::lock_guard lock(mu);
       json j = find_json(req.matches[1]);
       if (j.is_null()) return error(res, 404, "no such session");
-      res.set_content(j.dump(), "application/json");
+      res.set_content(dump(j), "application/json");
     });
-    http.Post("/v1/sessions", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
+    h.Post("/v1/sessions", [this, authorized, error, fail_with](const httplib::Request &req, httplib::Response &res) {
       if (!authorized(req, res)) return;
-      auto c = parse_session_text(req.body, "request");
+      auto c = parse_session_json(req.body, "request");
       if (!c) return error(res, 400, c.error().message());
+      std::lock_guard change(change_mu);
+      {
+        std::lock_guard lock(mu);
+        if (sessions.count(c->name) || waiting.count(c->name)) return error(res, 409, "session " + c->name + " exists");
+      }
+      auto s = build_session(*c);  // compiles and loads: the lock is free meanwhile
+      if (!s) return fail_with(res, s.error());
       std::lock_guard lock(mu);
-      if (sessions.count(c->name) || waiting.count(c->name)) return error(res, 409, "session " + c->name + " exists");
-      auto r = add_session(*c);
-      unwatch_unused();
-      if (!r) return error(res, r.error().bad_input ? 400 : 500, r.error().message());
+      if (*s) {
+        if (auto r = install(std::move(*s)); !r) return fail_with(res, r.error());
+      } else {
+        wait_for_namespace(*c);
+      }
       res.status = 201;
-      res.set_content(find_json(c->name).dump(), "application/json");
+      res.set_content(dump(find_json(c->name)), "application/json");
     });
-    http.Put(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
+    h.Put(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, authorized, error, fail_with](const httplib::Request &req, httplib::Response &res) {
       if (!authorized(req, res)) return;
-      auto c = parse_session_text(req.body, "request");
+      auto c = parse_session_json(req.body, "request");
       if (!c) return error(res, 400, c.error().message());
       if (c->name != req.matches[1]) return error(res, 400, "the body's name differs from the URL's");
-      std::lock_guard lock(mu);
-      if (!sessions.count(c->name) && !waiting.count(c->name)) return error(res, 404, "no such session");
-      auto s = create_session(*c);  // the old one runs on if the new one cannot start
-      if (!s) {
-        unwatch_unused();
-        return error(res, s.error().bad_input ? 400 : 500, s.error().message());
+      std::lock_guard change(change_mu);
+      {
+        std::lock_guard lock(mu);
+        if (!sessions.count(c->name) && !waiting.count(c->name)) return error(res, 404, "no such session");
       }
-      sessions.erase(c->name);
-      waiting.erase(c->name);
-      if (*s) start(std::move(*s));
-      else wait_for_namespace(*c);
-      unwatch_unused();
-      res.set_content(find_json(c->name).dump(), "application/json");
-    });
-    http.Delete(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
-      if (!authorized(req, res)) return;
+      auto s = build_session(*c);  // the old one runs on if the new one cannot start
+      if (!s) return fail_with(res, s.error());
       std::lock_guard lock(mu);
-      if (!sessions.erase(req.matches[1]) && !waiting.erase(req.matches[1])) return error(res, 404, "no such session");
+      sessions.erase(c->name);  // detached before its successor attaches (the same tc hooks)
+      waiting.erase(c->name);
+      if (*s) {
+        if (auto r = install(std::move(*s)); !r) {
+          unwatch_unused();
+          return fail_with(res, r.error());
+        }
+      } else {
+        wait_for_namespace(*c);
+      }
       unwatch_unused();
+      res.set_content(dump(find_json(c->name)), "application/json");
+    });
+    h.Delete(R"(/v1/sessions/([A-Za-z0-9_-]+))", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
+      if (!authorized(req, res)) return;
+      std::lock_guard change(change_mu);
+      std::unique_ptr<Session> gone;  // let go of outside mu
+      {
+        std::lock_guard lock(mu);
+        auto it = sessions.find(req.matches[1]);
+        if (it != sessions.end()) {
+          gone = std::move(it->second);
+          sessions.erase(it);
+        } else if (!waiting.erase(req.matches[1])) {
+          return error(res, 404, "no such session");
+        }
+        unwatch_unused();
+      }
+      gone.reset();
       res.status = 204;
     });
-    http.Post("/v1/bypass", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
+    h.Post("/v1/bypass", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
       if (!authorized(req, res)) return;
-      json b = json::parse(req.body, nullptr, false);
-      if (b.is_discarded() || !b.is_object()) return error(res, 400, "expected a JSON object");
-      std::string proto = b.value("proto", "tcp");
-      uint8_t p = proto == "tcp" ? IPPROTO_TCP : proto == "udp" ? IPPROTO_UDP : proto == "icmp" ? IPPROTO_ICMP : 0;
-      if (!p) return error(res, 400, "proto must be tcp, udp or icmp");
-      double seconds = b.value("seconds", 60.0);
-      if (seconds <= 0 || seconds > 86400) return error(res, 400, "seconds must be in (0, 86400]");
-      std::string src = b.value("src", ""), dst = b.value("dst", "");
-      auto sport = static_cast<uint16_t>(b.value("sport", 0)), dport = static_cast<uint16_t>(b.value("dport", 0));
+      auto b = parse_bypass(req.body);
+      if (!b) return error(res, 400, b.error().message());
       std::lock_guard lock(mu);
       int applied = 0;
       for (auto &[name, s] : sessions) {
         if (!s->is_mirror()) continue;
-        if (auto r = s->bypass(p, src, sport, dst, dport, seconds); !r) return error(res, 400, r.error().message());
+        if (auto r = s->bypass(b->proto, b->src, b->sport, b->dst, b->dport, b->seconds); !r)
+          return error(res, status_for(r.error()), r.error().message());
         applied++;
       }
-      res.set_content(json{{"sessions", applied}, {"seconds", seconds}}.dump(), "application/json");
+      res.set_content(dump(json{{"sessions", applied}, {"seconds", b->seconds}}), "application/json");
     });
-    http.Post("/v1/reload", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
+    h.Post("/v1/reload", [this, authorized, fail_with](const httplib::Request &req, httplib::Response &res) {
       if (!authorized(req, res)) return;
       auto r = reload();
-      if (!r) return error(res, 400, r.error().message());
-      res.set_content(json{{"result", *r}}.dump(), "application/json");
+      if (!r) return fail_with(res, r.error());
+      res.set_content(dump(json{{"result", *r}}), "application/json");
     });
-    http.Get("/metrics", [this](const httplib::Request &, httplib::Response &res) {
+    h.Get("/metrics", [this](const httplib::Request &, httplib::Response &res) {
       res.set_content(metrics(), "text/plain; version=0.0.4");
     });
   }
@@ -594,19 +845,36 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions &opts) {
   auto cfg = load_agent_config(opts.config_path);
   if (!cfg) return tl::unexpected(cfg.error());
   impl->cfg = *cfg;
+  // Privileges first: without them, every later step fails in its own confusing way.
+  unsigned need = kPrivCapture;
+  for (const auto &c : cfg->sessions)
+    if (!c.netns.empty()) need |= kPrivSysAdmin;
+  if (auto p = check_privileges("agent", need); !p) return tl::unexpected(p.error());
+  size_t limit = raise_fd_limit();
+  FdReserve::fill(kReserveFds);
+  impl->fd_reserve = kSpareFds + kReserveFds + cfg->api.max_connections;
+  if (limit < impl->fd_reserve + kSessionFds * 4)
+    spdlog::warn("the file descriptor limit is {}: few sessions will fit (raise LimitNOFILE)", limit);
   auto token = read_token(cfg->api.token_file);
   if (!token) return tl::unexpected(token.error());
   impl->token = *token;
-  // The API's socket first: a second agent on the same socket stops here, before touching
-  // anything.
+  // The API's socket first: a second agent on the same socket or port stops here, before
+  // touching anything.
+  ApiLimits limits;
+  limits.max_connections = cfg->api.max_connections;
+  limits.max_client_connections = cfg->api.max_client_connections;
+  limits.requests_per_second = cfg->api.requests_per_second;
+  limits.request_timeout = std::chrono::seconds(cfg->api.request_timeout_s);
+  limits.max_body_bytes = size_t{cfg->api.max_body_kb} * 1024;
+  impl->http = std::make_unique<ApiServer>(limits);
   if (cfg->api.listen.starts_with("unix:")) {
-    if (auto r = impl->http.bind_unix(cfg->api.listen.substr(5)); !r) return tl::unexpected(r.error());
+    if (auto r = impl->http->listen_unix(cfg->api.listen.substr(5)); !r) return tl::unexpected(r.error());
   } else {
-    auto colon = cfg->api.listen.rfind(':');
-    std::string host = cfg->api.listen.substr(0, colon);
-    int port = std::atoi(cfg->api.listen.substr(colon + 1).c_str());
-    if (!impl->http.bind_to_port(host.c_str(), port))
-      return fail(fmt::format("api: cannot listen on {} (in use?)", cfg->api.listen), errno);
+    if (auto r = impl->http->listen_tcp(cfg->api.listen); !r) return tl::unexpected(r.error());
+    if (!loopback_listen(cfg->api.listen))
+      spdlog::warn("the API listens on {}, which other hosts can reach (allow_remote: true): it has no TLS, the bearer "
+                   "token travels in clear; prefer 127.0.0.1 or a unix socket behind a proxy",
+                   cfg->api.listen);
   }
   // A previous instance that crashed may have left tc filters and VXLAN devices, in its own
   // namespace and in those its sessions selected.
@@ -617,8 +885,10 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions &opts) {
     if (!ns) continue;  // the session that names it reports that, below
     auto scope = NetnsScope::enter(*ns);
     if (!scope) return tl::unexpected(scope.error());
-    if (auto r = cleanup_leftovers(); r)
+    if (auto r = cleanup_leftovers(); r) {
       for (const auto &line : r->removed) spdlog::info("removed leftover {} in {}", line, netns_label(name));
+      for (const auto &line : r->skipped) spdlog::warn("{} (in {})", line, netns_label(name));
+    }
     if (auto r = cleanup_vxlan_devices(); r)
       for (const auto &line : *r) spdlog::info("removed leftover {} in {}", line, netns_label(name));
   }
@@ -626,27 +896,28 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions &opts) {
     std::lock_guard lock(impl->mu);
     if (auto r = impl->watch(""); !r) return tl::unexpected(r.error());
   }
-  {
+  for (const auto &c : cfg->sessions) {
+    auto s = impl->build_session(c);
+    if (!s) return tl::unexpected(Error{s.error().code, "session " + c.name + ": " + s.error().what, s.error().bad_input});
     std::lock_guard lock(impl->mu);
-    for (const auto &c : cfg->sessions)
-      if (auto r = impl->add_session(c); !r)
-        return tl::unexpected(Error{r.error().code, "session " + c.name + ": " + r.error().what, r.error().bad_input});
+    if (!*s) impl->wait_for_namespace(c);
+    else if (auto r = impl->install(std::move(*s)); !r)
+      return tl::unexpected(Error{r.error().code, "session " + c.name + ": " + r.error().what, r.error().bad_input});
   }
   impl->setup_api();
+  impl->http->start();
   Impl *raw = impl.get();
-  impl->http_thread = std::thread([raw] { raw->http.listen_after_bind(); });
-  // stop() does nothing until the server runs: wait for it, so an early SIGTERM cannot hang.
-  for (int i = 0; i < 2000 && !impl->http.is_running(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  impl->bg = std::thread([raw] { raw->bg_loop(); });
   spdlog::info("agent ready: {} sessions, api on {}", cfg->sessions.size(), cfg->api.listen);
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));
 }
 
 Result<> Agent::run(const std::atomic<bool> &stop, std::atomic<bool> &reload) {
   Impl &im = *impl_;
-  auto last_tick = std::chrono::steady_clock::now();
+  auto last_tick = Clock::now();
   std::vector<pollfd> fds;
   std::vector<std::string> names;
-  auto last_ns_check = std::chrono::steady_clock::now();
+  auto last_ns_check = Clock::now();
   while (!stop.load()) {
     fds.clear();
     names.clear();
@@ -666,20 +937,28 @@ Result<> Agent::run(const std::atomic<bool> &stop, std::atomic<bool> &reload) {
       for (const auto &e : sp->second.watcher->read()) im.on_link(names[i], e);
       if (sp->second.watcher->overflowed()) im.resync(names[i]);
     }
-    if (std::chrono::steady_clock::now() - last_ns_check > std::chrono::milliseconds(250)) {
+    if (Clock::now() - last_ns_check > std::chrono::milliseconds(250)) {
       std::lock_guard lock(im.mu);
       im.check_namespaces();
-      last_ns_check = std::chrono::steady_clock::now();
+      last_ns_check = Clock::now();
     }
     if (reload.exchange(false)) {
-      auto r = im.reload();
-      if (r) spdlog::info("reloaded {}: {}", im.opts.config_path, *r);
-      else spdlog::error("reload refused, the running sessions stay: {}", r.error().message());
+      // SIGHUP: output files first (logrotate), at once; the config in the background.
+      {
+        std::lock_guard lock(im.mu);
+        for (auto &[name, s] : im.sessions) s->reopen_outputs();
+      }
+      spdlog::info("SIGHUP: output files reopened; reloading {}", im.opts.config_path);
+      im.post([&im] {
+        auto r = im.reload();
+        if (r) spdlog::info("reloaded {}: {}", im.opts.config_path, *r);
+        else spdlog::error("reload refused, the running sessions stay: {}", r.error().message());
+      });
     }
-    if (std::chrono::steady_clock::now() - last_tick > std::chrono::seconds(1)) {
+    if (Clock::now() - last_tick > std::chrono::seconds(1)) {
       std::lock_guard lock(im.mu);
       for (auto &[name, s] : im.sessions) s->tick();
-      last_tick = std::chrono::steady_clock::now();
+      last_tick = Clock::now();
     }
   }
   spdlog::info("stopping: detaching every session");

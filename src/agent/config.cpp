@@ -1,6 +1,9 @@
 #include "agent/config.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <type_traits>
 #include <set>
 
 #include <fmt/format.h>
@@ -8,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "mirror/rules.h"
+#include "util/text.h"
 #include "util/yaml_file.h"
 
 namespace bpftap::agent {
@@ -16,6 +20,7 @@ namespace {
 struct Ctx {
   std::string where;  // file name
   tl::unexpected<Error> bad(const YAML::Node &n, const std::string &what) const {
+    if (n.Mark().line < 0) return bad_input(fmt::format("{}: {}", where, what));  // built from JSON: no line
     return bad_input(fmt::format("{}:{}: {}", where, n.Mark().line + 1, what));
   }
 };
@@ -36,8 +41,14 @@ Result<> only(const Ctx &c, const YAML::Node &map, const std::string &what, std:
 
 template <typename T>
 Result<T> scalar(const Ctx &c, const YAML::Node &n, const std::string &key, const char *type) {
+  // `name: null` (or `~`, or nothing) is no value, not the text "null": yaml-cpp makes it a
+  // Null node, not a scalar.
+  if (!n.IsScalar()) return c.bad(n, fmt::format("{} must be {}", key, type));
   try {
-    return n.as<T>();
+    T v = n.as<T>();
+    if constexpr (std::is_same_v<T, std::string>)
+      if (!printable_utf8(v)) return c.bad(n, fmt::format("{} must be printable UTF-8 text (no control characters)", key));
+    return v;
   } catch (const YAML::Exception &) {
     return c.bad(n, fmt::format("{} must be {}", key, type));
   }
@@ -228,7 +239,10 @@ Result<AgentConfig> load_agent_config(const std::string &path) {
   if (auto r = only(c, root, "the config", {"api", "sessions"}); !r) return tl::unexpected(r.error());
   AgentConfig cfg;
   if (const YAML::Node a = root["api"]) {
-    if (auto r = only(c, a, "api", {"listen", "token_file"}); !r) return tl::unexpected(r.error());
+    if (auto r = only(c, a, "api", {"listen", "token_file", "allow_remote", "max_connections", "max_client_connections",
+                                    "requests_per_second", "request_timeout_s", "max_body_kb"});
+        !r)
+      return tl::unexpected(r.error());
     if (a["listen"]) {
       auto v = scalar<std::string>(c, a["listen"], "listen", "HOST:PORT");
       if (!v) return tl::unexpected(v.error());
@@ -251,6 +265,32 @@ Result<AgentConfig> load_agent_config(const std::string &path) {
       if (!v) return tl::unexpected(v.error());
       cfg.api.token_file = *v;
     }
+    if (a["allow_remote"]) {
+      auto v = scalar<bool>(c, a["allow_remote"], "allow_remote", "true or false");
+      if (!v) return tl::unexpected(v.error());
+      cfg.api.allow_remote = *v;
+    }
+    struct Limit {
+      const char *key;
+      uint32_t *field;
+      uint32_t min, max;
+    } limits[] = {{"max_connections", &cfg.api.max_connections, 1, 100000},
+                  {"max_client_connections", &cfg.api.max_client_connections, 1, 100000},
+                  {"requests_per_second", &cfg.api.requests_per_second, 1, 1000000},
+                  {"request_timeout_s", &cfg.api.request_timeout_s, 1, 3600},
+                  {"max_body_kb", &cfg.api.max_body_kb, 1, 1u << 20}};
+    for (const auto &l : limits) {
+      if (!a[l.key]) continue;
+      auto v = number(c, a[l.key], l.key, l.max);
+      if (!v) return tl::unexpected(v.error());
+      if (*v < l.min) return c.bad(a[l.key], fmt::format("{} must be {}-{}", l.key, l.min, l.max));
+      *l.field = static_cast<uint32_t>(*v);
+    }
+    if (!cfg.api.listen.starts_with("unix:") && !loopback_listen(cfg.api.listen) && !cfg.api.allow_remote)
+      return c.bad(a["listen"], fmt::format("listen {}: other hosts can reach this address, and the API has no TLS (the "
+                                            "token would travel in clear): listen on 127.0.0.1 or a unix socket, or "
+                                            "set allow_remote: true to mean it",
+                                            cfg.api.listen));
   }
   const YAML::Node ss = root["sessions"];
   if (ss && !ss.IsSequence()) return c.bad(ss, "sessions must be a list");
@@ -263,6 +303,98 @@ Result<AgentConfig> load_agent_config(const std::string &path) {
       cfg.sessions.push_back(*s);
     }
   return cfg;
+}
+
+bool loopback_listen(const std::string &listen) {
+  auto colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon == std::string::npos ? listen.size() : colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") return true;
+  in_addr a4{};
+  in6_addr a6{};
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  if (inet_pton(AF_INET6, host.c_str(), &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+  return false;
+}
+
+namespace {
+
+// The API's session shape: each key and its JSON type.
+enum class JType { String, Number, Strings, Object };
+struct JKey {
+  const char *key;
+  JType type;
+  std::initializer_list<JKey> fields;  // for objects
+};
+
+Result<YAML::Node> to_yaml(const nlohmann::json &j, std::initializer_list<JKey> keys, const std::string &where,
+                           const std::string &in) {
+  auto bad = [&](const std::string &what) { return bad_input(fmt::format("{}: {}", where, what)); };
+  if (!j.is_object()) return bad((in.empty() ? std::string("the body") : in) + " must be a JSON object");
+  YAML::Node out(YAML::NodeType::Map);
+  for (const auto &[k, v] : j.items()) {
+    const JKey *spec = nullptr;
+    for (const auto &x : keys)
+      if (k == x.key) spec = &x;
+    std::string name = in.empty() ? k : in + "." + k;
+    if (!spec) {
+      std::string list;
+      for (const auto &x : keys) list += (list.empty() ? "" : ", ") + std::string(x.key);
+      return bad(fmt::format("unknown key '{}' (known: {})", escape_bytes(name), list));
+    }
+    switch (spec->type) {
+    case JType::String:
+      if (!v.is_string()) return bad(name + " must be a string");
+      out[k] = v.get<std::string>();
+      break;
+    case JType::Number:
+      if (!v.is_number_unsigned()) return bad(name + " must be a whole number (not negative, no fraction, no quotes)");
+      out[k] = std::to_string(v.get<uint64_t>());
+      break;
+    case JType::Strings: {
+      if (!v.is_array()) return bad(name + " must be a list of strings");
+      YAML::Node seq(YAML::NodeType::Sequence);
+      for (const auto &e : v) {
+        if (!e.is_string()) return bad(name + " must be a list of strings");
+        seq.push_back(e.get<std::string>());
+      }
+      out[k] = seq;
+      break;
+    }
+    case JType::Object: {
+      auto sub = to_yaml(v, spec->fields, where, name);
+      if (!sub) return sub;
+      out[k] = *sub;
+      break;
+    }
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+Result<SessionConfig> parse_session_json(const std::string &text, const std::string &where) {
+  // nlohmann refuses invalid UTF-8 in strings: such a body is not JSON.
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) return bad_input(where + ": the body is not JSON (UTF-8)");
+  auto n = to_yaml(j,
+                   {{"name", JType::String, {}},
+                    {"interfaces", JType::Strings, {}},
+                    {"netns", JType::String, {}},
+                    {"direction", JType::String, {}},
+                    {"filter", JType::String, {}},
+                    {"rules", JType::Strings, {}},
+                    {"snaplen", JType::Number, {}},
+                    {"sample", JType::Number, {}},
+                    {"flow_cutoff", JType::Number, {}},
+                    {"capture", JType::Object, {{"dir", JType::String, {}}, {"rotate_mb", JType::Number, {}}, {"keep_files", JType::Number, {}}}},
+                    {"mirror", JType::Object, {{"to", JType::String, {}}, {"vxlan", JType::String, {}}, {"vni", JType::Number, {}},
+                                               {"vxlan_port", JType::Number, {}}, {"local", JType::String, {}}}},
+                    {"inspect", JType::Object, {{"alerts", JType::String, {}}, {"flows", JType::String, {}}}}},
+                   where, "");
+  if (!n) return tl::unexpected(n.error());
+  return parse_session(Ctx{where}, *n);
 }
 
 Result<SessionConfig> parse_session_text(const std::string &text, const std::string &where) {

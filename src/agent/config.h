@@ -61,8 +61,18 @@ struct SessionConfig {
 struct ApiConfig {
   std::string listen = "127.0.0.1:7878";
   std::string token_file;  // bearer token for writes; must be mode 0600 (no token: no writes)
+  bool allow_remote = false;  // listen on an address other hosts can reach (no TLS: say so)
+  // What any client gets, before it is authenticated (see ApiLimits in api_server.h).
+  uint32_t max_connections = 64;         // open at once, all clients together
+  uint32_t max_client_connections = 32;  // open at once from one address (a unix socket: one user)
+  uint32_t requests_per_second = 100;    // per client address, bursts of twice as many
+  uint32_t request_timeout_s = 10;       // a whole request (headers and body) must arrive within this
+  uint32_t max_body_kb = 1024;           // larger bodies are refused before they are read
   bool operator==(const ApiConfig &) const = default;
 };
+
+// Is `listen` (HOST:PORT) an address only this host can reach (127.0.0.0/8, ::1, localhost)?
+bool loopback_listen(const std::string &listen);
 
 struct AgentConfig {
   ApiConfig api;
@@ -71,8 +81,11 @@ struct AgentConfig {
 
 // Parses and checks a whole config file.
 Result<AgentConfig> load_agent_config(const std::string &path);
-// Parses and checks one session from YAML or JSON text (the API); `where` prefixes messages.
+// Parses and checks one session from YAML text; `where` prefixes messages.
 Result<SessionConfig> parse_session_text(const std::string &text, const std::string &where);
+// The API's: strict JSON (UTF-8; each key of its type: a string is a string, a number a whole
+// number, null is no value), then the same checks.
+Result<SessionConfig> parse_session_json(const std::string &text, const std::string &where);
 // The session as JSON text (the API's shape).
 std::string session_to_json(const SessionConfig &s);
 

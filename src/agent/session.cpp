@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -17,7 +18,10 @@
 #include "kernel/netns.h"
 #include "mirror/rules.h"
 #include "inspect/inspector.h"
+#include "sinks/line_file.h"
 #include "sinks/rotating_sink.h"
+#include "util/fds.h"
+#include "util/text.h"
 
 namespace bpftap::agent {
 namespace {
@@ -33,30 +37,43 @@ NetnsScope enter_or_die(const Netns &ns, const std::string &session) {
   return std::move(*scope);
 }
 
+// Interfaces that went away whose counters are kept by name (the latest ones); the counters of
+// older ones are summed under this name.
+constexpr size_t kKeptGone = 128;
+constexpr const char *kFoldedName = "(gone)";
+
 // A capture session's ring: as the CLI sizes it, but at most 32 MiB: it is the agent's largest
 // allocation (mapped into the agent, so counted in its RSS), and a session feeds an inspector or
 // files of many quiet taps rather than one bulk transfer.
 uint32_t session_ring_bytes(uint32_t snaplen) { return std::min(default_buffer_bytes(snaplen, 1), 32u << 20); }
 
-struct FileCloser {
-  void operator()(FILE *f) const {
-    if (f) std::fclose(f);
-  }
-};
-
 } // namespace
 
 // Where a capture / inspect session's packets go: the files of the interface they came from
 // and the session's one inspector. Indexed by the capture's slot. Touched only under the
-// capture's lock: by its reader (write, flush) and by add/remove_interface's callbacks.
+// capture's lock: by its reader (write, flush) and by the agent (attach, detach, tick, counters).
+// A file that cannot be written never stops the reader: the route is marked failing, its packets
+// are counted as unwritten (the inspector still gets them), and it is retried every second.
 class Session::Router final : public PacketSink {
 public:
+  using Clock = std::chrono::steady_clock;
   struct Route {
     std::unique_ptr<RotatingFileSink> files;
+    RotationOptions ropt;  // to open them again
+    InterfaceInfo info;
+    bool has_files = false;
     uint32_t insp_iface = 0;
     bool live = false;
+    bool failing = false;
+    std::string error;
+    uint64_t skipped = 0;      // packets not handed to the files while failing
+    uint64_t lost_carry = 0;   // lost() of files given up
+    uint64_t write_errors = 0;
+    Clock::time_point retry_at{};
+    uint64_t unwritten() const { return skipped + lost_carry + (files ? files->lost() : 0); }
   };
-  Router(inspect::Inspector *insp, std::mutex *insp_mu) : insp_(insp), insp_mu_(insp_mu) {}
+  Router(std::string session, inspect::Inspector *insp, std::mutex *insp_mu)
+      : session_(std::move(session)), insp_(insp), insp_mu_(insp_mu) {}
 
   void set(uint32_t slot, Route r) {
     if (slot >= routes_.size()) routes_.resize(slot + 1);
@@ -68,34 +85,83 @@ public:
     return std::exchange(routes_[slot], Route{});
   }
   std::vector<Route> take_all() { return std::exchange(routes_, {}); }
+  const std::vector<Route> &routes() const { return routes_; }
 
   Result<> write(const Packet &pkt) override {
     if (pkt.iface >= routes_.size() || !routes_[pkt.iface].live) return {};
     Route &r = routes_[pkt.iface];
     Packet p = pkt;
-    if (r.files) {
+    if (r.has_files) {
       p.iface = 0;  // one file per interface
-      if (auto w = r.files->write(p); !w) return w;
+      if (r.failing || !r.files) r.skipped++;
+      else if (auto w = r.files->write(p); !w) fail(r, w.error());
     }
     if (insp_) {
       p.iface = r.insp_iface;
       std::lock_guard lock(*insp_mu_);
-      return insp_->write(p);
+      (void)insp_->write(p);
     }
     return {};
   }
   Result<> flush() override {
-    for (auto &r : routes_)
-      if (r.files)
-        if (auto f = r.files->flush(); !f) return f;
+    auto now = Clock::now();
+    for (auto &r : routes_) {
+      if (!r.live || !r.has_files) continue;
+      if (r.failing || !r.files) retry(r, now);
+      else if (auto f = r.files->flush(); !f) fail(r, f.error());
+    }
     if (insp_) {
       std::lock_guard lock(*insp_mu_);
-      return insp_->flush();
+      (void)insp_->flush();  // the inspector's files keep their own health (LineFile)
     }
     return {};
   }
+  // The routes that failed, tried again if their time has come.
+  void retry_all() {
+    auto now = Clock::now();
+    for (auto &r : routes_)
+      if (r.live && r.has_files && (r.failing || !r.files)) retry(r, now);
+  }
+  // SIGHUP.
+  void reopen_moved() {
+    for (auto &r : routes_)
+      if (r.live && r.files && !r.failing)
+        if (auto m = r.files->reopen_if_moved(); !m) fail(r, m.error());
+  }
 
 private:
+  // An output that starts failing is said once, and tried again at once (a ring of files may
+  // make room by deleting its oldest); then every second.
+  void fail(Route &r, const Error &e) {
+    const bool first = !r.failing;
+    r.failing = true;
+    r.error = e.message();
+    r.write_errors++;
+    r.retry_at = Clock::now() + std::chrono::seconds(1);
+    if (!first) return;
+    spdlog::error("session {}: {}: packets of {} are counted as unwritten until it can write again", session_, r.error,
+                  escape_bytes(r.info.name));
+    r.retry_at = {};
+    retry(r, Clock::now());
+  }
+  void retry(Route &r, Clock::time_point now) {
+    if (now < r.retry_at) return;
+    Result<> ok;
+    if (!r.files) {
+      auto f = RotatingFileSink::open(r.ropt, {r.info});
+      if (f) r.files = std::move(*f);
+      else ok = tl::unexpected(f.error());
+    } else {
+      ok = r.files->recover();
+    }
+    if (!ok) return fail(r, ok.error());
+    r.failing = false;
+    r.error.clear();
+    spdlog::info("session {}: working again: {} is written ({} packets unwritten, {} write errors so far)", session_,
+                 r.files->current_path(), r.unwritten(), r.write_errors);
+  }
+
+  std::string session_;
   inspect::Inspector *insp_;
   std::mutex *insp_mu_;
   std::vector<Route> routes_;
@@ -108,7 +174,7 @@ struct Session::State {
   std::unique_ptr<MirrorSession> mirror;
   std::map<uint32_t, InterfaceInfo> mirror_ifaces;
   // capture / inspect: one capture (one BPF object, one ring) and one reader for every interface
-  std::unique_ptr<FILE, FileCloser> alerts, flows;
+  std::unique_ptr<LineFile> alerts, flows;
   std::unique_ptr<inspect::Inspector> inspector;
   std::mutex insp_mu;
   std::unique_ptr<Capture> cap;
@@ -116,8 +182,15 @@ struct Session::State {
   std::map<uint32_t, InterfaceInfo> taps;  // attached interfaces, by ifindex
   std::atomic<bool> stop{false};
   std::thread reader;
-  // counters of interfaces that went away, by name and direction
+  // counters of interfaces that went away, by name and direction: the kKeptGone latest, older
+  // ones folded into one entry per direction (kFoldedName), so that VMs coming and going for
+  // months grow neither the agent's memory nor its metrics
   std::map<std::pair<std::string, std::string>, InterfaceCounters> gone;
+  std::map<std::pair<std::string, std::string>, uint64_t> gone_at;  // when each went (a sequence)
+  uint64_t gone_seq = 0;
+  // why the reader stopped, if it did (the session then captures nothing)
+  mutable std::mutex reader_mu;
+  std::string reader_error;
 
   void stop_reader() {
     stop = true;
@@ -129,6 +202,7 @@ Session::Session(SessionConfig cfg) : cfg_(std::move(cfg)) {}
 
 Session::~Session() {
   if (!st_) return;
+  FdReserve::Use reserve;  // detaching must not fail for want of a descriptor
   auto scope = enter_or_die(st_->ns, cfg_.name);
   st_->stop_reader();
   if (st_->cap) (void)st_->cap->finish(*st_->router);  // detaches, writes what the ring still held
@@ -137,13 +211,13 @@ Session::~Session() {
       if (r.files) (void)r.files->close();
   if (st_->inspector) {
     std::lock_guard lock(st_->insp_mu);
-    st_->inspector->finish();
+    (void)st_->inspector->finish();
   }
   st_->cap.reset();
   st_->mirror.reset();
 }
 
-Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg) {
+Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg, const std::atomic<bool> *cancel) {
   std::unique_ptr<Session> s(new Session(cfg));
   auto ns = Netns::open(cfg.netns);
   if (!ns) return tl::unexpected(ns.error());
@@ -165,6 +239,7 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg) {
     o.snaplen = cfg.snaplen;
     o.sample = cfg.sample;
     o.flow_cutoff = cfg.flow_cutoff;
+    o.cancel = cancel;
     auto m = MirrorSession::start(o);
     if (!m) return tl::unexpected(m.error());
     s->st_->mirror = std::move(*m);
@@ -175,15 +250,23 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg) {
       if (ec) return bad_input(fmt::format("session {}: capture dir {}: {}", cfg.name, cfg.capture->dir, ec.message()));
     }
     if (cfg.inspect) {
-      s->st_->alerts.reset(std::fopen(cfg.inspect->alerts.c_str(), "a"));
-      if (!s->st_->alerts) return tl::unexpected(Error{errno, "session " + cfg.name + ": open " + cfg.inspect->alerts, true});
+      auto alerts = LineFile::open(cfg.inspect->alerts);
+      if (!alerts) return tl::unexpected(Error{alerts.error().code, "session " + cfg.name + ": " + alerts.error().what, true});
+      s->st_->alerts = std::move(*alerts);
       if (!cfg.inspect->flows.empty()) {
-        s->st_->flows.reset(std::fopen(cfg.inspect->flows.c_str(), "a"));
-        if (!s->st_->flows) return tl::unexpected(Error{errno, "session " + cfg.name + ": open " + cfg.inspect->flows, true});
+        auto flows = LineFile::open(cfg.inspect->flows);
+        if (!flows) return tl::unexpected(Error{flows.error().code, "session " + cfg.name + ": " + flows.error().what, true});
+        s->st_->flows = std::move(*flows);
       }
+      for (auto *f : {s->st_->alerts.get(), s->st_->flows.get()})
+        if (f)
+          f->on_change([name = cfg.name, path = f->path()](bool failing, const std::string &error) {
+            if (failing) spdlog::error("session {}: {}: its lines wait in memory until it can write again", name, error);
+            else spdlog::info("session {}: working again: {} is written", name, path);
+          });
       inspect::InspectOptions io;
-      io.alerts = s->st_->alerts.get();
-      io.flows = s->st_->flows.get();
+      io.alert_out = s->st_->alerts.get();
+      io.flow_out = s->st_->flows.get();
       io.flows_format = cfg.inspect->flows_format == "tsv" ? inspect::FlowFormat::Tsv : inspect::FlowFormat::Json;
       if (!cfg.inspect->ipfix.empty()) {
         auto x = inspect::IpfixExporter::open(cfg.inspect->ipfix);
@@ -202,10 +285,11 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg) {
     o.snaplen = cfg.snaplen ? cfg.snaplen : BPFTAP_MAX_SNAPLEN;
     o.filter = cfg.filter;
     o.buffer_bytes = session_ring_bytes(o.snaplen);
+    o.cancel = cancel;
     auto cap = Capture::start(o);
     if (!cap) return tl::unexpected(cap.error());
     s->st_->cap = std::move(*cap);
-    s->st_->router = std::make_unique<Router>(s->st_->inspector.get(), &s->st_->insp_mu);
+    s->st_->router = std::make_unique<Router>(cfg.name, s->st_->inspector.get(), &s->st_->insp_mu);
     State *st = s->st_.get();
     st->reader = std::thread([st, name = cfg.name] {
       // Inspect: idle flows end on wall-clock time (issue 14), not only when a later packet comes.
@@ -220,7 +304,11 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg) {
         }
         return false;
       };
-      if (auto r = st->cap->run(*st->router, st->stop, expire); !r) spdlog::error("session {}: {}", name, r.error().message());
+      if (auto r = st->cap->run(*st->router, st->stop, expire); !r) {
+        spdlog::error("session {}: reading the capture stopped: {}", name, r.error().message());
+        std::lock_guard lock(st->reader_mu);
+        st->reader_error = "reading the capture stopped: " + r.error().message();
+      }
     });
   }
   return s;
@@ -253,46 +341,90 @@ Result<> Session::attach(const InterfaceInfo &iface) {
   InterfaceInfo info = iface;
   info.snaplen = cfg_.snaplen ? cfg_.snaplen : BPFTAP_MAX_SNAPLEN;
   Router::Route route;
+  route.info = info;
   if (cfg_.capture) {
     RotationOptions r;
-    r.path = fmt::format("{}/{}-{}.pcapng", cfg_.capture->dir, cfg_.name, iface.name);
+    // The interface's name is the kernel's bytes: a '/' cannot be in it, but anything else can.
+    r.path = fmt::format("{}/{}-{}.pcapng", cfg_.capture->dir, cfg_.name, escape_bytes(iface.name));
     r.rotate_bytes = cfg_.capture->rotate_mb * 1000000ull;
     r.max_files = cfg_.capture->keep_files;
+    route.ropt = r;
+    route.has_files = true;
+    // A file that cannot be opened now (a full disk) does not keep the interface from being
+    // captured: the route starts failing and is retried (its packets still reach the inspector).
     auto f = RotatingFileSink::open(r, {info});
-    if (!f) return tl::unexpected(f.error());
-    route.files = std::move(*f);
+    if (f) {
+      route.files = std::move(*f);
+    } else {
+      route.failing = true;
+      route.error = f.error().message();
+      route.write_errors = 1;
+      route.retry_at = Router::Clock::now() + std::chrono::seconds(1);
+    }
   }
   if (st_->inspector) {
     std::lock_guard lock(st_->insp_mu);
     route.insp_iface = st_->inspector->add_interface(info);
   }
   Router &router = *st_->router;
+  std::optional<uint32_t> prepared;
   auto slot = st_->cap->add_interface(info, [&](uint32_t slot) -> Result<> {
     router.set(slot, std::move(route));
+    prepared = slot;
     return {};
   });
-  if (!slot) return tl::unexpected(slot.error());
+  if (!slot) {
+    if (prepared)  // its hooks could not be attached: its files go
+      st_->cap->locked([&] {
+        if (auto r = router.take(*prepared); r.files) (void)r.files->close();
+      });
+    return tl::unexpected(slot.error());
+  }
   st_->taps[iface.ifindex] = info;
   return {};
 }
 
+namespace {
+
+void add_counts(InterfaceCounters &to, const InterfaceCounters &c) {
+  to.matched += c.matched, to.bytes += c.bytes, to.mirrored += c.mirrored, to.mirrored_bytes += c.mirrored_bytes;
+  to.failed += c.failed, to.truncated += c.truncated, to.cut_off += c.cut_off, to.sampled_out += c.sampled_out;
+  to.bypassed += c.bypassed, to.captured += c.captured, to.dropped += c.dropped, to.unwritten += c.unwritten;
+}
+
+} // namespace
+
 void Session::keep_counters(const std::vector<InterfaceCounters> &counters) {
   for (const auto &c : counters) {
-    auto &g = st_->gone[{c.name, c.direction}];
-    std::string name = c.name, dir = c.direction;
-    InterfaceCounters sum = g;
-    sum.name = name;
-    sum.direction = dir;
-    sum.attached = false;
-    sum.matched += c.matched, sum.bytes += c.bytes, sum.mirrored += c.mirrored, sum.mirrored_bytes += c.mirrored_bytes;
-    sum.failed += c.failed, sum.truncated += c.truncated, sum.cut_off += c.cut_off, sum.sampled_out += c.sampled_out;
-    sum.bypassed += c.bypassed, sum.captured += c.captured, sum.dropped += c.dropped;
-    g = sum;
+    const std::pair<std::string, std::string> key{c.name, c.direction};
+    auto &g = st_->gone[key];
+    g.name = c.name;
+    g.direction = c.direction;
+    g.attached = false;
+    add_counts(g, c);
+    if (c.name != kFoldedName) st_->gone_at[key] = ++st_->gone_seq;
+  }
+  // Past kKeptGone, the interface gone longest ago joins the folded entry of its direction.
+  while (st_->gone_at.size() > kKeptGone) {
+    auto oldest = std::min_element(st_->gone_at.begin(), st_->gone_at.end(),
+                                   [](const auto &a, const auto &b) { return a.second < b.second; });
+    auto key = oldest->first;
+    st_->gone_at.erase(oldest);
+    auto it = st_->gone.find(key);
+    if (it == st_->gone.end()) continue;
+    auto &folded = st_->gone[{kFoldedName, key.second}];
+    folded.name = kFoldedName;
+    folded.direction = key.second;
+    folded.attached = false;
+    add_counts(folded, it->second);
+    st_->gone.erase(it);
   }
 }
 
-void Session::detach(uint32_t ifindex) {
+void Session::detach(uint32_t ifindex, bool gone) {
+  FdReserve::Use reserve;  // detaching must not fail for want of a descriptor
   auto scope = enter_or_die(st_->ns, cfg_.name);
+  if (gone && attached(ifindex)) interfaces_gone_++;
   auto keep = [&](const InterfaceCounters &c) { keep_counters({c}); };
   if (st_->mirror && st_->mirror_ifaces.count(ifindex)) {
     auto last = st_->mirror->remove_source(ifindex);
@@ -315,7 +447,8 @@ void Session::detach(uint32_t ifindex) {
     c.matched = last->matched;
     c.dropped = last->dropped;
   }
-  if (route.files) (void)route.files->close();
+  if (route.files) (void)route.files->close();  // what it cannot write counts as lost
+  c.unwritten = route.unwritten();
   keep(c);
   st_->taps.erase(it);
 }
@@ -332,15 +465,22 @@ std::vector<InterfaceCounters> Session::counters() const {
                               c.mirrored_bytes, c.failed, c.truncated, c.cut_off, c.sampled_out, c.bypassed, 0, 0};
       }
   }
-  if (st_->cap)
+  if (st_->cap) {
+    std::map<uint32_t, uint64_t> unwritten;
+    st_->cap->locked([&] {
+      for (const auto &r : st_->router->routes())
+        if (r.live) unwritten[r.info.ifindex] = r.unwritten();
+    });
     if (auto stats = st_->cap->stats())
       for (const auto &s : *stats) {
         InterfaceCounters c{.name = s.name, .direction = "", .attached = true};
         c.captured = s.captured;
         c.matched = s.matched;
         c.dropped = s.dropped;
+        c.unwritten = unwritten[s.ifindex];
         live[{c.name, ""}] = c;
       }
+  }
   // An interface that went away and came back: its old counters add to the new ones.
   for (auto [key, g] : st_->gone) {
     auto it = live.find(key);
@@ -348,10 +488,7 @@ std::vector<InterfaceCounters> Session::counters() const {
       out.push_back(g);
       continue;
     }
-    auto &c = it->second;
-    c.matched += g.matched, c.bytes += g.bytes, c.mirrored += g.mirrored, c.mirrored_bytes += g.mirrored_bytes;
-    c.failed += g.failed, c.truncated += g.truncated, c.cut_off += g.cut_off, c.sampled_out += g.sampled_out;
-    c.bypassed += g.bypassed, c.captured += g.captured, c.dropped += g.dropped;
+    add_counts(it->second, g);
   }
   for (auto &[k, c] : live) out.push_back(c);
   std::sort(out.begin(), out.end(), [](const auto &a, const auto &b) { return std::tie(a.name, a.direction) < std::tie(b.name, b.direction); });
@@ -365,6 +502,59 @@ Result<> Session::bypass(uint8_t proto, const std::string &a, uint16_t pa, const
 
 void Session::tick() {
   if (st_->mirror) st_->mirror->expire_bypass();
+  if (st_->cap) st_->cap->locked([&] { st_->router->retry_all(); });
+  if (st_->inspector) {
+    std::lock_guard lock(st_->insp_mu);
+    (void)st_->inspector->flush();  // retries a failed alert or flow file even when no packet comes
+  }
+}
+
+SessionHealth Session::health() const {
+  SessionHealth h;
+  h.interfaces_gone = interfaces_gone_;
+  h.target_lost = target_lost_;
+  std::vector<std::string> why;
+  if (target_missing_) why.push_back(fmt::format("its target {} went away: nothing is mirrored until it is back", cfg_.mirror->to));
+  {
+    std::lock_guard lock(st_->reader_mu);
+    if (!st_->reader_error.empty()) why.push_back(st_->reader_error);
+  }
+  if (st_->cap)
+    st_->cap->locked([&] {
+      for (const auto &r : st_->router->routes()) {
+        h.write_errors += r.write_errors;
+        if (r.live && r.failing)
+          why.push_back(fmt::format("{}: packets of {} are counted as unwritten until it can write again", r.error,
+                                    escape_bytes(r.info.name)));
+      }
+    });
+  for (const auto &[f, dropped] : {std::pair{st_->alerts.get(), &h.alerts_dropped}, std::pair{st_->flows.get(), &h.flows_dropped}}) {
+    if (!f) continue;
+    auto st = f->stats();
+    h.write_errors += st.write_errors;
+    *dropped += st.dropped;
+    if (st.failing) why.push_back(fmt::format("{}: its lines wait in memory until it can write again", st.error));
+  }
+  h.failing = !why.empty();
+  for (const auto &w : why) h.reason += (h.reason.empty() ? "" : "; ") + w;
+  return h;
+}
+
+void Session::reopen_outputs() {
+  if (st_->cap) st_->cap->locked([&] { st_->router->reopen_moved(); });
+  for (auto *f : {st_->alerts.get(), st_->flows.get()})
+    if (f)
+      if (auto r = f->reopen(); !r) spdlog::error("session {}: reopen {}: {}", cfg_.name, f->path(), r.error().message());
+}
+
+std::string Session::target_name() const { return cfg_.mirror ? cfg_.mirror->to : std::string(); }
+
+uint32_t Session::target_ifindex() const { return st_->mirror ? st_->mirror->target_ifindex() : 0; }
+
+void Session::target_gone() {
+  if (target_missing_) return;
+  target_missing_ = true;
+  target_lost_++;
 }
 
 } // namespace bpftap::agent

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,23 +24,43 @@ struct InterfaceCounters {
   uint64_t matched = 0, bytes = 0;                // filter (and rules) accepted
   uint64_t mirrored = 0, mirrored_bytes = 0, failed = 0, truncated = 0, cut_off = 0, sampled_out = 0, bypassed = 0;
   uint64_t captured = 0, dropped = 0;             // capture / inspect sessions
+  uint64_t unwritten = 0;  // captured but not in the interface's capture file (writing failed)
+};
+
+// What went wrong with a session that still runs.
+struct SessionHealth {
+  bool failing = false;          // something it should do, it cannot now
+  std::string reason;            // what, when failing
+  uint64_t write_errors = 0;     // failed writes to its capture, alert and flow files
+  uint64_t alerts_dropped = 0;   // alert lines given up (more waited than memory allows)
+  uint64_t flows_dropped = 0;    // flow lines given up
+  uint64_t interfaces_gone = 0;  // attached interfaces that were deleted
+  uint64_t target_lost = 0;      // mirror: times its target interface went away
 };
 
 class Session {
 public:
-  // Loads what the session needs; interfaces are attached one by one with attach().
-  static Result<std::unique_ptr<Session>> create(const SessionConfig &cfg);
+  // Loads what the session needs; interfaces are attached one by one with attach(). A long
+  // filter compilation stops when `cancel` turns true.
+  static Result<std::unique_ptr<Session>> create(const SessionConfig &cfg, const std::atomic<bool> *cancel = nullptr);
   ~Session();  // detaches everything
 
   const SessionConfig &config() const { return cfg_; }
   bool wants(const std::string &ifname) const;  // does the interface match the session's patterns?
   bool attached(uint32_t ifindex) const;
   Result<> attach(const InterfaceInfo &iface);
-  void detach(uint32_t ifindex);
+  // `gone`: the interface was deleted (counted), rather than no longer wanted.
+  void detach(uint32_t ifindex, bool gone = false);
   std::vector<InterfaceCounters> counters() const;
   // Adds counters (of interfaces gone, or of this session's previous run) to those reported.
   void keep_counters(const std::vector<InterfaceCounters> &counters);
   uint64_t attach_errors() const { return attach_errors_; }
+  // A restart of `old` (same config): its error and loss counts go on here.
+  void carry_counts(const Session &old) {
+    attach_errors_ += old.attach_errors_;
+    interfaces_gone_ += old.interfaces_gone_;
+    target_lost_ += old.target_lost_;
+  }
   void count_attach_error() { attach_errors_++; }
   bool is_mirror() const { return cfg_.mirror.has_value(); }
   // Capture / inspect sessions: their interfaces' ring buffers together (size and bytes
@@ -47,7 +68,18 @@ public:
   RingUsage ring_usage() const;
   // Mirror sessions: stop mirroring a flow for a while; expire the bypasses whose time is up.
   Result<> bypass(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb, double seconds);
+  // Every second: expires bypasses and retries outputs that failed (each failure is logged
+  // once when it starts and once when it ends, where it happens).
   void tick();
+  SessionHealth health() const;
+  // SIGHUP: capture files moved or deleted (logrotate) start anew under their name; alert and
+  // flow files are opened again.
+  void reopen_outputs();
+  // Mirror sessions: the target's name and ifindex (0 for other sessions), and its loss.
+  std::string target_name() const;
+  uint32_t target_ifindex() const;
+  void target_gone();
+  bool target_missing() const { return target_missing_; }
 
 private:
   explicit Session(SessionConfig cfg);
@@ -56,6 +88,8 @@ private:
   SessionConfig cfg_;
   std::unique_ptr<State> st_;
   uint64_t attach_errors_ = 0;
+  uint64_t interfaces_gone_ = 0, target_lost_ = 0;
+  bool target_missing_ = false;
 };
 
 } // namespace bpftap::agent

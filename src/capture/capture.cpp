@@ -248,7 +248,8 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
   std::string filter_iface = !opts.filter_iface.empty() ? opts.filter_iface
                              : impl->initial.empty()    ? std::string("lo")
                                                         : impl->initial.front().name;
-  auto ebpf = build_filter(opts.filter, opts.snaplen, filter_iface);
+  auto ebpf = opts.compiled ? Result<std::vector<bpf_insn>>(*opts.compiled)
+                            : build_filter_cancellable(opts.filter, opts.snaplen, filter_iface, opts.cancel);
   if (!ebpf) return tl::unexpected(ebpf.error());
 
   CaptureProgramOptions po;
@@ -313,7 +314,15 @@ Result<uint32_t> Capture::add_interface(const InterfaceInfo &iface, const std::f
   Impl &s = *impl_;
   std::lock_guard lock(s.mu);
   if (auto it = s.slot_of.find(iface.ifindex); it != s.slot_of.end()) return it->second;
+  // The slot of an interface removed earlier is taken again (records still in the ring for it
+  // carry its ifindex, which no longer maps to a slot): interfaces coming and going for months
+  // do not grow the table. Slots of the interfaces given to start() stay theirs.
   auto slot = static_cast<uint32_t>(s.slots.size());
+  for (uint32_t i = static_cast<uint32_t>(s.initial.size()); i < s.slots.size(); i++)
+    if (!s.slots[i].attached) {
+      slot = i;
+      break;
+    }
   if (prepare)
     if (auto r = prepare(slot); !r) return tl::unexpected(r.error());
   Impl::Slot added{iface};
@@ -322,7 +331,12 @@ Result<uint32_t> Capture::add_interface(const InterfaceInfo &iface, const std::f
     s.prog->unwatch(iface.ifindex);
     return tl::unexpected(r.error());
   }
-  s.slots.push_back(std::move(added));
+  if (slot < s.slots.size()) {
+    added.captured = 0;
+    s.slots[slot] = std::move(added);
+  } else {
+    s.slots.push_back(std::move(added));
+  }
   s.slot_of[iface.ifindex] = slot;
   return slot;
 }
@@ -374,6 +388,11 @@ Result<std::vector<InterfaceStats>> Capture::stats() const {
   }
   if (s.perf_lost && !out.empty()) out[0].dropped += s.perf_lost;
   return out;
+}
+
+void Capture::locked(const std::function<void()> &fn) {
+  std::lock_guard lock(impl_->mu);
+  fn();
 }
 
 std::optional<RingUsage> Capture::ring_usage() const {

@@ -29,6 +29,11 @@ struct CaptureOptions {
   uint32_t snaplen = BPFTAP_MAX_SNAPLEN;
   uint64_t count = 0;                   // -c; 0 = until stopped
   std::string filter;                   // pcap-filter expression
+  // `filter` already compiled (build_filter()), so that a command that checked it before
+  // creating files does not compile it twice; nullopt: start() compiles it.
+  std::optional<std::vector<bpf_insn>> compiled;
+  // Compiling takes seconds for long expressions: it stops (start() fails) when this turns true.
+  const std::atomic<bool> *cancel = nullptr;
   bpftap_output output = BPFTAP_OUT_RINGBUF;
   AttachMode attach = AttachMode::Auto;
   uint32_t buffer_bytes = 0;            // ring buffer size, or per-CPU perf buffer size; 0 = by
@@ -61,8 +66,8 @@ public:
   // The interfaces given to start(), in slot order (the Packet::iface of their packets).
   const std::vector<InterfaceInfo> &interfaces() const override;
 
-  // Adds an interface while the capture runs; its packets carry the returned slot (never
-  // reused). `prepare(slot)` runs first, under the lock the reader writes under, so the sink
+  // Adds an interface while the capture runs; its packets carry the returned slot (that of an
+  // interface removed earlier, or a new one). `prepare(slot)` runs first, under the lock the reader writes under, so the sink
   // can learn the slot before any packet of it arrives; if it fails nothing is attached.
   // Safe to call from another thread than run()'s.
   Result<uint32_t> add_interface(const InterfaceInfo &iface, const std::function<Result<>(uint32_t slot)> &prepare = {});
@@ -77,6 +82,8 @@ public:
   Result<std::vector<InterfaceStats>> stats() const override;
   // nullopt with the perf transport. Safe to call while run() drains.
   std::optional<RingUsage> ring_usage() const;
+  // Runs `fn` under the lock the reader writes under (the sink's state is then the caller's).
+  void locked(const std::function<void()> &fn);
 
 private:
   struct Impl;

@@ -31,6 +31,8 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::load(const CaptureProgra
                        opts.filter);
     err = capture_bpf__load(skel);
   }
+  if (err == -EPERM || err == EPERM)
+    return fail_errno("load the capture BPF programs (not permitted: CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN are needed)", err);
   if (err) return fail_errno("load the capture BPF programs (the kernel verifier refused them)", err);
   self->slots_ = std::make_unique<IfSlots>(bpf_map__fd(skel->maps.ifslot), bpf_map__fd(skel->maps.ifslot_big),
                                            self->counters_fd(), sizeof(bpftap_counters));

@@ -8,7 +8,6 @@
 #include "agent/agent.h"
 #include "agent/config.h"
 #include "cli/commands.h"
-#include "cli/privilege.h"
 #include "cli/source.h"
 
 namespace bpftap::cli {
@@ -24,10 +23,11 @@ int check_config(const std::string &config) {
 }
 
 int run_agent(const std::string &config) {
-  if (auto p = check_privileges("agent", Needs::Bpf); !p) return report(p.error());
-  spdlog::set_default_logger(spdlog::stderr_color_st("bpftap"));
+  // The multi-threaded kind: the API's workers, the background starter, the sessions' readers
+  // and the main loop all log.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("bpftap"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
-  auto agent = agent::Agent::start({config});
+  auto agent = agent::Agent::start({config, &g_stop});
   if (!agent) {
     std::fprintf(stderr, "bpftap: %s\n", agent.error().message().c_str());
     return agent.error().bad_input ? kExitBadInput : kExitFailure;

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -24,8 +25,10 @@
 #include "cli/commands.h"
 #include "cli/interface_list.h"
 #include "cli/options.h"
-#include "cli/privilege.h"
 #include "cli/read_file.h"
+#include "filter/build.h"
+#include "kernel/netns.h"
+#include "kernel/privileges.h"
 #include "cli/source.h"
 #include "filter/build.h"
 #include "kernel/attach.h"
@@ -189,7 +192,6 @@ Result<std::unique_ptr<PacketSink>> open_printer(const CaptureArgs &a, const std
 }
 
 int run_live(const CaptureArgs &a, const std::string &filter) {
-  if (auto p = check_privileges("capture", Needs::Bpf); !p) return report(p.error());
   CaptureOptions o;
   auto given = split_interface_list(a.interfaces);
   bool any = std::find(given.begin(), given.end(), "any") != given.end();
@@ -205,11 +207,20 @@ int run_live(const CaptureArgs &a, const std::string &filter) {
   o.attach = a.attach == "tcx" ? AttachMode::Tcx : a.attach == "tc" ? AttachMode::Tc : AttachMode::Auto;
   o.buffer_bytes = a.buffer_kib * 1024u;
 
+  if (auto p = check_privileges("capture", a.backend == "pcap" ? unsigned{kPrivNetRaw} : kPrivCapture); !p)
+    return report(p.error());
   // Check interfaces and filter before creating any file or attaching anything (as tcpdump).
+  // The filter is compiled once, in a child process Ctrl-C stops.
   auto ifaces = resolve_interfaces(o.interfaces);
   if (!ifaces) return report(ifaces.error());
   for (auto &i : *ifaces) i.snaplen = o.snaplen;
-  if (auto f = build_filter(o.filter, o.snaplen, ifaces->front().name); !f) return report(f.error());
+  if (a.backend != "pcap") {
+    auto f = build_filter_cancellable(o.filter, o.snaplen, ifaces->front().name, &g_stop);
+    if (!f) return report(f.error());
+    o.compiled = std::move(*f);
+  } else if (auto f = build_filter_cancellable(o.filter, o.snaplen, ifaces->front().name, &g_stop); !f) {
+    return report(f.error());
+  }
 
   std::unique_ptr<PacketSink> sink;
   RotatingFileSink *files = nullptr;
@@ -250,6 +261,10 @@ int run_live(const CaptureArgs &a, const std::string &filter) {
   }
   uint64_t last_refresh = 0;
   bool many = ifaces->size() > 1 || any;
+  // As tcpdump, the capture ends when its interfaces are gone (with the summary, exit 1); one
+  // of several going is said and the others go on (-i any: ones created later join).
+  VanishWatch vanish(*ifaces);
+  bool vanished = false;
   ReaderGoneGuard guarded(*sink);
   auto ran = cap->run(guarded, g_stop, [&] {
     if (watcher) watcher->poll();
@@ -261,7 +276,7 @@ int run_live(const CaptureArgs &a, const std::string &filter) {
       }
       last_refresh = now_ns();
     }
-    return files && files->finished();
+    return (files && files->finished()) || (!any && (vanished = vanish.all_gone()));
   });
   auto stats = cap->finish(guarded);
   bool reader_gone = guarded.gone();
@@ -271,8 +286,10 @@ int run_live(const CaptureArgs &a, const std::string &filter) {
   if (stats) cache.set(*stats);
   Result<> closed = files ? files->close() : printer ? printer->close() : Result<>{};
   if (!closed && ran && closed.error().code != EPIPE) ran = tl::unexpected(closed.error());
+  if (vanished) std::fprintf(stderr, "bpftap: every interface went away (%s)\n", vanish.names().c_str());
   if (stats) print_stats(*stats, many);
   if (!ran && !reader_gone) return report(ran.error());
+  if (vanished) return kExitFailure;
   return stats ? kExitOk : report(stats.error());
 }
 
@@ -313,7 +330,7 @@ void add_capture_command(CLI::App &app, Context &ctx) {
   add_capture_options(cmd, *a);
   cmd->callback([a, &ctx] {
     install_signal_handlers(false);
-    ctx.exit_code = run_capture(*a);
+    ctx.exit_code = run_capture(*a, *cmd);
   });
 }
 
@@ -322,8 +339,11 @@ void add_cleanup_command(CLI::App &app, Context &ctx) {
   auto netns = std::make_shared<std::string>();
   cmd->add_option("--netns", *netns, "clean up in this `ip netns` namespace instead (an agent session's netns)");
   cmd->callback([&ctx, netns] {
-    if (auto p = check_privileges("cleanup", Needs::Bpf); !p) {
-      ctx.exit_code = report(p.error());
+    // Without these, the interfaces' filters and programs cannot be seen: "nothing to clean up"
+    // would be a guess.
+    if (auto p = check_privileges("cleanup", kPrivNetAdmin | kPrivSysAdmin); !p) {
+      std::fprintf(stderr, "bpftap: %s: it cannot see what a killed bpftap left\n", p.error().message().c_str());
+      ctx.exit_code = kExitFailure;
       return;
     }
     auto ns = Netns::open(*netns);
@@ -348,6 +368,7 @@ void add_cleanup_command(CLI::App &app, Context &ctx) {
     }
     r->removed.insert(r->removed.end(), vx->begin(), vx->end());
     for (const auto &line : r->removed) std::printf("removed %s\n", line.c_str());
+    for (const auto &line : r->skipped) std::fprintf(stderr, "bpftap: %s\n", line.c_str());
     if (r->removed.empty()) std::printf("nothing to clean up\n");
     ctx.exit_code = kExitOk;
   });

@@ -13,9 +13,9 @@
 #include "cli/commands.h"
 #include "cli/interface_list.h"
 #include "cli/options.h"
-#include "cli/privilege.h"
 #include "capture/capture.h"
 #include "filter/build.h"
+#include "kernel/privileges.h"
 #include "cli/source.h"
 #include "inspect/inspector.h"
 #include "inspect/pcap_file.h"
@@ -74,8 +74,9 @@ int inspect_file(const InspectArgs &a, inspect::InspectOptions opts, const std::
   inspect::Inspector inspector(opts);
   // A damaged file still gets what was read inspected, then a one-line error.
   auto read = (*file)->read_all(inspector);
-  inspector.finish();
+  auto written = inspector.finish();
   if (!read) return report(read.error());  // the alerts and flows read so far are written
+  if (!written) return report(written.error());
   auto st = inspector.stats();
   std::fprintf(stderr, "bpftap: %lu packets (%lu IP), %lu flows, %lu alerts\n", st.packets, st.ip_packets, st.flows,
                st.alerts);
@@ -86,7 +87,6 @@ int inspect_file(const InspectArgs &a, inspect::InspectOptions opts, const std::
 }
 
 int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::string &filter) {
-  if (auto p = check_privileges("inspect -i", Needs::Bpf); !p) return report(p.error());
   CaptureOptions o;
   auto patterns = expand_any(split_interface_list(a.interfaces));
   if (!patterns) return report(patterns.error());
@@ -94,9 +94,15 @@ int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::
   o.ingress = wants_ingress(a.direction);
   o.egress = wants_egress(a.direction);
   o.filter = filter;
+  for (const auto &i : a.interfaces)
+    if (i.empty()) return report(Error{0, "-i '': an interface name cannot be empty", true});
+  if (auto p = check_privileges("inspect -i", a.backend == "pcap" ? unsigned{kPrivNetRaw} : kPrivCapture); !p)
+    return report(p.error());
   auto ifaces = resolve_interfaces(o.interfaces);
   if (!ifaces) return report(ifaces.error());
-  if (auto f = build_filter(o.filter, o.snaplen, ifaces->front().name); !f) return report(f.error());
+  auto f = build_filter_cancellable(o.filter, o.snaplen, ifaces->front().name, &g_stop);
+  if (!f) return report(f.error());
+  if (a.backend != "pcap") o.compiled = std::move(*f);
   auto alerts = open_output(a.alerts);
   if (!alerts) return report(alerts.error());
   auto flows = open_output(a.flows);
@@ -121,6 +127,8 @@ int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::
   };
   auto last = std::chrono::steady_clock::now();
   auto last_expiry = last;
+  VanishWatch vanish(*ifaces);
+  bool vanished = false;
   auto ran = cap->run(inspector, g_stop, [&] {
     // Idle flows end on wall-clock time: on a quiet link no later packet would end them.
     if (std::chrono::steady_clock::now() - last_expiry >= std::chrono::milliseconds(250)) {
@@ -133,12 +141,15 @@ int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::
       status();
       last = std::chrono::steady_clock::now();
     }
-    return false;
+    return vanished = vanish.all_gone();
   });
   auto stats = cap->finish(inspector);
-  inspector.finish();
+  auto written = inspector.finish();
+  if (vanished) std::fprintf(stderr, "bpftap: every interface went away (%s)\n", vanish.names().c_str());
   status();
   if (!ran) return report(ran.error());
+  if (!written) return report(written.error());
+  if (vanished) return kExitFailure;
   return stats ? kExitOk : report(stats.error());
 }
 

@@ -13,9 +13,9 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
-#include "cli/privilege.h"
 #include "cli/source.h"
 #include "lab/lab.h"
+#include "kernel/privileges.h"
 
 namespace bpftap::cli {
 namespace {
@@ -92,7 +92,7 @@ void add_lab_command(CLI::App &app, Context &ctx) {
         ctx.exit_code = kExitBadInput;
         return;
       }
-      if (auto p = check_privileges(fmt::format("lab {}", a.name), Needs::Netns); !p) {
+      if (auto p = check_privileges(fmt::format("lab {}", a.name), kPrivSysAdmin | kPrivNetAdmin); !p) {
         ctx.exit_code = report(p.error());
         return;
       }

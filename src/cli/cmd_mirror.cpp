@@ -10,10 +10,11 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
-#include "cli/privilege.h"
 #include "cli/source.h"
 #include "mirror/mirror.h"
+#include "kernel/privileges.h"
 #include "mirror/rules.h"
+#include "mirror/vxlan.h"
 
 namespace bpftap::cli {
 namespace {
@@ -67,7 +68,6 @@ Result<std::vector<bpftap_rule>> all_rules(const MirrorArgs &a) {
 }
 
 int run_mirror(const MirrorArgs &a) {
-  if (auto p = check_privileges("mirror", Needs::Bpf); !p) return report(p.error());
   MirrorOptions o;
   o.from = split_interface_list(a.from);
   o.ingress = wants_ingress(a.direction);
@@ -92,6 +92,8 @@ int run_mirror(const MirrorArgs &a) {
   if (!rules) return report(rules.error());
   o.rules = *rules;
 
+  if (auto p = check_privileges("mirror", kPrivCapture); !p) return report(p.error());
+  o.cancel = &g_stop;
   auto session = MirrorSession::start(o);
   if (!session) return report(session.error());
   std::string names;
@@ -100,9 +102,18 @@ int run_mirror(const MirrorArgs &a) {
                (*session)->target().c_str(), o.rules.empty() ? "" : fmt::format(", {} rules", o.rules.size()).c_str());
   if (!(*session)->mtu_note().empty()) std::fprintf(stderr, "bpftap: warning: %s\n", (*session)->mtu_note().c_str());
   auto last = std::chrono::steady_clock::now();
+  // The target or every source deleted: nothing more can be mirrored (the target's index is in
+  // the program): said, and the session ends with its counters, exit 1.
+  VanishWatch sources((*session)->sources());
+  VanishWatch target({InterfaceInfo{o.vxlan ? vxlan_device_name(o.vxlan->port) : o.to, (*session)->target_ifindex(), 1, 0}},
+                     false);
+  std::string vanished;
   while (!g_stop) {
     poll(nullptr, 0, 100);
     if (g_stats.exchange(false)) print_stats(**session);  // SIGUSR1, as capture
+    if (target.all_gone()) vanished = "the target " + target.names() + " went away: nothing more can be mirrored";
+    else if (sources.all_gone()) vanished = "every source went away (" + sources.names() + ")";
+    if (!vanished.empty()) break;
     if (g_reload.exchange(false)) {
       // SIGHUP: re-read the rules; a bad file keeps the rules that run.
       auto fresh = all_rules(a);
@@ -120,8 +131,9 @@ int run_mirror(const MirrorArgs &a) {
     }
   }
   (*session)->detach();
+  if (!vanished.empty()) std::fprintf(stderr, "bpftap: %s\n", vanished.c_str());
   print_stats(**session);
-  return kExitOk;
+  return vanished.empty() ? kExitOk : kExitFailure;
 }
 
 } // namespace

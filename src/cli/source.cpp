@@ -1,6 +1,8 @@
 #include "cli/source.h"
 
+#include <net/if.h>
 #include <signal.h>
+#include <time.h>
 
 #include <cstdio>
 
@@ -28,6 +30,33 @@ void install_signal_handlers(bool reload) {
   sigemptyset(&usr1.sa_mask);
   sigaction(SIGUSR1, &usr1, nullptr);
   signal(SIGPIPE, SIG_IGN);
+}
+
+bool VanishWatch::all_gone() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+  if (now - last_ms_ < 500) return false;
+  last_ms_ = now;
+  size_t n = 0;
+  for (size_t i = 0; i < ifaces_.size(); i++) {
+    if (!gone_[i]) {
+      char name[IF_NAMESIZE] = {};
+      if (if_indextoname(ifaces_[i].ifindex, name) == nullptr || ifaces_[i].name != name) {
+        if (errno == EMFILE || errno == ENFILE) continue;  // cannot tell now
+        gone_[i] = true;
+        if (announce_) std::fprintf(stderr, "bpftap: %s went away\n", ifaces_[i].name.c_str());
+      }
+    }
+    n += gone_[i];
+  }
+  return n == ifaces_.size();
+}
+
+std::string VanishWatch::names() const {
+  std::string out;
+  for (const auto &i : ifaces_) out += (out.empty() ? "" : ", ") + i.name;
+  return out;
 }
 
 int report(const Error &e) {

@@ -15,9 +15,10 @@ namespace {
 
 using PcapHandle = std::unique_ptr<pcap_t, decltype(&pcap_close)>;
 
-Result<std::vector<sock_filter>> compile_on(pcap_t *handle, const std::string &expression) {
+Result<std::vector<sock_filter>> compile_on(pcap_t *handle, const std::string &expression,
+                                           bpf_u_int32 netmask = PCAP_NETMASK_UNKNOWN) {
   bpf_program prog{};
-  if (pcap_compile(handle, &prog, expression.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
+  if (pcap_compile(handle, &prog, expression.c_str(), 1, netmask) != 0)
     return bad_input("bad filter expression '" + expression + "': " + pcap_geterr(handle));
   std::vector<sock_filter> out(prog.bf_len);
   std::memcpy(out.data(), prog.bf_insns, prog.bf_len * sizeof(sock_filter));
@@ -59,7 +60,10 @@ Result<std::vector<sock_filter>> compile_pcap_filter_live(const std::string &exp
   if (pcap_datalink(live.get()) != DLT_EN10MB)
     return bad_input(iface + ": not an Ethernet interface (link type " +
                      pcap_datalink_val_to_name(pcap_datalink(live.get())) + "); bpftap captures Ethernet only");
-  return compile_on(live.get(), expression);
+  // As tcpdump: the interface's netmask (for `ip broadcast`), or 0 when it has no IPv4 address.
+  bpf_u_int32 net = 0, mask = 0;
+  if (pcap_lookupnet(iface.c_str(), &net, &mask, err) != 0) mask = 0;
+  return compile_on(live.get(), expression, mask);
 }
 
 std::vector<sock_filter> substitute_ancillary(std::vector<sock_filter> prog, const AncillaryValues &v) {

@@ -138,13 +138,20 @@ void ConnLog::header() {
     fields += std::string("\t") + c.name;
     types += std::string("\t") + c.type;
   }
-  std::fprintf(out_, "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
-                     "#open\t%s\n#fields%s\n#types%s\n",
-               zeek_time_of_day().c_str(), fields.c_str(), types.c_str());
+  for (const char *l : {"#separator \\x09", "#set_separator\t,", "#empty_field\t(empty)", "#unset_field\t-", "#path\tconn"})
+    emit(l);
+  emit("#open\t" + zeek_time_of_day());
+  emit("#fields" + fields);
+  emit("#types" + types);
+}
+
+void ConnLog::emit(const std::string &line) {
+  if (lines_) lines_->line(line);
+  else std::fprintf(out_, "%s\n", line.c_str());
 }
 
 void ConnLog::write(const Flow &f, const std::string &interface) {
-  if (!out_) return;
+  if (!out_ && !lines_) return;
   if (!header_done_) header();
   auto v = values(f, interface);
   std::string line;
@@ -157,11 +164,11 @@ void ConnLog::write(const Flow &f, const std::string &interface) {
   } else {
     for (size_t i = 0; i < v.size(); i++) line += (i ? "\t" : "") + v[i].tsv.value_or("-");
   }
-  std::fprintf(out_, "%s\n", line.c_str());
+  emit(line);
 }
 
 ConnLog::~ConnLog() {
-  if (out_ && format_ == FlowFormat::Tsv && header_done_) std::fprintf(out_, "#close\t%s\n", zeek_time_of_day().c_str());
+  if ((out_ || lines_) && format_ == FlowFormat::Tsv && header_done_) emit("#close\t" + zeek_time_of_day());
 }
 
 } // namespace bpftap::inspect

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "inspect/flow.h"
+#include "sinks/line_file.h"
 
 namespace bpftap::inspect {
 
@@ -16,7 +17,8 @@ enum class FlowFormat { Json, Tsv };
 
 class ConnLog {
 public:
-  ConnLog(FILE *out, FlowFormat format) : out_(out), format_(format) {}
+  // Writes to `lines` if given (the agent's checked files), else to `out`; neither: nothing.
+  ConnLog(FILE *out, LineOutput *lines, FlowFormat format) : out_(out), lines_(lines), format_(format) {}
   ~ConnLog();  // TSV: the #close line
   ConnLog(const ConnLog &) = delete;
   ConnLog &operator=(const ConnLog &) = delete;
@@ -25,7 +27,9 @@ public:
 
 private:
   void header();
+  void emit(const std::string &line);  // without its newline
   FILE *out_;
+  LineOutput *lines_;
   FlowFormat format_;
   bool header_done_ = false;
 };

@@ -86,7 +86,7 @@ struct Inspector::Impl {
 
   explicit Impl(InspectOptions o)
       : opts(std::move(o)), dpi_engine(opts.dpi ? opts.dpi : std::make_shared<DpiEngine>()), dpi(*dpi_engine),
-        detectors(opts.detectors), conn_log(opts.flows, opts.flows_format) {
+        detectors(opts.detectors), conn_log(opts.flows, opts.flow_out, opts.flows_format) {
     if (!opts.alert_pcap.dir.empty())
       if (auto p = AlertPcaps::open(opts.alert_pcap)) pcaps = std::move(*p);
   }
@@ -98,9 +98,10 @@ struct Inspector::Impl {
   }
 
   void write_eve(const ojson &j) {
-    if (!opts.alerts && !opts.eve_tap) return;
+    if (!opts.alerts && !opts.alert_out && !opts.eve_tap) return;
     std::string line = j.dump(-1, ' ', false, ojson::error_handler_t::replace);
-    if (opts.alerts) std::fprintf(opts.alerts, "%s\n", line.c_str());
+    if (opts.alert_out) opts.alert_out->line(line);
+    else if (opts.alerts) std::fprintf(opts.alerts, "%s\n", line.c_str());
     if (opts.eve_tap) opts.eve_tap(std::move(line));
   }
 
@@ -241,20 +242,37 @@ Result<> Inspector::write(const Packet &pkt) {
 }
 
 Result<> Inspector::flush() {
-  if (impl_->opts.alerts) std::fflush(impl_->opts.alerts);
-  if (impl_->opts.flows) std::fflush(impl_->opts.flows);
-  if (impl_->opts.ipfix) impl_->opts.ipfix->flush();
-  return {};
+  const auto &o = impl_->opts;
+  Result<> r;
+  // Every output is flushed, whichever failed; the first error is returned.
+  auto keep = [&](Result<> x) {
+    if (!x && r) r = std::move(x);
+  };
+  auto stdio = [&](FILE *f, const char *what) -> Result<> {
+    if (!f) return {};
+    if (std::fflush(f) != 0 || std::ferror(f)) {
+      int err = errno ? errno : EIO;
+      std::clearerr(f);
+      return fail_errno(std::string("write ") + what, err);
+    }
+    return {};
+  };
+  if (o.alert_out) keep(o.alert_out->flush());
+  else keep(stdio(o.alerts, "alerts"));
+  if (o.flow_out) keep(o.flow_out->flush());
+  else keep(stdio(o.flows, "flows"));
+  if (o.ipfix) o.ipfix->flush();
+  return r;
 }
 
-void Inspector::finish() {
+Result<> Inspector::finish() {
   // In order of first packet, so the records come out in a stable order.
   std::vector<Flow *> all;
   for (auto &[k, f] : impl_->flows) all.push_back(f.get());
   std::sort(all.begin(), all.end(), [](const Flow *a, const Flow *b) { return a->first_ns < b->first_ns; });
   for (Flow *f : all) impl_->end_flow(*f, "shutdown");
   impl_->flows.clear();
-  flush();
+  return flush();
 }
 
 void Inspector::expire(uint64_t now_ns) {

@@ -16,6 +16,7 @@
 #include "inspect/detectors.h"
 #include "inspect/dpi.h"
 #include "inspect/ipfix_out.h"
+#include "sinks/line_file.h"
 #include "sinks/packet.h"
 
 namespace bpftap::inspect {
@@ -31,6 +32,8 @@ struct InspectOptions {
   std::function<void(std::string)> eve_tap;
   AlertPcapOptions alert_pcap;            // dir "" = no alert pcaps
   std::shared_ptr<IpfixExporter> ipfix;   // every ended flow also as IPFIX records, or null
+  LineOutput *alert_out = nullptr;        // instead of `alerts` (the agent's checked files)
+  LineOutput *flow_out = nullptr;         // instead of `flows`
   double tcp_timeout_s = 300;             // idle flows are written out and forgotten
   double udp_timeout_s = 60;
   double closed_timeout_s = 5;            // after FIN/FIN or RST
@@ -52,9 +55,11 @@ public:
   explicit Inspector(InspectOptions opts);
   ~Inspector() override;
   Result<> write(const Packet &pkt) override;
+  // Pushes the lines out; an output that failed (now or since the last flush) is an error.
   Result<> flush() override;
-  // End of input: completes detection on every flow, writes their alerts and records.
-  void finish();
+  // End of input: completes detection on every flow, writes their alerts and records; the
+  // error of the last flush, if any.
+  Result<> finish();
   // Live: ends the flows idle for longer than their timeout at wall-clock time now_ns (the
   // packets' clock), so a quiet link's flows are written without waiting for a next packet.
   void expire(uint64_t now_ns);

@@ -2,10 +2,16 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/netlink.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -34,6 +40,59 @@ std::string ifname(uint32_t ifindex) {
 }
 
 std::string state_file(uint32_t ifindex) { return fmt::format("{}/{}-{}", kStateDir, netns_id(), ifindex); }
+
+// Does the clsact qdisc of `ifindex` hold any filter but bpftap's (in the current network
+// namespace)? An RTM_GETTFILTER dump of its ingress and egress. When it cannot tell, the answer
+// is yes: an empty qdisc left behind does no harm, another tool's filters deleted would.
+bool foreign_filters(uint32_t ifindex) {
+  FD fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!fd) return true;
+  timeval tv{2, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  for (uint32_t minor : {TC_H_MIN_INGRESS, TC_H_MIN_EGRESS}) {
+    struct {
+      nlmsghdr h;
+      tcmsg t;
+    } req{};
+    req.h.nlmsg_len = sizeof(req);
+    req.h.nlmsg_type = RTM_GETTFILTER;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.h.nlmsg_seq = minor;
+    req.t.tcm_family = AF_UNSPEC;
+    req.t.tcm_ifindex = static_cast<int>(ifindex);
+    req.t.tcm_parent = TC_H_MAKE(TC_H_CLSACT, minor);
+    if (send(fd.get(), &req, sizeof(req), 0) < 0) return true;
+    alignas(nlmsghdr) char buf[32768];
+    for (bool done = false; !done;) {
+      ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
+      if (n <= 0) return true;
+      for (auto *h = reinterpret_cast<const nlmsghdr *>(buf); NLMSG_OK(h, static_cast<unsigned>(n)); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == NLMSG_DONE) {
+          done = true;
+          break;
+        }
+        if (h->nlmsg_type == NLMSG_ERROR) return true;
+        if (h->nlmsg_type != RTM_NEWTFILTER) continue;
+        auto *t = static_cast<const tcmsg *>(NLMSG_DATA(h));
+        // A dump lists each priority's classifier (handle 0), then its filters.
+        bool ours = TC_H_MAJ(t->tcm_info) >> 16 == kTcPriority && (t->tcm_handle == 0 || t->tcm_handle == kTcHandle);
+        if (!ours) return true;
+      }
+    }
+  }
+  return false;
+}
+
+// Removes the clsact qdisc bpftap created on `ifindex`, unless another tool's filters are on it
+// now: then it stays, theirs. Returns whether it was removed.
+bool remove_our_qdisc(uint32_t ifindex) {
+  if (foreign_filters(ifindex)) return false;
+  bpf_tc_hook hook{};
+  hook.sz = sizeof(hook);
+  hook.ifindex = static_cast<int>(ifindex);
+  hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+  return bpf_tc_hook_destroy(&hook) == 0;
+}
 
 } // namespace
 
@@ -83,8 +142,7 @@ public:
     auto &use = g_qdiscs[key_];
     if (--use.hooks == 0) {
       if (use.created) {
-        hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-        bpf_tc_hook_destroy(&hook);
+        remove_our_qdisc(ifindex_);  // only if nothing else is on it now
         std::error_code ec;
         std::filesystem::remove(state_file(ifindex_), ec);
       }
@@ -206,12 +264,24 @@ Result<CleanupReport> cleanup_leftovers() {
   for (const auto &e : std::filesystem::directory_iterator(kStateDir, ec)) {
     std::string name = e.path().filename();
     if (!name.starts_with(prefix)) continue;
-    uint32_t ifindex = static_cast<uint32_t>(std::stoul(name.substr(prefix.size())));
-    bpf_tc_hook hook{};
-    hook.sz = sizeof(hook);
-    hook.ifindex = static_cast<int>(ifindex);
-    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-    if (bpf_tc_hook_destroy(&hook) == 0) report.removed.push_back("clsact qdisc on " + ifname(ifindex));
+    std::string digits = name.substr(prefix.size());
+    uint32_t ifindex = 0;
+    auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), ifindex);
+    if (digits.empty() || err != std::errc() || end != digits.data() + digits.size() || ifindex == 0) {
+      report.skipped.push_back(fmt::format("{}: not a bpftap state file (NETNS-IFINDEX), left alone", e.path().string()));
+      continue;
+    }
+    // The interface may have gone (and its qdisc with it), or another tool may use the qdisc now.
+    if (if_indextoname(ifindex, std::array<char, IF_NAMESIZE>{}.data()) == nullptr) {
+      std::filesystem::remove(e.path(), ec);
+      continue;
+    }
+    if (foreign_filters(ifindex)) {
+      report.skipped.push_back(fmt::format("clsact qdisc on {}: bpftap created it, but other filters are on it now: left",
+                                           ifname(ifindex)));
+    } else if (remove_our_qdisc(ifindex)) {
+      report.removed.push_back("clsact qdisc on " + ifname(ifindex));
+    }
     std::filesystem::remove(e.path(), ec);
   }
   return report;

@@ -28,12 +28,15 @@ Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t
 
 struct CleanupReport {
   std::vector<std::string> removed;  // one line per removed hook or qdisc
+  std::vector<std::string> skipped;  // what was left, and why (another tool's qdisc, a stray state file)
 };
 
 // Identifies the current network namespace (its inode), for state kept under /run/bpftap.
 std::string netns_id();
 
-// Removes, in the current network namespace, every tc filter and clsact qdisc a dead bpftap left.
+// Removes, in the current network namespace, every tc filter and clsact qdisc a dead bpftap left:
+// its filters (bpftap's handle and priority, a bpftap_ program), and the qdiscs it created when
+// nothing else is on them. Never another tool's filter or qdisc.
 Result<CleanupReport> cleanup_leftovers();
 
 } // namespace bpftap

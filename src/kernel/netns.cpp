@@ -45,24 +45,31 @@ bool Netns::still_named() const {
 }
 
 Result<NetnsScope> NetnsScope::enter(const Netns &ns) {
-  FD home(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-  if (!home) return fail_errno("open this thread's network namespace", errno);
-  struct stat here {}, there {};
-  if (fstat(home.get(), &here) == 0 && fstat(ns.fd(), &there) == 0 && here.st_ino == there.st_ino &&
-      here.st_dev == there.st_dev)
-    return NetnsScope(FD());  // already there
+  auto same = [](const struct stat &a, const struct stat &b) { return a.st_ino == b.st_ino && a.st_dev == b.st_dev; };
+  struct stat here {}, there {}, own {};
+  if (stat("/proc/thread-self/ns/net", &here) != 0) return fail_errno("look at this thread's network namespace", errno);
+  if (fstat(ns.fd(), &there) == 0 && same(here, there)) return NetnsScope(FD(), -1);  // already there
+  FD home;
+  int back = g_home_fd;  // the usual case: the thread is in the process's own namespace
+  if (g_home_fd < 0 || fstat(g_home_fd, &own) != 0 || !same(here, own)) {
+    home = FD(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (!home) return fail_errno("open this thread's network namespace", errno);
+    back = home.get();
+  }
   if (setns(ns.fd(), CLONE_NEWNET) != 0)
     return fail_errno("enter " + netns_label(ns.name()), errno);
-  return NetnsScope(std::move(home));
+  return NetnsScope(std::move(home), back);
 }
 
 NetnsScope::~NetnsScope() {
-  if (!home_) return;
-  if (setns(home_.get(), CLONE_NEWNET) != 0) {
+  if (back_ < 0) return;
+  if (setns(back_, CLONE_NEWNET) != 0) {
     std::perror("bpftap: cannot return to the thread's network namespace");
     std::abort();
   }
 }
+
+int process_netns_fd() { return g_home_fd; }
 
 std::string netns_label(const std::string &name) {
   return name.empty() ? "the agent's network namespace" : "network namespace " + name;

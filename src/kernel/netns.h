@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "util/error.h"
 #include "util/fd.h"
@@ -30,18 +31,24 @@ private:
 
 // Moves the calling thread into `ns` until the scope ends. Entering fails as a value;
 // failing to go back aborts (a thread left in the wrong namespace would attach to the wrong
-// interfaces).
+// interfaces). A thread already in `ns`, or one in the process's own namespace, opens no
+// descriptor (detaching at the descriptor limit must not need one).
 class NetnsScope {
 public:
   static Result<NetnsScope> enter(const Netns &ns);
-  NetnsScope(NetnsScope &&) = default;
+  NetnsScope(NetnsScope &&o) noexcept : home_(std::move(o.home_)), back_(std::exchange(o.back_, -1)) {}
   NetnsScope &operator=(NetnsScope &&) = delete;
   ~NetnsScope();
 
 private:
-  explicit NetnsScope(FD home) : home_(std::move(home)) {}
-  FD home_;  // where the thread was; empty: nothing to undo
+  NetnsScope(FD home, int back) : home_(std::move(home)), back_(back) {}
+  FD home_;       // where the thread was, when it had to be opened
+  int back_ = -1; // the namespace to go back to (home_'s, or the process's own); -1: nothing to undo
 };
+
+// The descriptor of the process's own network namespace, held from before main() (a child
+// process that closes what it inherited keeps this one).
+int process_netns_fd();
 
 // A namespace's name, for messages: "network namespace NAME" or "the agent's network namespace".
 std::string netns_label(const std::string &name);

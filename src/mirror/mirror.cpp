@@ -77,6 +77,7 @@ MirrorSession::~MirrorSession() = default;
 const std::vector<InterfaceInfo> &MirrorSession::sources() const { return impl_->sources; }
 const std::string &MirrorSession::mtu_note() const { return impl_->mtu_note; }
 std::string MirrorSession::target() const { return impl_->target_name; }
+uint32_t MirrorSession::target_ifindex() const { return impl_->skel->rodata->target_ifindex; }
 void MirrorSession::detach() {
   impl_->source_hooks.clear();
   impl_->hooks.clear();
@@ -123,7 +124,8 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
   // expression keeps the stub, which accepts everything.
   Result<std::vector<bpf_insn>> filter = std::vector<bpf_insn>{};
   if (!opts.filter.empty() || !impl->sources.empty())
-    filter = build_filter(opts.filter, BPFTAP_MAX_SNAPLEN, impl->sources.empty() ? "lo" : impl->sources.front().name);
+    filter = build_filter_cancellable(opts.filter, BPFTAP_MAX_SNAPLEN,
+                                      impl->sources.empty() ? "lo" : impl->sources.front().name, opts.cancel);
   if (!filter) return tl::unexpected(filter.error());
 
   if (opts.vxlan) {
@@ -172,7 +174,10 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
     SpliceScope splice(impl->skel->obj, {impl->skel->progs.bpftap_mirror_in, impl->skel->progs.bpftap_mirror_out},
                        *filter);
     if (int err = mirror_bpf__load(impl->skel.get()); err)
-      return fail_errno("load the mirror BPF programs (the kernel verifier refused them)", err);
+      return fail_errno(err == -EPERM || err == EPERM ? "load the mirror BPF programs (not permitted: CAP_BPF, CAP_PERFMON "
+                                                        "and CAP_NET_ADMIN are needed)"
+                                                      : "load the mirror BPF programs (the kernel verifier refused them)",
+                        err);
   }
   impl->slots = std::make_unique<IfSlots>(bpf_map__fd(impl->skel->maps.ifslot), bpf_map__fd(impl->skel->maps.ifslot_big),
                                           bpf_map__fd(impl->skel->maps.mirror_counters), sizeof(bpftap_mirror_counters));

@@ -2,6 +2,7 @@
 // cutoff), clone, and send the copy to a target: a local interface, or a remote sensor over VXLAN.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -36,6 +37,7 @@ struct MirrorOptions {
   uint32_t flow_table = 65536;        // flows tracked for the cutoff (LRU)
   AttachMode attach = AttachMode::Auto;
   bool allow_no_sources = false;      // start with no source (add them with add_source)
+  const std::atomic<bool> *cancel = nullptr;  // stops a long filter compilation (start() fails)
 };
 
 // Shorter copies could not keep the headers a checksum offload needs.
@@ -61,6 +63,7 @@ public:
   // Empty, or why copies of full-size frames may not reach a VXLAN sensor whole (MTU).
   const std::string &mtu_note() const;
   std::string target() const;  // "mon0" or "10.77.1.1 VNI 42 via bpftap-vx4789"
+  uint32_t target_ifindex() const;  // the interface copies leave by (the VXLAN device's, for VXLAN)
   Result<std::vector<MirrorStats>> stats() const;
   Result<bpftap_target_counters> target_stats() const;  // zero without truncation or VXLAN
   // Replaces the rule set while the session runs (no reattach); sorted, at most BPFTAP_MAX_RULES.

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace bpftap {
 
@@ -146,8 +147,17 @@ void CaptureFileWriter::append_packet(std::span<const uint8_t> data, bool stable
 }
 
 Result<> CaptureFileWriter::commit() {
+  pending_records_++;
   if (buf_.size() + referenced_ < kBufferSize && pieces_.size() < kMaxPieces) return {};
   return drain();
+}
+
+uint64_t CaptureFileWriter::discard_pending() {
+  buf_.clear();
+  pieces_.clear();
+  referenced_ = 0;
+  run_start_ = 0;
+  return std::exchange(pending_records_, 0);
 }
 
 void CaptureFileWriter::keep_unwritten(size_t piece, size_t skip) {
@@ -181,12 +191,14 @@ Result<> CaptureFileWriter::drain_stdio() {
   drained_ += off;
   pieces_.clear();
   run_start_ = buf_.size();
+  if (r) pending_records_ = 0;
   return r;
 }
 
 Result<> CaptureFileWriter::drain() {
   if (fp_ != nullptr) return drain_stdio();
   close_run();
+  const uint64_t start = drained_;  // a record boundary: every drain ends with a whole record
   size_t i = 0, skip = 0;  // the first piece not (wholly) written, and how much of it was
   std::vector<iovec> iov;
   iov.reserve(std::min<size_t>(pieces_.size(), kMaxPieces));
@@ -202,7 +214,16 @@ Result<> CaptureFileWriter::drain() {
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;
-      keep_unwritten(i, skip);
+      // Our own file: cut back to where this drain began and keep all of it, so the file ends
+      // with a whole record and a retry writes the rest (a full disk must not leave half a
+      // packet). Someone else's descriptor (a pipe) cannot be cut: keep what was not written.
+      if (owns_fd_ && drained_ > start && ::ftruncate(fd_, static_cast<off_t>(start)) == 0 &&
+          ::lseek(fd_, static_cast<off_t>(start), SEEK_SET) == static_cast<off_t>(start)) {
+        drained_ = start;
+        keep_unwritten(0, 0);
+      } else {
+        keep_unwritten(i, skip);
+      }
       return fail_errno("write " + name_, err);
     }
     drained_ += uint64_t(n);
@@ -219,6 +240,7 @@ Result<> CaptureFileWriter::drain() {
   pieces_.clear();
   referenced_ = 0;
   run_start_ = 0;
+  pending_records_ = 0;
   return {};
 }
 

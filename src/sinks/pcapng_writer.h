@@ -36,6 +36,12 @@ public:
   // Bytes of the file so far, pending ones included (what tcpdump -C compares).
   uint64_t size() const { return drained_ + buf_.size() + referenced_; }
   const std::string &name() const { return name_; }
+  // Records not in the file yet (buffered, or kept after a failed write for a retry).
+  uint64_t pending_records() const { return pending_records_; }
+  // Forgets them (their file is being given up); returns how many there were.
+  uint64_t discard_pending();
+  // The descriptor written to (-1 through stdio), for fstat.
+  int fd() const { return fp_ ? -1 : fd_; }
 
 protected:
   // fp != nullptr: write through stdio; otherwise write(2) to fd.
@@ -58,6 +64,9 @@ protected:
   // snaplen (0 = no limit), as a capture with that snaplen would.
   Result<std::span<const uint8_t>> captured(const Packet &pkt) const;
   // Called after each complete record: writes out what is pending once it is large.
+  // A failed write to a file this writer opened is undone (the file is cut back to where the
+  // write began, a record boundary) and everything it was writing is kept for a retry: the file
+  // never ends in half a record, whatever happens later.
   Result<> commit();
 
 private:
@@ -85,6 +94,7 @@ private:
   size_t run_start_ = 0;   // start in buf_ of the bytes not yet in pieces_
   uint64_t referenced_ = 0; // bytes of the caller's referred to by pieces_
   uint64_t drained_ = 0;   // bytes already handed to the OS / stdio
+  uint64_t pending_records_ = 0;
 };
 
 // pcapng in host byte order: SHB, one IDB per interface (if_name, nanosecond if_tsresol,

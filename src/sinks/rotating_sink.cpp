@@ -1,5 +1,8 @@
 #include "sinks/rotating_sink.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <climits>
 #include <cstdio>
 
@@ -75,24 +78,72 @@ Result<> RotatingFileSink::close_file() {
     r = file_->write_stats(counters_(), uint64_t(now.tv_sec) * 1'000'000'000ull + uint64_t(now.tv_nsec));
   }
   auto c = file_->close();
+  if (!c) lost_ += file_->discard_pending();
   file_.reset();
   return r ? c : r;
 }
 
 Result<> RotatingFileSink::reopen(const std::string &path) {
-  if (auto r = close_file(); !r) return r;
+  Result<> closed = close_file();
   auto w = open_writer(opt_.format, path, ifaces_);
   if (!w) return tl::unexpected(w.error());
   file_ = std::move(*w);
-  return {};
+  return closed;
+}
+
+bool RotatingFileSink::remove_oldest() {
+  if (opt_.rotate_bytes == 0 || opt_.max_files < 2) return false;
+  std::string current = current_path(), oldest;
+  struct timespec when {};
+  for (unsigned i = 0; i < opt_.max_files; i++) {
+    std::string name = rotated_name(opt_, i, file_time_);
+    struct stat st {};
+    if (name == current || ::stat(name.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (oldest.empty() || st.st_mtim.tv_sec < when.tv_sec ||
+        (st.st_mtim.tv_sec == when.tv_sec && st.st_mtim.tv_nsec < when.tv_nsec)) {
+      oldest = name;
+      when = st.st_mtim;
+    }
+  }
+  return !oldest.empty() && ::unlink(oldest.c_str()) == 0;
+}
+
+Result<> RotatingFileSink::recover() {
+  if (finished_) return {};
+  if (!file_) return reopen(rotated_name(opt_, size_count_, file_time_));
+  struct stat st {};
+  if (file_->fd() >= 0 && ::fstat(file_->fd(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 0) {
+    // Deleted (to make room): what it kept goes nowhere anyone can see.
+    lost_ += file_->discard_pending();
+    std::string name = file_->name();  // reopen() lets go of file_
+    return reopen(name);
+  }
+  auto r = file_->flush();
+  if (!r && (r.error().code == ENOSPC || r.error().code == EDQUOT) && remove_oldest()) r = file_->flush();
+  return r;
+}
+
+Result<bool> RotatingFileSink::reopen_if_moved() {
+  if (finished_ || !file_ || file_->fd() < 0 || opt_.path == "-") return false;
+  struct stat held {}, named {};
+  if (::fstat(file_->fd(), &held) != 0 || !S_ISREG(held.st_mode)) return false;
+  if (::stat(file_->name().c_str(), &named) == 0 && named.st_ino == held.st_ino && named.st_dev == held.st_dev)
+    return false;
+  std::string name = file_->name();
+  if (auto r = reopen(name); !r) return tl::unexpected(r.error());
+  return true;
 }
 
 // The order and conditions follow tcpdump's dump_packet_and_trunc(): -G first (it resets
 // the -C counter), then -C on the size before this packet.
 Result<> RotatingFileSink::write(const Packet &pkt) {
   if (finished_) return {};
-  if (!file_) return fail("write " + opt_.path + ": no open capture file", EBADF);
+  if (!file_) {
+    lost_++;
+    return fail("write " + opt_.path + ": no open capture file", EBADF);
+  }
 
+  Result<> rotated;
   if (opt_.rotate_seconds != 0) {
     auto t = time_t(pkt.ts_ns / 1'000'000'000);
     if (t - file_time_ >= time_t(opt_.rotate_seconds)) {
@@ -104,17 +155,21 @@ Result<> RotatingFileSink::write(const Packet &pkt) {
         return close_file();
       }
       size_count_ = 0;
-      if (auto r = reopen(rotated_name(opt_, 0, file_time_)); !r) return r;
+      rotated = reopen(rotated_name(opt_, 0, file_time_));
     }
   }
 
-  if (opt_.rotate_bytes != 0 && file_->size() > opt_.rotate_bytes) {
+  if (file_ && opt_.rotate_bytes != 0 && file_->size() > opt_.rotate_bytes) {
     ++size_count_;
     if (opt_.max_files != 0 && size_count_ >= opt_.max_files) size_count_ = 0; // ring buffer
-    if (auto r = reopen(rotated_name(opt_, size_count_, file_time_)); !r) return r;
+    if (auto r = reopen(rotated_name(opt_, size_count_, file_time_)); !r) rotated = r;
   }
-
-  return file_->write(pkt);
+  if (!file_) {  // the next file could not be opened
+    lost_++;
+    return rotated;
+  }
+  if (auto w = file_->write(pkt); !w) return w;
+  return rotated;  // the previous file's error, if closing it failed
 }
 
 Result<> RotatingFileSink::add_interface(uint32_t slot, const InterfaceInfo &info) {

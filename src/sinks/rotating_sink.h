@@ -44,11 +44,25 @@ public:
   // Joins the current file and every later one (slot: the next index, or beyond: gaps get
   // unnamed entries, as slots are never reused).
   Result<> add_interface(uint32_t slot, const InterfaceInfo &info) override;
-  // Flushes and closes the current file (after its statistics).
+  // Flushes and closes the current file, after its statistics (what it cannot write then is
+  // lost()).
   Result<> close();
   // Where the interface counters come from: asked before each file is closed (rotation or
   // the end), and written as pcapng interface statistics blocks at the end of that file.
   void set_statistics(std::function<std::vector<InterfaceTotals>()> counters) { counters_ = std::move(counters); }
+
+  // After a failed write or flush: tries again. The records kept from the failure are written
+  // if they can be; if the file was deleted meanwhile (to free space), they are given up and a
+  // new file is started under its name; if the disk is full and this is a ring of files
+  // (rotate_bytes and max_files > 1), the oldest other file of the ring is deleted first, as
+  // the ring would have done at its next turn.
+  Result<> recover();
+  // logrotate moved or deleted the file: start a new one under its name (SIGHUP). Returns
+  // whether it did.
+  Result<bool> reopen_if_moved();
+  // Records that never reached a file and never will (their file was given up, or no file was
+  // open to take them). Records kept for a retry are not counted.
+  uint64_t lost() const { return lost_; }
 
   // -G with -W (and no -C): max_files files are complete, the capture should stop (tcpdump
   // exits 0). The packet that would have started the next file was not written.
@@ -59,10 +73,13 @@ public:
 private:
   RotatingFileSink(RotationOptions opt, std::vector<InterfaceInfo> ifaces)
       : opt_(std::move(opt)), ifaces_(std::move(ifaces)) {}
-  // Closes the current file and starts `path` with fresh headers.
+  // Closes the current file and starts `path` with fresh headers. The error of closing the old
+  // one (its pending records are then lost) is returned after the new one is open.
   Result<> reopen(const std::string &path);
   // Writes the statistics (if any) and closes the current file.
   Result<> close_file();
+  // Deletes the ring's file (not the current one) written longest ago; false if there is none.
+  bool remove_oldest();
 
   RotationOptions opt_;
   std::vector<InterfaceInfo> ifaces_;
@@ -72,6 +89,7 @@ private:
   unsigned time_files_ = 0; // tcpdump's Gflag_count: -G rotations so far
   unsigned size_count_ = 0; // tcpdump's Cflag_count: the counter in the name
   bool finished_ = false;
+  uint64_t lost_ = 0;
 };
 
 } // namespace bpftap

@@ -62,3 +62,13 @@ new_vm_tap() {
   done
   (( ms <= 1000 )) || fail "tap-vm3 attached after $ms ms (> 1 s)"
 }
+
+# The agent's own pid (a job started as `ns_exec ... &` may be a subshell whose child it is).
+agent_pid() {
+  local c
+  c=$(pgrep -P "$1" -x bpftap | head -1)
+  echo "${c:-$1}"
+}
+
+# metric NAME LABELS: the sum of NAME's samples whose labels contain LABELS.
+metric() { get /metrics | awk -v m="$1" -v l="$2" '(index($0, m "{") == 1 || index($0, m " ") == 1) && index($0, l) { s += $NF } END { print s + 0 }'; }

@@ -113,6 +113,14 @@ TEST(AgentConfig, MistakesNameTheFileAndLine) {
       {"sessions:\n  - name: a\n    interfaces: [x]\n    inspect: {alerts: /tmp/a, flows_format: csv}\n", "flows_format must be json or tsv"},
       {"api:\n  listen: \"127.0.0.1:\"\n", "HOST:PORT"},
       {"api: {listen: nowhere}\n", "HOST:PORT"},
+      {"api:\n  listen: 0.0.0.0:7878\n", "other hosts can reach this address"},
+      {"api:\n  listen: \"[::]:7878\"\n", "set allow_remote: true"},
+      {"api:\n  max_connections: 0\n", "max_connections must be 1-100000"},
+      {"api:\n  request_timeout_s: -3\n", "request_timeout_s must be a whole number"},
+      {"sessions:\n  - name: ~\n    interfaces: [x]\n    capture: {dir: /tmp}\n", "name must be a string"},
+      {"sessions:\n  - name: null\n    interfaces: [x]\n    capture: {dir: /tmp}\n", "name must be a string"},
+      {"sessions:\n  - name: a\n    interfaces: [\"x\\x01\"]\n    capture: {dir: /tmp}\n", "printable UTF-8"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    filter: \"tcp\\nudp\"\n    capture: {dir: /tmp}\n", "filter must be printable"},
       {"sessions: [\n", ":"},
       {"bogus: 1\n", ":1: unknown key 'bogus'"},
   };
@@ -124,6 +132,56 @@ TEST(AgentConfig, MistakesNameTheFileAndLine) {
     EXPECT_NE(r.error().message().find(path), std::string::npos) << r.error().message();
     EXPECT_NE(r.error().message().find(c.want), std::string::npos) << c.text << " -> " << r.error().message();
     unlink(path.c_str());
+  }
+}
+
+TEST(AgentConfig, ListenBeyondLoopbackNeedsAllowRemote) {
+  EXPECT_TRUE(loopback_listen("127.0.0.1:7878"));
+  EXPECT_TRUE(loopback_listen("127.3.2.1:1"));
+  EXPECT_TRUE(loopback_listen("[::1]:7878"));
+  EXPECT_TRUE(loopback_listen("localhost:7878"));
+  EXPECT_FALSE(loopback_listen("0.0.0.0:7878"));
+  EXPECT_FALSE(loopback_listen("10.0.0.1:7878"));
+  EXPECT_FALSE(loopback_listen("[::]:7878"));
+  auto path = write_tmp("api:\n  listen: 0.0.0.0:7878\n  allow_remote: true\n  max_connections: 8\n");
+  auto c = load_agent_config(path);
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_TRUE(c->api.allow_remote);
+  EXPECT_EQ(c->api.max_connections, 8u);
+  unlink(path.c_str());
+}
+
+// The API's JSON: each key of its type, nothing coerced; the text checked as the config's.
+TEST(AgentConfig, ApiJsonIsStrict) {
+  const std::string ok = R"({"name":"a","interfaces":["tap-*"],"snaplen":128,"capture":{"dir":"/tmp","keep_files":2}})";
+  auto c = parse_session_json(ok, "request");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->snaplen, 128u);
+  EXPECT_EQ(c->capture->keep_files, 2u);
+  struct Case {
+    std::string body, want;
+  } cases[] = {
+      {R"({"name":null,"interfaces":["x"],"capture":{"dir":"/tmp"}})", "name must be a string"},
+      {R"({"name":7,"interfaces":["x"],"capture":{"dir":"/tmp"}})", "name must be a string"},
+      {R"({"name":"a","interfaces":"x","capture":{"dir":"/tmp"}})", "interfaces must be a list of strings"},
+      {R"({"name":"a","interfaces":[1],"capture":{"dir":"/tmp"}})", "interfaces must be a list of strings"},
+      {R"({"name":"a","interfaces":["x"],"snaplen":"128","capture":{"dir":"/tmp"}})", "snaplen must be a whole number"},
+      {R"({"name":"a","interfaces":["x"],"snaplen":-1,"capture":{"dir":"/tmp"}})", "snaplen must be a whole number"},
+      {R"({"name":"a","interfaces":["x"],"snaplen":1.5,"capture":{"dir":"/tmp"}})", "snaplen must be a whole number"},
+      {R"({"name":"a","interfaces":["x"],"capture":"/tmp"})", "capture must be a JSON object"},
+      {R"({"name":"a","interfaces":["x"],"capture":{"dir":"/tmp","rotate":1}})", "unknown key 'capture.rotate'"},
+      {R"({"name":"a","interfaces":["x"],"mirror":{"to":"m","vni":true}})", "mirror.vni must be a whole number"},
+      {"{\"name\":\"a\xff\",\"interfaces\":[\"x\"],\"capture\":{\"dir\":\"/tmp\"}}", "not JSON (UTF-8)"},
+      {R"({"name":"a","interfaces":["x\u0001"],"capture":{"dir":"/tmp"}})", "printable UTF-8"},
+      {R"({"name":"a","interfaces":["x"],"capture":{"dir":"/tmp\u0000x"}})", "printable UTF-8"},
+      {R"(["a"])", "must be a JSON object"},
+      {"name: a\ninterfaces: [x]\ncapture: {dir: /tmp}\n", "not JSON"},
+  };
+  for (const auto &k : cases) {
+    auto r = parse_session_json(k.body, "request");
+    ASSERT_FALSE(r) << k.body;
+    EXPECT_TRUE(r.error().bad_input);
+    EXPECT_NE(r.error().message().find(k.want), std::string::npos) << k.body << " -> " << r.error().message();
   }
 }
 

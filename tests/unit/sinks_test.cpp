@@ -4,6 +4,7 @@
 #include <pcap/pcap.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1281,6 +1282,136 @@ TEST(RotatingFileSink, DashWritesToStdout) {
   ::close(file);
   ASSERT_TRUE(closed) << closed.error().message();
   expect_same_packets(read_with_libpcap(path), pkts);
+}
+
+
+// ---- after a failed write (a full disk; here RLIMIT_FSIZE: EFBIG) ----
+
+// Writes past `bytes` into any file fail (EFBIG) while it lives.
+class FileSizeLimit {
+public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &old_);
+    signal(SIGXFSZ, SIG_IGN);
+    rlimit r = old_;
+    r.rlim_cur = bytes;
+    setrlimit(RLIMIT_FSIZE, &r);
+  }
+  ~FileSizeLimit() { setrlimit(RLIMIT_FSIZE, &old_); }
+
+private:
+  rlimit old_{};
+};
+
+// A file the writer opened is cut back to where the failed write began: it always ends with a
+// whole record (a reader sees every packet before, and no damaged one), and a retry completes it.
+TEST_P(ReferencedPackets, OwnFileEndsWithAWholeRecordAfterAFailedWrite) {
+  TempDir dir;
+  auto pkts = mixed_size_packets(1);
+  std::string path = dir.file("own");
+  auto w = writer_to_path(GetParam(), path);
+  ASSERT_TRUE(w) << w.error().message();
+  const uint64_t header = fs::file_size(path);
+  for (size_t i = 0; i < 2; i++) ASSERT_TRUE((*w)->write(stable_view(pkts[i])));
+  ASSERT_TRUE((*w)->flush());
+  const uint64_t two = fs::file_size(path);
+  ASSERT_GT(two, header);
+  for (size_t i = 2; i < pkts.size(); i++) ASSERT_TRUE((*w)->write(stable_view(pkts[i])));
+  EXPECT_EQ((*w)->pending_records(), pkts.size() - 2);
+  {
+    FileSizeLimit limit(two + 3000);  // inside the third record
+    auto r = (*w)->flush();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, EFBIG);
+  }
+  EXPECT_EQ(fs::file_size(path), two) << "not cut back to the last whole record";
+  EXPECT_EQ((*w)->pending_records(), pkts.size() - 2);
+  auto first_two = std::vector<TestPacket>(pkts.begin(), pkts.begin() + 2);
+  expect_same_packets(read_with_libpcap(path), as_captured(first_two));
+  for (auto &p : pkts) std::fill(p.bytes.begin(), p.bytes.end(), 0xEE);  // the caller's memory is reused
+  ASSERT_TRUE((*w)->close());
+  EXPECT_EQ((*w)->pending_records(), 0u);
+  expect_file_holds(GetParam(), path, mixed_size_packets(1));
+}
+
+TEST(RotatingFileSink, RecoverStartsAnewWhenTheFileWasDeleted) {
+  TempDir dir;
+  auto pkts = packets_at(kT0, {0, 1, 2, 3});
+  auto s = RotatingFileSink::open({.path = dir.file("cap"), .format = FileFormat::Pcap}, two_ifaces());
+  ASSERT_TRUE(s) << s.error().message();
+  ASSERT_TRUE((*s)->write(pkts[0].view()));
+  ASSERT_TRUE((*s)->flush());
+  ASSERT_TRUE((*s)->write(pkts[1].view()));
+  {
+    FileSizeLimit limit(fs::file_size(dir.file("cap")) + 10);
+    ASSERT_FALSE((*s)->flush());
+    ASSERT_FALSE((*s)->recover());  // still full
+  }
+  EXPECT_EQ((*s)->lost(), 0u) << "kept for a retry, not lost yet";
+  fs::remove(dir.file("cap"));  // someone makes room
+  ASSERT_TRUE((*s)->recover());
+  EXPECT_EQ((*s)->lost(), 1u) << "the packet kept for the deleted file";
+  ASSERT_TRUE((*s)->write(pkts[2].view()));
+  ASSERT_TRUE((*s)->close());
+  expect_same_packets(read_with_libpcap(dir.file("cap")), {pkts[2]});
+}
+
+TEST(RotatingFileSink, RecoverWritesWhatWasKeptOnceThereIsRoom) {
+  TempDir dir;
+  auto pkts = packets_at(kT0, {0, 1, 2});
+  auto s = RotatingFileSink::open({.path = dir.file("cap"), .format = FileFormat::Pcap}, two_ifaces());
+  ASSERT_TRUE(s) << s.error().message();
+  ASSERT_TRUE((*s)->write(pkts[0].view()));
+  ASSERT_TRUE((*s)->write(pkts[1].view()));
+  {
+    FileSizeLimit limit(fs::file_size(dir.file("cap")) + 10);
+    ASSERT_FALSE((*s)->flush());
+  }
+  ASSERT_TRUE((*s)->recover());
+  ASSERT_TRUE((*s)->write(pkts[2].view()));
+  ASSERT_TRUE((*s)->close());
+  EXPECT_EQ((*s)->lost(), 0u);
+  expect_same_packets(read_with_libpcap(dir.file("cap")), pkts);
+}
+
+TEST(RotatingFileSink, ReopenIfMovedStartsANewFileUnderTheName) {  // logrotate, then SIGHUP
+  TempDir dir;
+  auto pkts = packets_at(kT0, {0, 1, 2});
+  auto s = RotatingFileSink::open({.path = dir.file("cap"), .format = FileFormat::Pcap}, two_ifaces());
+  ASSERT_TRUE(s) << s.error().message();
+  ASSERT_TRUE((*s)->write(pkts[0].view()));
+  auto same = (*s)->reopen_if_moved();
+  ASSERT_TRUE(same);
+  EXPECT_FALSE(*same) << "not moved: nothing to do";
+  ASSERT_TRUE((*s)->write(pkts[1].view()));
+  fs::rename(dir.file("cap"), dir.file("cap.1"));
+  auto moved = (*s)->reopen_if_moved();
+  ASSERT_TRUE(moved) << moved.error().message();
+  EXPECT_TRUE(*moved);
+  ASSERT_TRUE((*s)->write(pkts[2].view()));
+  ASSERT_TRUE((*s)->close());
+  expect_same_packets(read_with_libpcap(dir.file("cap.1")), {pkts[0], pkts[1]});
+  expect_same_packets(read_with_libpcap(dir.file("cap")), {pkts[2]});
+}
+
+TEST(RotatingFileSink, ARotationThatFailsToCloseStillOpensTheNextFile) {
+  TempDir dir;
+  auto pkts = packets_at(kT0, {0, 1, 2, 3, 4, 5});
+  auto s = RotatingFileSink::open({.path = dir.file("cap"), .format = FileFormat::Pcap, .rotate_bytes = 200, .max_files = 3},
+                                  two_ifaces());
+  ASSERT_TRUE(s) << s.error().message();
+  ASSERT_TRUE((*s)->write(pkts[0].view()));
+  ASSERT_TRUE((*s)->write(pkts[1].view()));  // cap0 holds 2 (> 200 bytes pending)
+  Result<> r;
+  {
+    FileSizeLimit limit(30);  // room for the next file's header only
+    r = (*s)->write(pkts[2].view());
+  }
+  ASSERT_FALSE(r) << "closing cap0 failed";
+  EXPECT_EQ((*s)->lost(), 2u) << "cap0's packets";
+  EXPECT_EQ((*s)->current_path(), dir.file("cap1"));
+  ASSERT_TRUE((*s)->close());
+  expect_same_packets(read_with_libpcap(dir.file("cap1")), {pkts[2]});
 }
 
 TEST(RotatingFileSink, UnwritablePathFailsAtOpen) {
