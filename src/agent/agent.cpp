@@ -115,7 +115,8 @@ int status_for(const Error &e) {
   return 500;
 }
 
-// POST /v1/bypass: every field checked, whatever sessions run.
+// POST /v1/bypass: every field checked, whatever sessions run. A flow is its whole 5-tuple (as a
+// Traffic Mirroring filter's): src, dst, and for tcp and udp both ports.
 struct Bypass {
   uint8_t proto = IPPROTO_TCP;
   std::string src, dst;
@@ -123,10 +124,22 @@ struct Bypass {
   double seconds = 60;
 };
 
+const char *proto_name(uint8_t p) { return p == IPPROTO_TCP ? "tcp" : p == IPPROTO_UDP ? "udp" : "icmp"; }
+
+std::string utc_time(std::chrono::system_clock::time_point t) {
+  time_t s = std::chrono::system_clock::to_time_t(t);
+  tm u{};
+  gmtime_r(&s, &u);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &u);
+  return buf;
+}
+
 Result<Bypass> parse_bypass(const std::string &body) {
   json b = json::parse(body, nullptr, false);
   if (b.is_discarded() || !b.is_object()) return bad_input("expected a JSON object (UTF-8)");
   Bypass out;
+  bool sport = false, dport = false;
   for (const auto &[k, v] : b.items()) {
     if (k == "proto") {
       if (!v.is_string()) return bad_input("proto must be a string: tcp, udp or icmp");
@@ -139,6 +152,7 @@ Result<Bypass> parse_bypass(const std::string &body) {
     } else if (k == "sport" || k == "dport") {
       if (!v.is_number_unsigned() || v.get<uint64_t>() > 65535) return bad_input(k + " must be a whole number 0-65535");
       (k == "sport" ? out.sport : out.dport) = static_cast<uint16_t>(v.get<uint64_t>());
+      (k == "sport" ? sport : dport) = true;
     } else if (k == "seconds") {
       if (!v.is_number()) return bad_input("seconds must be a number");
       out.seconds = v.get<double>();
@@ -155,7 +169,9 @@ Result<Bypass> parse_bypass(const std::string &body) {
   if (!fs) return bad_input(fmt::format("src '{}' is not an IPv4 or IPv6 address", escape_bytes(out.src)));
   if (!fd) return bad_input(fmt::format("dst '{}' is not an IPv4 or IPv6 address", escape_bytes(out.dst)));
   if (fs != fd) return bad_input("src and dst must both be IPv4 or both IPv6");
-  if (out.proto == IPPROTO_ICMP && (out.sport || out.dport)) return bad_input("icmp has no ports");
+  if (out.proto == IPPROTO_ICMP && (sport || dport)) return bad_input("icmp has no ports");
+  if (out.proto != IPPROTO_ICMP && !(sport && dport))
+    return bad_input(fmt::format("a {} flow needs both ports: sport and dport", proto_name(out.proto)));
   return out;
 }
 
@@ -196,6 +212,15 @@ struct Agent::Impl {
   bool bg_stop = false;
   std::thread bg;
   std::unique_ptr<ApiServer> http;
+  // Bypasses in force (under mu), by id: applied to every mirror session, also to those that
+  // start while it lasts.
+  struct BypassEntry {
+    Bypass flow;
+    Clock::time_point until;
+    std::chrono::system_clock::time_point expires;
+  };
+  std::map<uint64_t, BypassEntry> bypasses;
+  uint64_t next_bypass = 1;
   size_t fd_reserve = kSpareFds;  // + the API's connections
   std::atomic<uint64_t> budget_refusals{0};
 
@@ -338,6 +363,13 @@ struct Agent::Impl {
     if (auto w = watch(s->config().netns); !w) return w;  // s detaches (it has nothing attached)
     std::string name = s->config().name;
     s->keep_counters(previous);
+    if (s->is_mirror()) {
+      const auto now = Clock::now();
+      for (const auto &[id, e] : bypasses)
+        if (e.until > now)
+          (void)s->bypass(e.flow.proto, e.flow.src, e.flow.sport, e.flow.dst, e.flow.dport,
+                          std::chrono::duration<double>(e.until - now).count());
+    }
     attach_matching(*s);
     sessions[name] = std::move(s);
     spdlog::info("session {} started", name);
@@ -634,9 +666,12 @@ struct Agent::Impl {
       out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", m.name, m.help, m.name);
       for (auto &[name, s] : sessions) {
         if ((m.mirror_only && !s->is_mirror()) || (m.capture_only && s->is_mirror())) continue;
+        // A capture session counts the direction(s) it hooks as one: its label says which.
+        const auto &sc = s->config();
+        const char *hooked = sc.ingress && sc.egress ? "inout" : sc.ingress ? "in" : "out";
         for (const auto &c : all[name])
           out += fmt::format("{}{{session=\"{}\",interface=\"{}\",direction=\"{}\"}} {}\n", m.name, label(name),
-                             label(c.name), c.direction.empty() ? "both" : c.direction, c.*(m.field));
+                             label(c.name), c.direction.empty() ? hooked : c.direction, c.*(m.field));
       }
     }
     out += "# HELP bpftap_attach_errors_total Interfaces a session failed to attach to.\n# TYPE bpftap_attach_errors_total counter\n";
@@ -673,6 +708,23 @@ struct Agent::Impl {
         if ((h.only == For::Inspect && !s->config().inspect) || (h.only == For::Mirror && !s->is_mirror())) continue;
         out += fmt::format("{}{{session=\"{}\"}} {}\n", h.name, label(name), h.value(health[name]));
       }
+    }
+    struct Inspected {
+      const char *name, *type, *help;
+      uint64_t Session::InspectTotals::*field;
+    };
+    static const Inspected is[] = {
+        {"bpftap_inspected_packets_total", "counter", "Packets the session's inspector decoded.", &Session::InspectTotals::packets},
+        {"bpftap_flows_total", "counter", "Flows the session's inspector has seen begin.", &Session::InspectTotals::flows},
+        {"bpftap_flows_active", "gauge", "Flows the session's inspector holds now.", &Session::InspectTotals::active_flows},
+        {"bpftap_alerts_total", "counter", "Alerts the session's inspector raised.", &Session::InspectTotals::alerts},
+    };
+    std::map<std::string, Session::InspectTotals> inspected;
+    for (auto &[name, s] : sessions)
+      if (s->config().inspect) inspected[name] = s->inspect_totals();
+    for (const auto &m : is) {
+      out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", m.name, m.help, m.name, m.type);
+      for (const auto &[name, t] : inspected) out += fmt::format("{}{{session=\"{}\"}} {}\n", m.name, label(name), t.*(m.field));
     }
     struct Gauge {
       const char *name, *help;
@@ -712,6 +764,17 @@ struct Agent::Impl {
     return out;
   }
 
+  // logrotate: capture, alert and flow files moved or deleted start anew under their names.
+  void reopen_outputs() {
+    std::lock_guard lock(mu);
+    for (auto &[name, s] : sessions) s->reopen_outputs();
+  }
+
+  void forget_expired_bypasses() {
+    const auto now = Clock::now();
+    std::erase_if(bypasses, [&](const auto &kv) { return kv.second.until <= now; });
+  }
+
   void setup_api() {
     auto authorized = [this](const httplib::Request &req, httplib::Response &res) {
       if (token.empty()) {
@@ -733,6 +796,12 @@ struct Agent::Impl {
     };
     auto fail_with = [error](httplib::Response &res, const Error &e) { error(res, status_for(e), e.message()); };
     ApiServer &h = *http;
+    // An audit line for every write, whoever sent it and whatever it got (GETs are not logged).
+    h.set_logger([](const httplib::Request &req, const httplib::Response &res) {
+      if (req.method == "GET" || req.method == "HEAD") return;
+      std::string body = req.body.empty() ? "" : " " + escape_bytes(req.body.substr(0, 200));
+      spdlog::info("api: {} {}{} from {}: {}", req.method, escape_bytes(req.path), body, req.remote_addr, res.status);
+    });
     h.Get("/v1/sessions", [this](const httplib::Request &, httplib::Response &res) {
       std::lock_guard lock(mu);
       json j = json::array();
@@ -822,10 +891,47 @@ struct Agent::Impl {
           return error(res, status_for(r.error()), r.error().message());
         applied++;
       }
-      res.set_content(dump(json{{"sessions", applied}, {"seconds", b->seconds}}), "application/json");
+      auto span = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(b->seconds));
+      uint64_t id = next_bypass++;
+      auto expires = std::chrono::system_clock::now() + std::chrono::duration_cast<std::chrono::system_clock::duration>(span);
+      bypasses[id] = BypassEntry{*b, Clock::now() + span, expires};
+      res.status = 201;
+      res.set_content(dump(json{{"id", std::to_string(id)}, {"sessions", applied}, {"seconds", b->seconds},
+                                {"expires", utc_time(expires)}}),
+                      "application/json");
+    });
+    h.Get("/v1/bypass", [this](const httplib::Request &, httplib::Response &res) {
+      std::lock_guard lock(mu);
+      forget_expired_bypasses();
+      json j = json::array();
+      const auto now = Clock::now();
+      for (const auto &[id, e] : bypasses) {
+        json b{{"id", std::to_string(id)}, {"proto", proto_name(e.flow.proto)}, {"src", e.flow.src}, {"dst", e.flow.dst},
+               {"expires", utc_time(e.expires)},
+               {"seconds_left", std::chrono::duration<double>(e.until - now).count()}};
+        if (e.flow.proto != IPPROTO_ICMP) {
+          b["sport"] = e.flow.sport;
+          b["dport"] = e.flow.dport;
+        }
+        j.push_back(std::move(b));
+      }
+      res.set_content(dump(j), "application/json");
+    });
+    h.Delete(R"(/v1/bypass/([0-9]{1,19}))", [this, authorized, error](const httplib::Request &req, httplib::Response &res) {
+      if (!authorized(req, res)) return;
+      std::lock_guard lock(mu);
+      forget_expired_bypasses();
+      auto it = bypasses.find(std::stoull(req.matches[1]));
+      if (it == bypasses.end()) return error(res, 404, "no such bypass (it may have expired)");
+      const Bypass &f = it->second.flow;
+      for (auto &[name, s] : sessions)
+        if (s->is_mirror()) s->unbypass(f.proto, f.src, f.sport, f.dst, f.dport);
+      bypasses.erase(it);
+      res.status = 204;
     });
     h.Post("/v1/reload", [this, authorized, fail_with](const httplib::Request &req, httplib::Response &res) {
-      if (!authorized(req, res)) return;
+      if (!authorized(req, res)) return;  // a body, if any, is not read: the config file is the source
+      reopen_outputs();
       auto r = reload();
       if (!r) return fail_with(res, r.error());
       res.set_content(dump(json{{"result", *r}}), "application/json");
@@ -842,10 +948,12 @@ Agent::~Agent() = default;
 Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions &opts) {
   auto impl = std::make_unique<Impl>();
   impl->opts = opts;
+  // Privileges first: without them, every later step fails in its own confusing way (a config
+  // the agent may not read included). Sessions in other namespaces also need CAP_SYS_ADMIN.
+  if (auto p = check_privileges("agent", kPrivCapture); !p) return tl::unexpected(p.error());
   auto cfg = load_agent_config(opts.config_path);
   if (!cfg) return tl::unexpected(cfg.error());
   impl->cfg = *cfg;
-  // Privileges first: without them, every later step fails in its own confusing way.
   unsigned need = kPrivCapture;
   for (const auto &c : cfg->sessions)
     if (!c.netns.empty()) need |= kPrivSysAdmin;

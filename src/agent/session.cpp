@@ -11,6 +11,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "capture/capture.h"
@@ -265,6 +266,17 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg, const
             else spdlog::info("session {}: working again: {} is written", name, path);
           });
       inspect::InspectOptions io;
+      // Every alert also in the agent's log (journald), one line: what an operator tails.
+      io.eve_tap = [name = cfg.name](const std::string &line) {
+        if (line.find("\"event_type\":\"alert\"") == std::string::npos) return;
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded()) return;
+        auto s = [&](const char *k) { return j.contains(k) ? j[k].dump() : std::string("-"); };
+        spdlog::info("session {}: alert: {} {}:{} -> {}:{} (sid {}, severity {})", name,
+                     j["alert"].value("signature", std::string("?")), j.value("src_ip", std::string("?")), s("src_port"),
+                     j.value("dest_ip", std::string("?")), s("dest_port"), j["alert"].value("signature_id", 0),
+                     j["alert"].value("severity", 0));
+      };
       io.alert_out = s->st_->alerts.get();
       io.flow_out = s->st_->flows.get();
       io.flows_format = cfg.inspect->flows_format == "tsv" ? inspect::FlowFormat::Tsv : inspect::FlowFormat::Json;
@@ -345,7 +357,8 @@ Result<> Session::attach(const InterfaceInfo &iface) {
   if (cfg_.capture) {
     RotationOptions r;
     // The interface's name is the kernel's bytes: a '/' cannot be in it, but anything else can.
-    r.path = fmt::format("{}/{}-{}.pcapng", cfg_.capture->dir, cfg_.name, escape_bytes(iface.name));
+    r.path = fmt::format("{}/{}-{}", cfg_.capture->dir, cfg_.name, escape_bytes(iface.name));
+    r.extension = ".pcapng";  // NAME-IFACE-N.pcapng
     r.rotate_bytes = cfg_.capture->rotate_mb * 1000000ull;
     r.max_files = cfg_.capture->keep_files;
     route.ropt = r;
@@ -498,6 +511,17 @@ std::vector<InterfaceCounters> Session::counters() const {
 Result<> Session::bypass(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb, double seconds) {
   if (!st_->mirror) return {};
   return st_->mirror->bypass(make_flow_key(proto, a, pa, b, pb), seconds);
+}
+
+void Session::unbypass(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb) {
+  if (st_->mirror) st_->mirror->unbypass(make_flow_key(proto, a, pa, b, pb));
+}
+
+Session::InspectTotals Session::inspect_totals() const {
+  if (!st_->inspector) return {};
+  std::lock_guard lock(st_->insp_mu);
+  auto s = st_->inspector->stats();
+  return {s.packets, s.flows, s.active_flows, s.alerts};
 }
 
 void Session::tick() {

@@ -68,10 +68,16 @@ public:
   RingUsage ring_usage() const;
   // Mirror sessions: stop mirroring a flow for a while; expire the bypasses whose time is up.
   Result<> bypass(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb, double seconds);
+  void unbypass(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb);
   // Every second: expires bypasses and retries outputs that failed (each failure is logged
   // once when it starts and once when it ends, where it happens).
   void tick();
   SessionHealth health() const;
+  // Inspect sessions: packets inspected, flows, alerts (zeros for the others).
+  struct InspectTotals {
+    uint64_t packets = 0, flows = 0, active_flows = 0, alerts = 0;
+  };
+  InspectTotals inspect_totals() const;
   // SIGHUP: capture files moved or deleted (logrotate) start anew under their name; alert and
   // flow files are opened again.
   void reopen_outputs();

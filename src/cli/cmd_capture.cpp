@@ -330,7 +330,7 @@ void add_capture_command(CLI::App &app, Context &ctx) {
   add_capture_options(cmd, *a);
   cmd->callback([a, &ctx] {
     install_signal_handlers(false);
-    ctx.exit_code = run_capture(*a, *cmd);
+    ctx.exit_code = run_capture(*a);
   });
 }
 

@@ -289,6 +289,16 @@ void MirrorSession::expire_bypass() {
   __atomic_store_n(&im.skel->bss->bypass_entries, static_cast<uint32_t>(im.bypassed.size()), __ATOMIC_RELEASE);
 }
 
+bool MirrorSession::unbypass(const bpftap_flow_key &key) {
+  Impl &im = *impl_;
+  auto it = im.bypassed.find(key);
+  if (it == im.bypassed.end()) return false;
+  bpf_map_delete_elem(bpf_map__fd(im.skel->maps.bypass), &key);
+  im.bypassed.erase(it);
+  __atomic_store_n(&im.skel->bss->bypass_entries, static_cast<uint32_t>(im.bypassed.size()), __ATOMIC_RELEASE);
+  return true;
+}
+
 MirrorSession::Programs MirrorSession::programs() const {
   auto *sk = impl_->skel.get();
   Programs p;

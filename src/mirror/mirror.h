@@ -79,6 +79,8 @@ public:
   // entries whose time is up.
   Result<> bypass(const bpftap_flow_key &key, double seconds);
   void expire_bypass();
+  // Mirrors the flow again before its time is up; false if it was not bypassed.
+  bool unbypass(const bpftap_flow_key &key);
 
   // For BPF_PROG_TEST_RUN tests: the programs and the tag that marks this session's clones.
   struct Programs {

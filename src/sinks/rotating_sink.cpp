@@ -50,10 +50,10 @@ std::string rotated_name(const RotationOptions &opt, unsigned count, time_t when
   }
   // tcpdump numbers files only with -C; -W alone or with -G does not change the name.
   unsigned width = opt.rotate_bytes != 0 ? counter_width(opt.max_files) : 0;
-  if (count == 0 && width == 0) return name;
+  if (count == 0 && width == 0) return name + opt.extension;
   std::string number = std::to_string(count);
   if (number.size() < width) number.insert(0, width - number.size(), '0');
-  return name + number;
+  return opt.extension.empty() ? name + number : name + "-" + number + opt.extension;
 }
 
 Result<std::unique_ptr<RotatingFileSink>> RotatingFileSink::open(RotationOptions opt,

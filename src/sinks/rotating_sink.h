@@ -20,6 +20,10 @@ struct RotationOptions {
   uint64_t rotate_bytes = 0;   // -C, in bytes (tcpdump's unit is 1,000,000 bytes); 0 = off
   uint32_t rotate_seconds = 0; // -G; 0 = off. path may then hold strftime(3) escapes
   uint32_t max_files = 0;      // -W; 0 = unlimited
+  // "" = tcpdump's names (the counter at the end: NAME.pcapng3). Else the counter goes before
+  // this extension, after a dash (PATH-3.pcapng with path PATH and extension .pcapng), so file
+  // dialogs that filter by extension (Wireshark's) still show every file: the agent's names.
+  std::string extension;
   // Where the -G clock starts and what names the first file, in seconds since the epoch;
   // 0 = now. tcpdump reads the clock at startup; later files use packet timestamps.
   time_t start_time = 0;

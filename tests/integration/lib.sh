@@ -69,7 +69,7 @@ _lab_cleanup() {
     local ns
     for ns in $(lab_namespaces "$P"); do ip netns del "$ns" 2>/dev/null; done
   fi
-  [[ -n "$WORKDIR" ]] && rm -rf -- "$WORKDIR"
+  if [[ -n "$WORKDIR" && -n "${KEEP_WORKDIR:-}" ]]; then echo "kept $WORKDIR" >&2; elif [[ -n "$WORKDIR" ]]; then rm -rf -- "$WORKDIR"; fi
   exit "$rc"
 }
 

@@ -67,7 +67,7 @@ grep -E " (error|warning) " "$W/agent.log" && fail "the agent logged an error"
 echo "  VM deleted: detached, counters kept"
 
 # Pcap files were written for the taps.
-ls "$W"/pcap/vm-capture-tap-vm3.pcapng* >/dev/null || fail "no capture file for tap-vm3"
+ls "$W"/pcap/vm-capture-tap-vm3*.pcapng >/dev/null || fail "no capture file for tap-vm3"
 
 # API: writes need the token.
 code=$(api -o /dev/null -w '%{http_code}' -X DELETE "$API/v1/sessions/ids-feed")
@@ -125,7 +125,7 @@ used=$(metric bpftap_ring_buffer_used_bytes 'session="vm-capture"')
 echo "  /metrics: counters grow with traffic; ring buffers: $size bytes, peak $peak waiting at a drain"
 
 # Bypass: vm1<->vm2 ICMP is shunted, atk's pings still mirrored.
-assert_eq 200 "$(write POST /v1/bypass -d '{"proto":"icmp","src":"10.77.0.1","dst":"10.77.0.2","seconds":30}')" "bypass"
+assert_eq 201 "$(write POST /v1/bypass -d '{"proto":"icmp","src":"10.77.0.1","dst":"10.77.0.2","seconds":30}')" "bypass"
 b1=$(counter ids-feed tap-vm1 mirrored); a1=$(counter ids-feed tap-atk mirrored)
 ns_exec vm1 ping -c 3 -i 0.2 -W 1 10.77.0.2 >/dev/null
 ns_exec atk ping -c 3 -i 0.2 -W 1 10.77.0.2 >/dev/null
@@ -133,6 +133,19 @@ assert_eq "$b1" "$(counter ids-feed tap-vm1 mirrored)" "the bypassed flow is no 
 assert_eq $((a1 + 3)) "$(counter ids-feed tap-atk mirrored)" "other flows are still mirrored"
 (( $(counter ids-feed tap-vm1 bypassed) >= 3 )) || fail "bypassed counter did not grow"
 echo "  bypass: vm1<->vm2 shunted, atk still mirrored"
+# Listed, then deleted: the flow is mirrored again at once.
+id=$(get /v1/bypass | python3 -c 'import json,sys; print(" ".join(b["id"] for b in json.load(sys.stdin) if b["src"] == "10.77.0.1" and b["proto"] == "icmp"))')
+[[ -n "$id" && "$id" != *" "* ]] || fail "GET /v1/bypass: expected the one bypass, got '$id': $(get /v1/bypass)"
+assert_eq 204 "$(write DELETE "/v1/bypass/$id")" "DELETE /v1/bypass/$id"
+assert_eq 404 "$(write DELETE "/v1/bypass/$id")" "DELETE of a bypass already deleted"
+ns_exec vm1 ping -c 3 -i 0.2 -W 1 10.77.0.2 >/dev/null
+(( $(counter ids-feed tap-vm1 mirrored) >= b1 + 3 )) || fail "the flow is not mirrored again after DELETE /v1/bypass/$id"
+echo "  bypass $id listed and deleted: vm1<->vm2 mirrored again"
+# Every write is in the log with its client and answer, the refused ones too.
+grep -q "api: DELETE /v1/sessions/ids-feed from 127.0.0.1: 401" "$W/agent.log" || fail "no audit line for the refused DELETE: $(grep 'api:' "$W/agent.log" | head -5)"
+grep -q "api: POST /v1/bypass {.*} from 127.0.0.1: 201" "$W/agent.log" || fail "no audit line for the bypass: $(grep 'api:' "$W/agent.log" | head -5)"
+grep -q "api: DELETE /v1/bypass/$id from 127.0.0.1: 204" "$W/agent.log" || fail "no audit line for the bypass delete"
+echo "  audit: $(grep -c 'api: ' "$W/agent.log") API writes logged"
 
 # A broken config on SIGHUP: refused, sessions keep running.
 cp "$W/agent.yaml" "$W/good.yaml"

@@ -60,7 +60,7 @@ for i in range(int(sys.argv[1])):
 }
 packets_in_files() {
   local f n=0
-  for f in "$D"/pcap/vm-capture-tap-vm1.pcapng*; do
+  for f in "$D"/pcap/vm-capture-tap-vm1*.pcapng; do
     capinfos -M -c "$f" >"$W/capinfos.out" 2>&1 || fail "capinfos $f: $(cat "$W/capinfos.out")"
     grep -qi "cut short\|appears to be damaged" "$W/capinfos.out" && fail "$f is damaged: $(cat "$W/capinfos.out")"
     n=$((n + $(awk '/Number of packets/ { print $NF }' "$W/capinfos.out")))
@@ -96,7 +96,7 @@ in_files=$(packets_in_files)
 echo "  capture ring on a full disk: failed, oldest file deleted, writing again; $in_files packets in the files, $unwritten unwritten"
 
 # The disk fills again and stays full (no older file left to delete): failing, said once, counted.
-current=$(ls -t "$D"/pcap/vm-capture-tap-vm1.pcapng* | head -1)
+current=$(ls -t "$D"/pcap/vm-capture-tap-vm1*.pcapng | head -1)
 for f in "$D"/pcap/*; do [[ $f == "$current" ]] || rm -f "$f"; done
 dd if=/dev/zero of="$D/filler2" bs=64k 2>/dev/null || true
 errors0=$(grep -c "session vm-capture: write" "$W/agent.log")
@@ -143,7 +143,7 @@ echo "  room again: both running; all $got SQL-injection alerts written, none dr
 
 # SIGHUP: logrotate moved the files away.
 mv "$D/eve.json" "$D/eve.json.1"
-current=$(ls -t "$D"/pcap/vm-capture-tap-vm1.pcapng* | head -1)
+current=$(ls -t "$D"/pcap/vm-capture-tap-vm1*.pcapng | head -1)
 mv "$current" "$D/pcap/rotated.pcapng"
 signal_job HUP "$AGENT"
 wait_for_line "$W/agent.log" "output files reopened" 5

@@ -97,7 +97,7 @@ for l in raw.decode().splitlines():
     assert sample.match(l), f"bad line: {l!r}"
 assert 'interface="tap-\\\\xff"' in raw.decode(), "the odd interface's label"
 PY
-ls "$W/pcap" | grep -qF 'caps-tap-\xff.pcapng' || fail "capture file of the odd interface: $(ls "$W/pcap")"
+ls "$W/pcap" | grep -qE '^caps-tap-\\xff(-[0-9]+)?\.pcapng$' || fail "capture file of the odd interface: $(ls "$W/pcap")"
 ns_exec host ip link del $'tap-\xff'
 echo "  an interface named tap-\\xff: attached, listed and labelled escaped, its file caps-tap-\\xff.pcapng"
 
@@ -109,6 +109,8 @@ bypass_bad=(
   '{"proto":"tcp","src":"10.77.0.1","dst":"10.77.0.2","dport":1.5}'
   '{"proto":"tcp","src":"10.77.0.1","dst":"10.77.0.2","dport":18446744073709551616}'
   '{"proto":"tcp","src":"10.77.0.1","dst":"10.77.0.2","dport":"80"}'
+  '{"proto":"tcp","src":"10.77.0.1","dst":"10.77.0.2","dport":80}'
+  '{"proto":"udp","src":"10.77.0.1","sport":5353,"dst":"10.77.0.2"}'
   '{"proto":6,"src":"10.77.0.1","dst":"10.77.0.2"}'
   '{"proto":"tcp","src":"10.77.0.1","dst":"fe80::1"}'
   '{"proto":"tcp","src":"nowhere","dst":"10.77.0.2"}'
@@ -123,7 +125,7 @@ for body in "${bypass_bad[@]}"; do
   [[ $code == 400 ]] || fail "bypass $body: $code $(cat "$W/resp")"
   no_exception_header
 done
-assert_eq 200 "$(write POST /v1/bypass -d '{"proto":"tcp","src":"10.77.0.1","sport":40000,"dst":"10.77.0.2","dport":4464}')" "a good bypass"
+assert_eq 201 "$(write POST /v1/bypass -d '{"proto":"tcp","src":"10.77.0.1","sport":40000,"dst":"10.77.0.2","dport":4464}')" "a good bypass"
 echo "  bypass: ${#bypass_bad[@]} malformed requests refused (400) with no mirror session running"
 
 # Methods and paths nobody handles: JSON errors, no exception text.

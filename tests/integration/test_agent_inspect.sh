@@ -50,8 +50,17 @@ for i in $(seq "$REQUESTS"); do
   ns_exec vm1 curl -s -o /dev/null -m 2 "http://10.77.0.2:8080$path" || fail "request $i failed"
 done
 sleep 1
+# The inspector's totals in /metrics (issue 15: alert and flow counters).
+alerts_metric=$(metric bpftap_alerts_total 'session="east-west"')
+flows_metric=$(metric bpftap_flows_total 'session="east-west"')
+(( alerts_metric >= REQUESTS / 2 )) || fail "bpftap_alerts_total = $alerts_metric, expected >= $((REQUESTS / 2))"
+(( flows_metric >= REQUESTS )) || fail "bpftap_flows_total = $flows_metric, expected >= $REQUESTS"
 signal_job TERM "$AGENT"  # writes out every flow on exit
 wait "$AGENT" || fail "agent exited $? on SIGTERM"
+# Every alert is also one line of the agent's log.
+logged=$(grep -c "session east-west: alert: .*10.77.0.1:[0-9]* -> 10.77.0.2:8080" "$W/agent.log" || true)
+(( logged >= REQUESTS / 2 )) || fail "$logged alert lines in the agent's log, expected >= $((REQUESTS / 2)): $(grep alert "$W/agent.log" | head -3)"
+echo "  /metrics: $alerts_metric alerts, $flows_metric flows; $logged alert lines in the log"
 
 python3 - "$W/flows.json" "$W/alerts.json" "$REQUESTS" <<'PY' || fail "inspection got the conversation's direction wrong"
 import json, sys

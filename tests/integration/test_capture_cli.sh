@@ -91,7 +91,12 @@ vm2_in=$(tshark -r "$W/ring.pcapng" -Y "$since && frame.interface_name == \"tap-
 assert_eq $((vm1_in + vm2_in)) "$in_count" "-Q in packets (inbound packets of the inout capture)"
 for t in tap-vm1 tap-vm2; do
   tshark -r "$W/ring.pcapng" -Y "frame.interface_name == \"$t\"" -w "$W/ring-$t.pcap" -F pcap 2>/dev/null
-  "$PCAPCMP" "$W/perf.pcapng" "$t" "$W/ring-$t.pcap" --after "$started" || fail "perf and ring transports differ on $t"
+  # The same packets, in the same order, byte for byte. Their timestamps are two programs'
+  # clock reads on one packet, back to back (tens of us apart), but twice, run by ctest right
+  # after the agent tests, one packet of ~8,500 had its two reads 2.8 and 4.2 ms apart (the
+  # vCPU taken away between them?); alone, the test never showed more than 0.8 ms.
+  "$PCAPCMP" "$W/perf.pcapng" "$t" "$W/ring-$t.pcap" --after "$started" --max-dts-us 10000 \
+    || fail "perf and ring transports differ on $t"
   # The libpcap backend: the same packets through AF_PACKET (timestamps taken elsewhere).
   "$PCAPCMP" "$W/pcapbk.pcapng" "$t" "$W/ring-$t.pcap" --max-dts-us 3000 --no-dir --after "$started" || fail "--backend pcap differs from eBPF on $t"
 done

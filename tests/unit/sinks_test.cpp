@@ -1060,6 +1060,17 @@ TEST(RotatedName, SizeRotationWithFileCountPadsToDigitsOfCountMinusOne) { // -C 
   EXPECT_EQ(rotated_name(o, 7, 0), "/tmp/cap.pcap007");
 }
 
+TEST(RotatedName, AnExtensionKeepsTheCounterBeforeIt) { // the agent's NAME-IFACE-N.pcapng
+  RotationOptions o{.path = "/d/s-tap0", .rotate_bytes = 1, .max_files = 12, .extension = ".pcapng"};
+  EXPECT_EQ(rotated_name(o, 0, 0), "/d/s-tap0-00.pcapng");
+  EXPECT_EQ(rotated_name(o, 11, 0), "/d/s-tap0-11.pcapng");
+  o.max_files = 0;
+  EXPECT_EQ(rotated_name(o, 0, 0), "/d/s-tap0.pcapng");
+  EXPECT_EQ(rotated_name(o, 3, 0), "/d/s-tap0-3.pcapng");
+  o.rotate_bytes = 0;  // no rotation: one file
+  EXPECT_EQ(rotated_name(o, 0, 0), "/d/s-tap0.pcapng");
+}
+
 TEST(RotatedName, TimeRotationExpandsStrftimeInLocalTime) { // -G
   set_timezone_utc_plus_2();
   RotationOptions o{.path = "cap-%Y%m%d-%H%M%S-%%.pcapng", .rotate_seconds = 60};
