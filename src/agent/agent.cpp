@@ -83,25 +83,25 @@ std::string label(const std::string &v) {
   return out;
 }
 
-json counters_json(const InterfaceCounters &c, bool mirror) {
+// A capture session's counts of one hook.
+json hooked_json(const InterfaceStats::Hooked &h) {
+  json j;
+  for (const auto &k : kCounters)
+    if (k.hooked) j[k.key] = h.*(k.hooked);
+  return j;
+}
+
+json counters_json(const InterfaceCounters &c, const SessionConfig &cfg) {
+  const bool mirror = cfg.mirror.has_value();
   json j;
   j["interface"] = escape_bytes(c.name);  // the kernel's bytes: not always UTF-8
   if (!c.direction.empty()) j["direction"] = c.direction;
   j["attached"] = c.attached;
-  j["matched"] = c.matched;
-  if (mirror) {
-    j["bytes_matched"] = c.bytes;
-    j["mirrored"] = c.mirrored;
-    j["bytes_mirrored"] = c.mirrored_bytes;
-    j["failed"] = c.failed;
-    j["truncated"] = c.truncated;
-    j["cut_off"] = c.cut_off;
-    j["sampled_out"] = c.sampled_out;
-    j["bypassed"] = c.bypassed;
-  } else {
-    j["captured"] = c.captured;
-    j["dropped"] = c.dropped;
-    j["unwritten"] = c.unwritten;
+  for (const auto &k : kCounters)
+    if (counts_in(k, mirror)) j[k.key] = c.*(k.field);
+  if (!mirror) {
+    if (cfg.ingress) j["in"] = hooked_json(c.in);
+    if (cfg.egress) j["out"] = hooked_json(c.out);
   }
   return j;
 }
@@ -604,7 +604,7 @@ struct Agent::Impl {
     j["state"] = h.failing ? "failing" : "running";
     if (h.failing) j["reason"] = h.reason;
     json ifs = json::array();
-    for (const auto &c : s.counters()) ifs.push_back(counters_json(c, s.is_mirror()));
+    for (const auto &c : s.counters()) ifs.push_back(counters_json(c, s.config()));
     j["counters"] = ifs;
     j["attach_errors"] = s.attach_errors();
     j["write_errors"] = h.write_errors;
@@ -622,7 +622,7 @@ struct Agent::Impl {
     j["state"] = "waiting";
     j["reason"] = w.last_error.empty() ? "network namespace " + w.cfg.netns + " does not exist" : w.last_error;
     json ifs = json::array();
-    for (const auto &c : w.counters) ifs.push_back(counters_json(c, w.cfg.mirror.has_value()));
+    for (const auto &c : w.counters) ifs.push_back(counters_json(c, w.cfg));
     j["counters"] = ifs;
     return j;
   }
@@ -636,25 +636,6 @@ struct Agent::Impl {
 
   std::string metrics() {
     std::string out;
-    struct Metric {
-      const char *name, *help;
-      uint64_t InterfaceCounters::*field;
-      bool mirror_only, capture_only;
-    };
-    static const Metric ms[] = {
-        {"bpftap_packets_matched_total", "Packets accepted by the session's filter (and rules).", &InterfaceCounters::matched, false, false},
-        {"bpftap_bytes_matched_total", "Bytes of matched packets (mirror sessions).", &InterfaceCounters::bytes, true, false},
-        {"bpftap_packets_mirrored_total", "Copies sent to the mirror target.", &InterfaceCounters::mirrored, true, false},
-        {"bpftap_bytes_mirrored_total", "Bytes of copies sent to the mirror target (after truncation).", &InterfaceCounters::mirrored_bytes, true, false},
-        {"bpftap_mirror_failed_total", "Copies that could not be sent (originals are unaffected).", &InterfaceCounters::failed, true, false},
-        {"bpftap_packets_truncated_total", "Copies cut to the snaplen.", &InterfaceCounters::truncated, true, false},
-        {"bpftap_packets_cut_off_total", "Matched packets past their flow's cutoff.", &InterfaceCounters::cut_off, true, false},
-        {"bpftap_packets_sampled_out_total", "Matched packets of flows not in the sample.", &InterfaceCounters::sampled_out, true, false},
-        {"bpftap_packets_bypassed_total", "Matched packets of bypassed flows.", &InterfaceCounters::bypassed, true, false},
-        {"bpftap_packets_captured_total", "Packets captured (written / inspected).", &InterfaceCounters::captured, false, true},
-        {"bpftap_packets_dropped_total", "Copies the kernel could not hand to bpftap (ring buffer full).", &InterfaceCounters::dropped, false, true},
-        {"bpftap_packets_unwritten_total", "Captured packets that are not in their capture file (writing it failed).", &InterfaceCounters::unwritten, false, true},
-    };
     std::lock_guard lock(mu);
     std::map<std::string, std::vector<InterfaceCounters>> all;
     std::map<std::string, SessionHealth> health;
@@ -662,16 +643,29 @@ struct Agent::Impl {
       all[name] = s->counters();
       health[name] = s->health();
     }
-    for (const auto &m : ms) {
-      out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", m.name, m.help, m.name);
+    for (const auto &m : kCounters) {
+      out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", m.metric, m.help, m.metric);
       for (auto &[name, s] : sessions) {
-        if ((m.mirror_only && !s->is_mirror()) || (m.capture_only && s->is_mirror())) continue;
-        // A capture session counts the direction(s) it hooks as one: its label says which.
+        if (!counts_in(m, s->is_mirror())) continue;
+        auto line = [&](const InterfaceCounters &c, const std::string &dir, uint64_t v) {
+          out += fmt::format("{}{{session=\"{}\",interface=\"{}\",direction=\"{}\"}} {}\n", m.metric, label(name),
+                             label(c.name), dir, v);
+        };
         const auto &sc = s->config();
-        const char *hooked = sc.ingress && sc.egress ? "inout" : sc.ingress ? "in" : "out";
-        for (const auto &c : all[name])
-          out += fmt::format("{}{{session=\"{}\",interface=\"{}\",direction=\"{}\"}} {}\n", m.name, label(name),
-                             label(c.name), c.direction.empty() ? hooked : c.direction, c.*(m.field));
+        for (const auto &c : all[name]) {
+          if (!c.direction.empty()) {
+            line(c, c.direction, c.*(m.field));  // mirror sessions: a row per hook already
+          } else if (m.hooked) {
+            if (sc.ingress) line(c, "in", c.in.*(m.hooked));
+            if (sc.egress) line(c, "out", c.out.*(m.hooked));
+            // The perf transport's lost records have no direction: they get their own series.
+            uint64_t hooks = c.in.*(m.hooked) + c.out.*(m.hooked);
+            if (c.*(m.field) > hooks) line(c, "unknown", c.*(m.field) - hooks);
+          } else {
+            // Per interface (its capture file holds both directions): labelled with the hooks.
+            line(c, sc.ingress && sc.egress ? "inout" : sc.ingress ? "in" : "out", c.*(m.field));
+          }
+        }
       }
     }
     out += "# HELP bpftap_attach_errors_total Interfaces a session failed to attach to.\n# TYPE bpftap_attach_errors_total counter\n";

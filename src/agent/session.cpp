@@ -397,16 +397,6 @@ Result<> Session::attach(const InterfaceInfo &iface) {
   return {};
 }
 
-namespace {
-
-void add_counts(InterfaceCounters &to, const InterfaceCounters &c) {
-  to.matched += c.matched, to.bytes += c.bytes, to.mirrored += c.mirrored, to.mirrored_bytes += c.mirrored_bytes;
-  to.failed += c.failed, to.truncated += c.truncated, to.cut_off += c.cut_off, to.sampled_out += c.sampled_out;
-  to.bypassed += c.bypassed, to.captured += c.captured, to.dropped += c.dropped, to.unwritten += c.unwritten;
-}
-
-} // namespace
-
 void Session::keep_counters(const std::vector<InterfaceCounters> &counters) {
   for (const auto &c : counters) {
     const std::pair<std::string, std::string> key{c.name, c.direction};
@@ -442,11 +432,7 @@ void Session::detach(uint32_t ifindex, bool gone) {
   if (st_->mirror && st_->mirror_ifaces.count(ifindex)) {
     auto last = st_->mirror->remove_source(ifindex);
     if (last)
-      for (const auto &m : *last) {
-        const auto &c = m.counters;
-        keep({m.name, m.dir == BPFTAP_DIR_IN ? "in" : "out", false, c.matched, c.bytes, c.mirrored, c.mirrored_bytes,
-              c.failed, c.truncated, c.cut_off, c.sampled_out, c.bypassed, 0, 0});
-      }
+      for (const auto &m : *last) keep(from_mirror(m.name, m.dir, false, m.counters));
     st_->mirror_ifaces.erase(ifindex);
     return;
   }
@@ -459,6 +445,8 @@ void Session::detach(uint32_t ifindex, bool gone) {
     c.captured = last->captured;
     c.matched = last->matched;
     c.dropped = last->dropped;
+    c.in = last->in;
+    c.out = last->out;
   }
   if (route.files) (void)route.files->close();  // what it cannot write counts as lost
   c.unwritten = route.unwritten();
@@ -472,10 +460,8 @@ std::vector<InterfaceCounters> Session::counters() const {
   if (st_->mirror) {
     if (auto st = st_->mirror->stats())
       for (const auto &m : *st) {
-        const auto &c = m.counters;
-        live[{m.name, m.dir == BPFTAP_DIR_IN ? "in" : "out"}] =
-            InterfaceCounters{m.name, m.dir == BPFTAP_DIR_IN ? "in" : "out", true, c.matched, c.bytes, c.mirrored,
-                              c.mirrored_bytes, c.failed, c.truncated, c.cut_off, c.sampled_out, c.bypassed, 0, 0};
+        auto c = from_mirror(m.name, m.dir, true, m.counters);
+        live[{c.name, c.direction}] = c;
       }
   }
   if (st_->cap) {
@@ -490,6 +476,8 @@ std::vector<InterfaceCounters> Session::counters() const {
         c.captured = s.captured;
         c.matched = s.matched;
         c.dropped = s.dropped;
+        c.in = s.in;
+        c.out = s.out;
         c.unwritten = unwritten[s.ifindex];
         live[{c.name, ""}] = c;
       }

@@ -11,21 +11,12 @@
 #include <vector>
 
 #include "agent/config.h"
+#include "agent/counters.h"
 #include "capture/capture.h"
 #include "util/error.h"
 #include "sinks/packet.h"
 
 namespace bpftap::agent {
-
-struct InterfaceCounters {
-  std::string name;
-  std::string direction;  // "in" / "out" ("" for captures, which count both)
-  bool attached = false;
-  uint64_t matched = 0, bytes = 0;                // filter (and rules) accepted
-  uint64_t mirrored = 0, mirrored_bytes = 0, failed = 0, truncated = 0, cut_off = 0, sampled_out = 0, bypassed = 0;
-  uint64_t captured = 0, dropped = 0;             // capture / inspect sessions
-  uint64_t unwritten = 0;  // captured but not in the interface's capture file (writing failed)
-};
 
 // What went wrong with a session that still runs.
 struct SessionHealth {

@@ -73,7 +73,7 @@ struct Capture::Impl {
   struct Slot {
     InterfaceInfo info;
     bool attached = true;
-    uint64_t captured = 0;
+    uint64_t captured = 0, captured_out = 0;  // all, and those of the egress hook
     std::vector<std::unique_ptr<Hook>> hooks;
   };
   std::vector<Slot> slots;                      // by slot number
@@ -109,6 +109,7 @@ struct Capture::Impl {
     Packet p{ts_utc, slot, static_cast<Direction>(dir), wire_len, bytes, stable};
     if (auto r = sink.write(p); !r) return fail_sink(r.error());
     slots[slot].captured++;
+    slots[slot].captured_out += dir == BPFTAP_DIR_OUT;
     total_captured++;
     return true;
   }
@@ -218,10 +219,15 @@ struct Capture::Impl {
     st.name = s.info.name;
     st.ifindex = s.info.ifindex;
     st.captured = s.captured;
+    st.in.captured = s.captured - s.captured_out;
+    st.out.captured = s.captured_out;
     for (uint8_t dir : {uint8_t{BPFTAP_DIR_IN}, uint8_t{BPFTAP_DIR_OUT}}) {
       if ((dir == BPFTAP_DIR_IN && !opts.ingress) || (dir == BPFTAP_DIR_OUT && !opts.egress)) continue;
       auto c = prog->counters(s.info.ifindex, dir);
       if (!c) return tl::unexpected(c.error());
+      auto &h = dir == BPFTAP_DIR_IN ? st.in : st.out;
+      h.matched = c->matched;
+      h.dropped = c->dropped;
       st.matched += c->matched;
       st.dropped += c->dropped;
     }
@@ -332,7 +338,7 @@ Result<uint32_t> Capture::add_interface(const InterfaceInfo &iface, const std::f
     return tl::unexpected(r.error());
   }
   if (slot < s.slots.size()) {
-    added.captured = 0;
+    added.captured = added.captured_out = 0;
     s.slots[slot] = std::move(added);
   } else {
     s.slots.push_back(std::move(added));

@@ -19,6 +19,12 @@ struct InterfaceStats {
   uint64_t captured = 0;  // written to the sink
   uint64_t matched = 0;   // accepted by the filter ("received by filter")
   uint64_t dropped = 0;   // copies the kernel could not hand over
+  // The same by hook direction (eBPF backend; the kernel counts each hook apart). The totals
+  // above are their sums, plus the perf transport's lost records, which have no direction.
+  struct Hooked {
+    uint64_t captured = 0, matched = 0, dropped = 0;
+  };
+  Hooked in, out;
 };
 
 class PacketSource {

@@ -2,7 +2,6 @@
 
 #include <cstdio>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "agent/agent.h"
@@ -23,9 +22,8 @@ int check_config(const std::string &config) {
 }
 
 int run_agent(const std::string &config) {
-  // The multi-threaded kind: the API's workers, the background starter, the sessions' readers
-  // and the main loop all log.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("bpftap"));
+  // main()'s logger is the multi-threaded kind: the API's workers, the background starter, the
+  // sessions' readers and the main loop all log. The agent's lines carry their time.
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   auto agent = agent::Agent::start({config, &g_stop});
   if (!agent) {

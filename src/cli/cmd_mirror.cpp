@@ -5,9 +5,11 @@
 #include <chrono>
 #include <cstdio>
 #include <sstream>
+#include <string_view>
 
 #include <fmt/format.h>
 
+#include "agent/counters.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/source.h"
@@ -45,13 +47,17 @@ void print_stats(const MirrorSession &s) {
     std::fprintf(stderr, "bpftap: %s\n", stats.error().message().c_str());
     return;
   }
+  // "tap-vm1 in: 5 matched, 5 mirrored, 0 failed, ... (7 packets seen, 490 bytes matched, ...)":
+  // the agent's counters (agent/counters.h), packets first, bytes in the parenthesis.
   for (const auto &st : *stats) {
-    const auto &c = st.counters;
-    fmt::print(stderr,
-               "{} {}: {} matched, {} mirrored, {} failed, {} truncated, {} cut off, {} sampled out "
-               "({} packets seen, {} bytes matched, {} bytes mirrored)\n",
-               st.name, st.dir == BPFTAP_DIR_IN ? "in" : "out", c.matched, c.mirrored, c.failed, c.truncated,
-               c.cut_off, c.sampled_out, c.seen, c.bytes, c.mirrored_bytes);
+    auto c = agent::from_mirror(st.name, st.dir, true, st.counters);
+    std::string packets, bytes;
+    for (const auto &k : agent::kCounters) {
+      if (!agent::counts_in(k, true)) continue;
+      std::string &to = std::string_view(k.key).starts_with("bytes_") ? bytes : packets;
+      to += fmt::format(", {} {}", c.*(k.field), k.words);
+    }
+    fmt::print(stderr, "{} {}: {} ({} packets seen{})\n", c.name, c.direction, packets.substr(2), st.counters.seen, bytes);
   }
   if (auto t = s.target_stats(); t && t->copies)
     fmt::print(stderr, "target {}: {} copies, {} failed\n", s.target(), t->copies, t->failed);

@@ -1,10 +1,15 @@
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <algorithm>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include <bpf/libbpf.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
@@ -43,9 +48,29 @@ int unknown_command(CLI::App &app, const std::string &word) {
   return bpftap::cli::kExitBadInput;
 }
 
+// libbpf's own messages (verifier and BTF warnings, attach notes) through the one logger rather
+// than libbpf's default fprintf: the agent's log gets them with its timestamps and levels (the
+// agent sets its logger later; the callback looks it up each time), the other commands print
+// them on stderr as their other warnings, "bpftap: warning: libbpf: ...", never on stdout (the
+// packet stream of -w -). libbpf's INFO is debug here, its DEBUG trace: not shown by default.
+int libbpf_to_logger(enum libbpf_print_level level, const char *format, va_list args) {
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof buf, format, args);
+  if (n < 0) return n;
+  std::string_view msg(buf, std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1));
+  while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+  auto lvl = level == LIBBPF_WARN ? spdlog::level::warn : level == LIBBPF_INFO ? spdlog::level::debug : spdlog::level::trace;
+  spdlog::log(lvl, "libbpf: {}", msg);
+  return n;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
+  auto log = spdlog::stderr_color_mt("bpftap");
+  log->set_pattern("bpftap: %l: %v");
+  spdlog::set_default_logger(log);
+  libbpf_set_print(libbpf_to_logger);
   using namespace bpftap::cli;
   CLI::App app{"bpftap: eBPF virtual TAP and packet tracer"};
   app.require_subcommand(1);

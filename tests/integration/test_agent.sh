@@ -54,6 +54,9 @@ ns_exec vm3 ping -c 5 -i 0.2 -W 1 10.77.0.2 >/dev/null || fail "vm3 cannot ping 
 sleep 1.2
 stop_tcpdumps
 assert_eq 5 "$(counter vm-capture tap-vm3 captured)" "echo requests captured from tap-vm3"
+# An ingress-only session: its counts are the "in" hook's, and there is no "out" series.
+assert_eq 5 "$(metric bpftap_packets_captured_total 'session="vm-capture",interface="tap-vm3",direction="in"')" "captured in, /metrics"
+get /metrics | grep -q 'bpftap_packets_[a-z]*_total{session="vm-capture",[^}]*direction="out"' && fail "an ingress-only session has out series"
 assert_eq 5 "$(counter ids-feed tap-vm3 mirrored)" "echo requests mirrored from tap-vm3"
 got=$(capinfos -M -c "$W/mon1.pcap" | awk '/Number of packets/ { print $NF }')
 (( got >= 10 )) || fail "the monitor saw $got ICMP packets, expected 10 (5 requests + 5 replies)"

@@ -44,6 +44,20 @@ grep -q 'session="vm-capture"' "$W/counters" && fail "ctl counters --session ids
 mirrored=$(awk '/^bpftap_packets_mirrored_total\{session="ids-feed",interface="tap-vm1"/ { s += $NF } END { print s + 0 }' "$W/counters")
 (( mirrored >= 3 )) || fail "ctl counters: $mirrored packets mirrored from tap-vm1, expected >= 3: $(cat "$W/counters")"
 echo "  counters: ids-feed mirrored $mirrored packets from tap-vm1"
+# A capture session's counts by hook: vm1's echo requests enter tap-vm1 (in), the replies leave
+# it (out); in + out = the interface's total, in /metrics and in the API.
+ctl counters --session vm-capture >"$W/counters"
+cap() { awk -v d="$1" '$1 ~ /^bpftap_packets_captured_total\{session="vm-capture",interface="tap-vm1"/ && index($1, "direction=\"" d "\"") { s += $NF } END { print s + 0 }' "$W/counters"; }
+cin=$(cap in); cout=$(cap out)
+(( cin >= 3 && cout >= 3 )) || fail "vm-capture on tap-vm1: $cin captured in, $cout out, expected >= 3 each: $(grep captured "$W/counters")"
+ctl sessions --json | python3 -c '
+import json, sys
+cin, cout = int(sys.argv[1]), int(sys.argv[2])
+c = [c for x in json.load(sys.stdin) if x["name"] == "vm-capture" for c in x["counters"] if c["interface"] == "tap-vm1"][0]
+assert c["in"]["captured"] + c["out"]["captured"] == c["captured"], c
+assert c["in"]["captured"] >= cin and c["out"]["captured"] >= cout, (c, cin, cout)
+' "$cin" "$cout" || fail "API counters by direction disagree with /metrics"
+echo "  counters: vm-capture captured $cin packets in, $cout out on tap-vm1"
 
 ctl reload >"$W/reload" || fail "ctl reload: $(cat "$W/reload")"
 echo "  reload: $(cat "$W/reload")"
