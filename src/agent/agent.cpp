@@ -546,7 +546,7 @@ struct Agent::Impl {
       if (auto it = running.find(c.name); it != running.end() && it->second == c) continue;
       if (stopping()) return fail("stopping", EINTR);
       auto s = build_session(c);
-      if (!s) return tl::unexpected(Error{s.error().code, "session " + c.name + ": " + s.error().what, s.error().bad_input});
+      if (!s) return fail_in(s.error(), "session " + c.name);
       fresh[c.name] = std::move(*s);
       fresh_cfg[c.name] = c;
     }
@@ -1000,11 +1000,11 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions &opts) {
   }
   for (const auto &c : cfg->sessions) {
     auto s = impl->build_session(c);
-    if (!s) return tl::unexpected(Error{s.error().code, "session " + c.name + ": " + s.error().what, s.error().bad_input});
+    if (!s) return fail_in(s.error(), "session " + c.name);
     std::lock_guard lock(impl->mu);
     if (!*s) impl->wait_for_namespace(c);
     else if (auto r = impl->install(std::move(*s)); !r)
-      return tl::unexpected(Error{r.error().code, "session " + c.name + ": " + r.error().what, r.error().bad_input});
+      return fail_in(r.error(), "session " + c.name);
   }
   impl->setup_api();
   impl->http->start();

@@ -252,11 +252,11 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg, const
     }
     if (cfg.inspect) {
       auto alerts = LineFile::open(cfg.inspect->alerts);
-      if (!alerts) return tl::unexpected(Error{alerts.error().code, "session " + cfg.name + ": " + alerts.error().what, true});
+      if (!alerts) return fail_in(Error{alerts.error().code, alerts.error().what, true}, "session " + cfg.name);
       s->st_->alerts = std::move(*alerts);
       if (!cfg.inspect->flows.empty()) {
         auto flows = LineFile::open(cfg.inspect->flows);
-        if (!flows) return tl::unexpected(Error{flows.error().code, "session " + cfg.name + ": " + flows.error().what, true});
+        if (!flows) return fail_in(Error{flows.error().code, flows.error().what, true}, "session " + cfg.name);
         s->st_->flows = std::move(*flows);
       }
       for (auto *f : {s->st_->alerts.get(), s->st_->flows.get()})

@@ -329,7 +329,7 @@ Result<std::vector<MirrorStats>> MirrorSession::stats() const {
   for (const auto &s : impl_->sources)
     for (uint8_t dir : impl_->dirs()) {
       auto c = impl_->slots->sum<bpftap_mirror_counters>(s.ifindex, dir);
-      if (!c) return fail(c.error().what + " (" + s.name + ")", c.error().code);
+      if (!c) return fail_in(c.error(), s.name);
       out.push_back({s.name, dir, *c});
     }
   return out;

@@ -38,4 +38,11 @@ inline tl::unexpected<Error> fail_errno(std::string what, int negative_or_positi
   return tl::unexpected(Error{c, std::move(what)});
 }
 
+// An error from below, said with what was being done ("session east-west: " + its text): errno
+// and bad_input are kept. `return fail_in(r.error(), "session " + name);`
+inline tl::unexpected<Error> fail_in(Error e, const std::string &doing) {
+  e.what = doing + ": " + e.what;
+  return tl::unexpected(std::move(e));
+}
+
 } // namespace bpftap

@@ -1,5 +1,9 @@
 #include "util/text.h"
 
+#include <cstring>
+
+#include "util/error.h"
+
 #include <gtest/gtest.h>
 
 using namespace bpftap;
@@ -35,4 +39,12 @@ TEST(Text, ConstantTimeEqual) {
   EXPECT_FALSE(constant_time_equal("", "x"));
   EXPECT_TRUE(constant_time_equal("", ""));
   EXPECT_FALSE(constant_time_equal(std::string("a\0", 2), "a"));
+}
+
+TEST(Error, FailInSaysWhatWasBeingDoneAndKeepsTheRest) {
+  Result<int> r = fail_in(Error{ENOSPC, "write /x/y", true}, "session east-west");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), std::string("session east-west: write /x/y: ") + std::strerror(ENOSPC));
+  EXPECT_EQ(r.error().code, ENOSPC);
+  EXPECT_TRUE(r.error().bad_input);
 }
