@@ -32,6 +32,7 @@ log_time_ms() {
 TCPDUMP_PIDS=()
 start_tcpdump() {
   local name="$1" iface="$2"; shift 2
+  rm -f "$WORKDIR/$name.err"  # a previous run's "listening on" must not count for this one
   ns_exec host tcpdump -i "$iface" -s 262144 -B 262144 --time-stamp-precision nano \
     -w "$WORKDIR/$name.pcap" "$@" 2>"$WORKDIR/$name.err" &
   TCPDUMP_PIDS+=($!)
@@ -74,6 +75,7 @@ replay_corpus() {
 # $WORKDIR/NAME.pcap.
 tcpdump_in() {
   local ns="$1" name="$2" iface="$3"; shift 3
+  rm -f "$WORKDIR/$name.err"
   ns_exec "$ns" tcpdump -i "$iface" -s 262144 -B 65536 -w "$WORKDIR/$name.pcap" "$@" 2>"$WORKDIR/$name.err" &
   TCPDUMP_PIDS+=($!)
   wait_for_line "$WORKDIR/$name.err" "listening on"

@@ -10,10 +10,16 @@ make_workdir
 lab_up
 W=$WORKDIR
 
+RUNS=0
 start_and_kill() {  # start_and_kill ARGS...: capture, then SIGKILL it once it listens
-  ns_exec host "$BPFTAP" capture "$@" -w "$W/k.pcapng" 2>"$W/k.log" &
+  # A log of its own each time: the background job may open (and truncate) a shared one only
+  # after wait_for_line has read the previous run's "listening on" (a CI failure: killed before
+  # it attached, nothing left to clean).
+  RUNS=$((RUNS + 1))
+  local log="$W/k$RUNS.log"
+  ns_exec host "$BPFTAP" capture "$@" -w "$W/k.pcapng" 2>"$log" &
   local job=$!
-  wait_for_line "$W/k.log" "listening on"
+  wait_for_line "$log" "listening on"
   signal_job KILL "$job"
   wait "$job" 2>/dev/null || true
 }
