@@ -359,7 +359,7 @@ struct Agent::Impl {
   }
 
   // Under mu: watches its namespace and attaches what it selects.
-  Result<> install(std::unique_ptr<Session> s, std::vector<InterfaceCounters> previous = {}) {
+  Result<> install(std::unique_ptr<Session> s, const std::vector<InterfaceCounters> &previous = {}) {
     if (auto w = watch(s->config().netns); !w) return w;  // s detaches (it has nothing attached)
     std::string name = s->config().name;
     s->keep_counters(previous);
@@ -433,7 +433,7 @@ struct Agent::Impl {
       spdlog::info("network namespace {} appeared", c.netns);
       auto counters = std::move(it->second.counters);
       waiting.erase(it);
-      if (auto r = install(std::move(*s), std::move(counters)); !r) {
+      if (auto r = install(std::move(*s), counters); !r) {
         spdlog::error("session {}: {}", name, r.error().message());
         wait_for_namespace(c);
       }
@@ -471,7 +471,7 @@ struct Agent::Impl {
     auto counters = it->second->counters();
     (*s)->carry_counts(*it->second);
     sessions.erase(it);  // detaches before the new one attaches (the same tc hooks)
-    if (auto r = install(std::move(*s), std::move(counters)); !r) spdlog::error("session {}: {}", name, r.error().message());
+    if (auto r = install(std::move(*s), counters); !r) spdlog::error("session {}: {}", name, r.error().message());
     else spdlog::info("session {}: its target is back: restarted", name);
   }
 
@@ -647,8 +647,9 @@ struct Agent::Impl {
       out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", m.metric, m.help, m.metric);
       for (auto &[name, s] : sessions) {
         if (!counts_in(m, s->is_mirror())) continue;
+        const std::string session = label(name);  // (a lambda cannot capture a structured binding in C++20)
         auto line = [&](const InterfaceCounters &c, const std::string &dir, uint64_t v) {
-          out += fmt::format("{}{{session=\"{}\",interface=\"{}\",direction=\"{}\"}} {}\n", m.metric, label(name),
+          out += fmt::format("{}{{session=\"{}\",interface=\"{}\",direction=\"{}\"}} {}\n", m.metric, session,
                              label(c.name), dir, v);
         };
         const auto &sc = s->config();

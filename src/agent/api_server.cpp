@@ -115,7 +115,7 @@ private:
 ApiServer::ApiServer(ApiLimits limits) : limits_(limits) {
   set_payload_max_length(limits_.max_body_bytes);
   // No exception text in answers (httplib's default puts it in an EXCEPTION_WHAT header).
-  set_exception_handler([](const httplib::Request &, httplib::Response &res, std::exception_ptr) {
+  set_exception_handler([](const httplib::Request &, httplib::Response &res, const std::exception_ptr &) {
     res.status = 500;
     res.set_content(R"({"error":"internal error"})", "application/json");
   });

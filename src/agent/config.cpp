@@ -336,7 +336,9 @@ Result<YAML::Node> to_yaml(const nlohmann::json &j, std::initializer_list<JKey> 
     const JKey *spec = nullptr;
     for (const auto &x : keys)
       if (k == x.key) spec = &x;
-    std::string name = in.empty() ? k : in + "." + k;
+    std::string name = in;
+    if (!name.empty()) name += ".";
+    name += k;
     if (!spec) {
       std::string list;
       for (const auto &x : keys) list += (list.empty() ? "" : ", ") + std::string(x.key);
