@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -28,6 +30,7 @@
 #include "kernel/attach.h"
 #include "kernel/netns.h"
 #include "kernel/privileges.h"
+#include "mirror/mirror.h"
 #include "mirror/vxlan.h"
 #include "util/fd.h"
 #include "util/fds.h"
@@ -213,9 +216,10 @@ struct Agent::Impl {
   std::thread bg;
   std::unique_ptr<ApiServer> http;
   // Bypasses in force (under mu), by id: applied to every mirror session, also to those that
-  // start while it lasts.
+  // start while it lasts. One per flow: bypassing a flow again (either way round) renews it.
   struct BypassEntry {
     Bypass flow;
+    bpftap_flow_key key;  // as the mirror programs know it (both directions alike)
     Clock::time_point until;
     std::chrono::system_clock::time_point expires;
   };
@@ -887,10 +891,17 @@ struct Agent::Impl {
         applied++;
       }
       auto span = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(b->seconds));
-      uint64_t id = next_bypass++;
       auto expires = std::chrono::system_clock::now() + std::chrono::duration_cast<std::chrono::system_clock::duration>(span);
-      bypasses[id] = BypassEntry{*b, Clock::now() + span, expires};
-      res.status = 201;
+      const auto key = make_flow_key(b->proto, b->src, b->sport, b->dst, b->dport);
+      forget_expired_bypasses();
+      auto same = std::find_if(bypasses.begin(), bypasses.end(),
+                               [&](const auto &e) { return std::memcmp(&e.second.key, &key, sizeof(key)) == 0; });
+      const bool renewed = same != bypasses.end();
+      uint64_t id = renewed ? same->first : next_bypass++;
+      Bypass flow = renewed ? same->second.flow : *b;  // listed as it was first given
+      flow.seconds = b->seconds;
+      res.status = renewed ? 200 : 201;
+      bypasses[id] = BypassEntry{flow, key, Clock::now() + span, expires};
       res.set_content(dump(json{{"id", std::to_string(id)}, {"sessions", applied}, {"seconds", b->seconds},
                                 {"expires", utc_time(expires)}}),
                       "application/json");
@@ -1047,10 +1058,7 @@ Result<> Agent::run(const std::atomic<bool> &stop, std::atomic<bool> &reload) {
     }
     if (reload.exchange(false)) {
       // SIGHUP: output files first (logrotate), at once; the config in the background.
-      {
-        std::lock_guard lock(im.mu);
-        for (auto &[name, s] : im.sessions) s->reopen_outputs();
-      }
+      im.reopen_outputs();
       spdlog::info("SIGHUP: output files reopened; reloading {}", im.opts.config_path);
       im.post([&im] {
         auto r = im.reload();

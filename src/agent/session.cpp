@@ -11,7 +11,6 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "capture/capture.h"
@@ -267,15 +266,12 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg, const
           });
       inspect::InspectOptions io;
       // Every alert also in the agent's log (journald), one line: what an operator tails.
-      io.eve_tap = [name = cfg.name](const std::string &line) {
-        if (line.find("\"event_type\":\"alert\"") == std::string::npos) return;
-        auto j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_discarded()) return;
-        auto s = [&](const char *k) { return j.contains(k) ? j[k].dump() : std::string("-"); };
+      io.on_alert = [name = cfg.name](const inspect::ojson &j) {
+        auto s = [&](const char *k) { return j.contains(k) ? j.at(k).dump() : std::string("-"); };
+        const auto &a = j.at("alert");
         spdlog::info("session {}: alert: {} {}:{} -> {}:{} (sid {}, severity {})", name,
-                     j["alert"].value("signature", std::string("?")), j.value("src_ip", std::string("?")), s("src_port"),
-                     j.value("dest_ip", std::string("?")), s("dest_port"), j["alert"].value("signature_id", 0),
-                     j["alert"].value("severity", 0));
+                     a.value("signature", std::string("?")), j.value("src_ip", std::string("?")), s("src_port"),
+                     j.value("dest_ip", std::string("?")), s("dest_port"), a.value("signature_id", 0), a.value("severity", 0));
       };
       io.alert_out = s->st_->alerts.get();
       io.flow_out = s->st_->flows.get();

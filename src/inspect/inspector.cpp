@@ -110,7 +110,9 @@ struct Inspector::Impl {
     st.alerts++;
     f.alerted = true;
     if (pcaps) pcaps->alerted(f, opts.interfaces);
-    write_eve(eve_alert(f, ts_ns, sig, metadata, source(f, pcap_cnt)));
+    ojson j = eve_alert(f, ts_ns, sig, metadata, source(f, pcap_cnt));
+    if (opts.on_alert) opts.on_alert(j);
+    write_eve(j);
   }
 
   // Alerts for the flow's nDPI risks not alerted yet (once detection is over). None when nDPI

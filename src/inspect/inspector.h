@@ -15,6 +15,7 @@
 #include "inspect/conn_log.h"
 #include "inspect/detectors.h"
 #include "inspect/dpi.h"
+#include "inspect/eve.h"
 #include "inspect/ipfix_out.h"
 #include "sinks/line_file.h"
 #include "sinks/packet.h"
@@ -30,6 +31,8 @@ struct InspectOptions {
   bool offline = false;                   // a capture file: EVE gets pcap_cnt, no in_iface
   // Every EVE line (without its newline) also goes here, e.g. to Redis; must not block.
   std::function<void(std::string)> eve_tap;
+  // Every alert event as it is written (e.g. to the agent's log); must not block.
+  std::function<void(const ojson &alert)> on_alert;
   AlertPcapOptions alert_pcap;            // dir "" = no alert pcaps
   std::shared_ptr<IpfixExporter> ipfix;   // every ended flow also as IPFIX records, or null
   LineOutput *alert_out = nullptr;        // instead of `alerts` (the agent's checked files)

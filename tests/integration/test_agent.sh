@@ -136,6 +136,9 @@ assert_eq "$b1" "$(counter ids-feed tap-vm1 mirrored)" "the bypassed flow is no 
 assert_eq $((a1 + 3)) "$(counter ids-feed tap-atk mirrored)" "other flows are still mirrored"
 (( $(counter ids-feed tap-vm1 bypassed) >= 3 )) || fail "bypassed counter did not grow"
 echo "  bypass: vm1<->vm2 shunted, atk still mirrored"
+# The same flow the other way round renews that bypass (200, one entry), not a second one.
+assert_eq 200 "$(write POST /v1/bypass -d '{"proto":"icmp","src":"10.77.0.2","dst":"10.77.0.1","seconds":30}')" "bypass renewed"
+assert_eq 1 "$(get /v1/bypass | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" "bypasses listed after a renewal"
 # Listed, then deleted: the flow is mirrored again at once.
 id=$(get /v1/bypass | python3 -c 'import json,sys; print(" ".join(b["id"] for b in json.load(sys.stdin) if b["src"] == "10.77.0.1" and b["proto"] == "icmp"))')
 [[ -n "$id" && "$id" != *" "* ]] || fail "GET /v1/bypass: expected the one bypass, got '$id': $(get /v1/bypass)"
