@@ -131,9 +131,17 @@ struct Capture::Impl {
       if (r.hdr->vlan_tpid) tagged += r.bytes.size() + BPFTAP_VLAN_HLEN;
     restored.resize(tagged);
     size_t at = 0;
+    // Records come in runs from one interface: its slot is looked up once per run.
+    uint32_t run_ifindex = 0, slot = 0;
+    bool known = false;
     for (const auto &r : recs) {
-      auto it = slot_of.find(r.hdr->ifindex);
-      if (it == slot_of.end()) continue;  // removed since: its last records go with it
+      if (r.hdr->ifindex != run_ifindex) {  // (no interface has index 0)
+        auto it = slot_of.find(r.hdr->ifindex);
+        run_ifindex = r.hdr->ifindex;
+        known = it != slot_of.end();
+        if (known) slot = it->second;
+      }
+      if (!known) continue;  // removed since: its last records go with it
       std::span<const uint8_t> bytes = r.bytes;
       if (r.hdr->vlan_tpid) {
         size_t n = restore_frame(*r.hdr, r.bytes, restored.data() + at);
@@ -143,7 +151,7 @@ struct Capture::Impl {
         bytes = bytes.first(r.hdr->snap_len);
       }
       // Ring memory (and `restored`) stay put until the flush below: the sink may refer to them.
-      if (!emit(sink, it->second, r.hdr->ts_tai_ns - tai_offset, r.hdr->dir, r.hdr->wire_len, bytes, true)) break;
+      if (!emit(sink, slot, r.hdr->ts_tai_ns - tai_offset, r.hdr->dir, r.hdr->wire_len, bytes, true)) break;
     }
     if (!sink_failed)
       if (auto r = sink.flush(); !r) fail_sink(r.error());
