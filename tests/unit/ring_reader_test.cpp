@@ -398,6 +398,39 @@ TEST(RingReader, HeldWrappedRecordSurvivesRelease) {
   }
 }
 
+// (f') Records already in time order (the usual case, handed out without sorting): the limit
+// and the cutoff cut the same prefix, and release stops at the first record still held.
+TEST(RingReader, InOrderRecordsHonourLimitAndCutoff) {
+  FakeRing ring(1 << 14);
+  ASSERT_TRUE(ring.ok());
+  std::map<uint64_t, Want> want;
+  std::map<uint64_t, uint64_t> pos;
+  for (uint64_t ts : {10, 20, 30, 40, 50}) {
+    Want w{ts, 2, payload(ts * 5, uint32_t(ts))};
+    pos[ts] = ring.append(ts, 2, w.bytes);
+    want[ts] = w;
+  }
+  auto rd = ring.reader();
+  {
+    const auto &recs = rd.take(UINT64_MAX, 2);
+    EXPECT_EQ(timestamps(recs), (std::vector<uint64_t>{10, 20}));
+    for (const auto &r : recs) expect_record(r, want[r.hdr->ts_tai_ns]);
+  }
+  rd.release();
+  EXPECT_EQ(ring.consumer(), pos[30]);
+  EXPECT_EQ(timestamps(rd.take(35, 5)), (std::vector<uint64_t>{30}));
+  rd.release();
+  EXPECT_EQ(ring.consumer(), pos[40]);
+  EXPECT_EQ(rd.held(), 2u);
+  {
+    const auto &recs = rd.take(UINT64_MAX);
+    EXPECT_EQ(timestamps(recs), (std::vector<uint64_t>{40, 50}));
+    for (const auto &r : recs) expect_record(r, want[r.hdr->ts_tai_ns]);
+  }
+  rd.release();
+  EXPECT_EQ(ring.consumer(), ring.producer());
+}
+
 // (f) take(cutoff, limit) returns the `limit` oldest; the others come later, in order, each
 // exactly once, and the consumer never passes a record not yet handed out.
 TEST(RingReader, LimitReturnsTheOldestAndTheRestLater) {
