@@ -86,7 +86,7 @@ struct Capture::Impl {
 
   std::unique_ptr<perf_buffer, PerfDeleter> perf;
   ReorderBuffer pending;  // perf transport: records are copied out of the per-CPU buffers
-  uint64_t perf_lost = 0;
+  std::atomic<uint64_t> perf_lost{0};  // counted by the reader outside mu (its perf callback); stats() reads it
   uint64_t last_flush = 0;
   bool unflushed = false;
 
@@ -304,7 +304,7 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
       } else if (e->type == PERF_RECORD_LOST) {
         uint64_t lost;
         std::memcpy(&lost, reinterpret_cast<const uint8_t *>(e + 1) + sizeof(uint64_t), sizeof(lost));
-        self->perf_lost += lost;
+        self->perf_lost.fetch_add(lost, std::memory_order_relaxed);
       }
       return LIBBPF_PERF_EVENT_CONT;
     };
@@ -400,7 +400,7 @@ Result<std::vector<InterfaceStats>> Capture::stats() const {
     if (!st) return tl::unexpected(st.error());
     out.push_back(std::move(*st));
   }
-  if (s.perf_lost && !out.empty()) out[0].dropped += s.perf_lost;
+  if (uint64_t lost = s.perf_lost.load(std::memory_order_relaxed); lost && !out.empty()) out[0].dropped += lost;
   return out;
 }
 
