@@ -1,10 +1,7 @@
 #include "mirror/mirror.h"
 
 #include <arpa/inet.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <net/if.h>
-#include <sys/random.h>
 
 #include <algorithm>
 #include <atomic>
@@ -15,12 +12,9 @@
 #include <fmt/format.h>
 
 #include "filter/build.h"
-#include "kernel/bpf_object.h"
-#include "kernel/ifslots.h"
 #include "kernel/interfaces.h"
-#include "filter/splice.h"
+#include "mirror/mirror_prog.h"
 #include "mirror/vxlan.h"
-#include "mirror_bpf.skel.h"
 
 namespace bpftap {
 
@@ -42,13 +36,6 @@ struct FlowKeyLess {
   bool operator()(const bpftap_flow_key &a, const bpftap_flow_key &b) const { return std::memcmp(&a, &b, sizeof(a)) < 0; }
 };
 
-uint32_t random_tag() {
-  uint32_t tag = 0;
-  while (tag == 0)
-    if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag)) tag = 0xb7a90000u ^ static_cast<uint32_t>(getpid());
-  return tag;
-}
-
 } // namespace
 
 struct MirrorSession::Impl {
@@ -59,8 +46,7 @@ struct MirrorSession::Impl {
   std::unique_ptr<VxlanDevice> vxlan_dev;
   std::string mtu_note;  // why full-size copies may not reach the sensor whole (VxlanDevice)
   std::string target_name;
-  Skeleton<mirror_bpf> skel;
-  std::unique_ptr<IfSlots> slots;                                      // sources' counter slots
+  std::unique_ptr<MirrorProgram> prog;
   std::map<bpftap_flow_key, uint64_t, FlowKeyLess> bypassed;          // flow -> until (ns)
   std::vector<std::unique_ptr<Hook>> hooks;                             // the target's
   std::map<uint32_t, std::vector<std::unique_ptr<Hook>>> source_hooks;  // per source ifindex
@@ -77,7 +63,7 @@ MirrorSession::~MirrorSession() = default;
 const std::vector<InterfaceInfo> &MirrorSession::sources() const { return impl_->sources; }
 const std::string &MirrorSession::mtu_note() const { return impl_->mtu_note; }
 std::string MirrorSession::target() const { return impl_->target_name; }
-uint32_t MirrorSession::target_ifindex() const { return impl_->skel->rodata->target_ifindex; }
+uint32_t MirrorSession::target_ifindex() const { return impl_->prog->target_ifindex(); }
 void MirrorSession::detach() {
   impl_->source_hooks.clear();
   impl_->hooks.clear();
@@ -148,46 +134,30 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
   }
   const bool target_prog = opts.snaplen != 0 || opts.vxlan.has_value();
 
-  if (auto r = register_splicer(); !r) return tl::unexpected(r.error());
-  auto skel = open_skeleton<mirror_bpf>("the mirror BPF object");
-  if (!skel) return tl::unexpected(skel.error());
-  impl->skel = std::move(*skel);
-  auto *ro = impl->skel->rodata;
-  ro->target_ifindex = target;
-  ro->session_tag = target_prog ? random_tag() : 0;
-  ro->snaplen = opts.snaplen;
-  ro->sample_n = opts.sample;
-  ro->flow_cutoff = opts.flow_cutoff;
+  MirrorProgramOptions po;
+  po.filter = std::move(*filter);
+  po.target_ifindex = target;
+  po.target_program = target_prog;
+  po.snaplen = opts.snaplen;
+  po.sample = opts.sample;
+  po.flow_cutoff = opts.flow_cutoff;
+  po.flow_table = opts.flow_table;
   if (opts.vxlan) {
-    ro->vxlan = 1;
-    ro->vxlan_ipv6 = family == 6;
-    ro->vxlan_vni = opts.vxlan->vni;
-    for (int i = 0; i < 4; i++) {
-      ro->vxlan_remote[i] = remote[i];
-      ro->vxlan_local[i] = local[i];
-    }
+    MirrorVxlanEncap v{.ipv6 = family == 6, .vni = opts.vxlan->vni};
+    std::copy_n(remote, 4, v.remote.begin());
+    std::copy_n(local, 4, v.local.begin());
+    po.vxlan = v;
   }
-  if (opts.flow_cutoff) bpf_map__set_max_entries(impl->skel->maps.flows, opts.flow_table);
-  else bpf_map__set_max_entries(impl->skel->maps.flows, 1);
-  bpf_program__set_autoload(impl->skel->progs.bpftap_mirror_target, target_prog);
-  {
-    SpliceScope splice(impl->skel->obj, {impl->skel->progs.bpftap_mirror_in, impl->skel->progs.bpftap_mirror_out},
-                       *filter);
-    if (int err = mirror_bpf__load(impl->skel.get()); err)
-      return fail_errno(err == -EPERM || err == EPERM ? "load the mirror BPF programs (not permitted: CAP_BPF, CAP_PERFMON "
-                                                        "and CAP_NET_ADMIN are needed)"
-                                                      : "load the mirror BPF programs (the kernel verifier refused them)",
-                        err);
-  }
-  impl->slots = std::make_unique<IfSlots>(bpf_map__fd(impl->skel->maps.ifslot), bpf_map__fd(impl->skel->maps.ifslot_big),
-                                          bpf_map__fd(impl->skel->maps.mirror_counters), sizeof(bpftap_mirror_counters));
+  auto prog = MirrorProgram::load(po);
+  if (!prog) return tl::unexpected(prog.error());
+  impl->prog = std::move(*prog);
   MirrorSession session(std::move(impl));
   if (auto r = session.set_rules(opts.rules); !r) return tl::unexpected(r.error());
   auto &im = *session.impl_;
 
   // The target's program first, so no clone leaves before it can be cut or addressed.
   if (target_prog) {
-    auto hook = attach_hook(bpf_program__fd(im.skel->progs.bpftap_mirror_target), target, BPFTAP_DIR_OUT, opts.attach);
+    auto hook = attach_hook(im.prog->target_fd(), target, BPFTAP_DIR_OUT, opts.attach);
     if (!hook) return tl::unexpected(hook.error());
     im.hooks.push_back(std::move(*hook));
   }
@@ -201,16 +171,16 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
 Result<> MirrorSession::add_source(const InterfaceInfo &s) {
   Impl &im = *impl_;
   if (im.source_hooks.count(s.ifindex)) return {};
-  if (s.ifindex == im.skel->rodata->target_ifindex)
+  if (s.ifindex == im.prog->target_ifindex())
     return bad_input(fmt::format("{}: the target cannot also be a source (the copies would loop)", s.name));
-  if (auto r = im.slots->watch(s.ifindex); !r) return tl::unexpected(r.error());
+  if (auto r = im.prog->watch(s.ifindex); !r) return tl::unexpected(r.error());
   std::vector<std::unique_ptr<Hook>> hooks;
   for (uint8_t dir : im.dirs()) {
-    int fd = bpf_program__fd(dir == BPFTAP_DIR_IN ? im.skel->progs.bpftap_mirror_in : im.skel->progs.bpftap_mirror_out);
+    int fd = dir == BPFTAP_DIR_IN ? im.prog->in_fd() : im.prog->out_fd();
     auto hook = attach_hook(fd, s.ifindex, dir, im.opts.attach);
     if (!hook) {
       hooks.clear();  // detach first, then forget the interface
-      im.slots->unwatch(s.ifindex);
+      im.prog->unwatch(s.ifindex);
       return tl::unexpected(hook.error());
     }
     hooks.push_back(std::move(*hook));
@@ -233,7 +203,7 @@ Result<std::vector<MirrorStats>> MirrorSession::remove_source(uint32_t ifindex) 
       break;
     }
   im.source_hooks.erase(ifindex);
-  im.slots->unwatch(ifindex);
+  im.prog->unwatch(ifindex);
   return last;
 }
 
@@ -266,10 +236,9 @@ Result<> MirrorSession::bypass(const bpftap_flow_key &key, double seconds) {
   clock_gettime(CLOCK_MONOTONIC, &now);  // bpf_ktime_get_ns is CLOCK_MONOTONIC
   uint64_t until = static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec) +
                    static_cast<uint64_t>(seconds * 1e9);
-  if (bpf_map_update_elem(bpf_map__fd(im.skel->maps.bypass), &key, &until, BPF_ANY) != 0)
-    return fail_errno("add the flow to the bypass map", errno);
+  if (auto r = im.prog->bypass(key, until); !r) return r;
   im.bypassed[key] = until;
-  __atomic_store_n(&im.skel->bss->bypass_entries, static_cast<uint32_t>(im.bypassed.size()), __ATOMIC_RELEASE);
+  im.prog->set_bypass_entries(static_cast<uint32_t>(im.bypassed.size()));
   return {};
 }
 
@@ -280,46 +249,33 @@ void MirrorSession::expire_bypass() {
   uint64_t t = static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec);
   for (auto it = im.bypassed.begin(); it != im.bypassed.end();) {
     if (it->second <= t) {
-      bpf_map_delete_elem(bpf_map__fd(im.skel->maps.bypass), &it->first);
+      im.prog->unbypass(it->first);
       it = im.bypassed.erase(it);
     } else {
       ++it;
     }
   }
-  __atomic_store_n(&im.skel->bss->bypass_entries, static_cast<uint32_t>(im.bypassed.size()), __ATOMIC_RELEASE);
+  im.prog->set_bypass_entries(static_cast<uint32_t>(im.bypassed.size()));
 }
 
 bool MirrorSession::unbypass(const bpftap_flow_key &key) {
   Impl &im = *impl_;
   auto it = im.bypassed.find(key);
   if (it == im.bypassed.end()) return false;
-  bpf_map_delete_elem(bpf_map__fd(im.skel->maps.bypass), &key);
+  im.prog->unbypass(key);
   im.bypassed.erase(it);
-  __atomic_store_n(&im.skel->bss->bypass_entries, static_cast<uint32_t>(im.bypassed.size()), __ATOMIC_RELEASE);
+  im.prog->set_bypass_entries(static_cast<uint32_t>(im.bypassed.size()));
   return true;
 }
 
 MirrorSession::Programs MirrorSession::programs() const {
-  auto *sk = impl_->skel.get();
-  Programs p;
-  p.in = bpf_program__fd(sk->progs.bpftap_mirror_in);
-  p.out = bpf_program__fd(sk->progs.bpftap_mirror_out);
-  if (bpf_program__autoload(sk->progs.bpftap_mirror_target)) p.target = bpf_program__fd(sk->progs.bpftap_mirror_target);
-  p.session_tag = sk->rodata->session_tag;
-  return p;
+  const MirrorProgram &prog = *impl_->prog;
+  return {prog.in_fd(), prog.out_fd(), prog.target_fd(), prog.session_tag()};
 }
 
 Result<> MirrorSession::set_rules(const std::vector<bpftap_rule> &rules) {
   if (rules.size() > BPFTAP_MAX_RULES) return bad_input(fmt::format("at most {} rules per session", BPFTAP_MAX_RULES));
-  bpftap_rule_set set{};
-  set.count = static_cast<uint32_t>(rules.size());
-  std::copy(rules.begin(), rules.end(), set.rules);
-  // Write the slot the programs do not read, then make it the live one.
-  auto *bss = impl_->skel->bss;
-  uint32_t next = (__atomic_load_n(&bss->active_rules, __ATOMIC_ACQUIRE) + 1) & 1;
-  if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.rule_sets), &next, &set, BPF_ANY) != 0)
-    return fail_errno("write the rule set", errno);
-  __atomic_store_n(&bss->active_rules, next, __ATOMIC_RELEASE);
+  if (auto r = impl_->prog->set_rules(rules); !r) return r;
   impl_->opts.rules = rules;
   return {};
 }
@@ -328,7 +284,7 @@ Result<std::vector<MirrorStats>> MirrorSession::stats() const {
   std::vector<MirrorStats> out;
   for (const auto &s : impl_->sources)
     for (uint8_t dir : impl_->dirs()) {
-      auto c = impl_->slots->sum<bpftap_mirror_counters>(s.ifindex, dir);
+      auto c = impl_->prog->counters(s.ifindex, dir);
       if (!c) return fail_in(c.error(), s.name);
       out.push_back({s.name, dir, *c});
     }
@@ -336,8 +292,7 @@ Result<std::vector<MirrorStats>> MirrorSession::stats() const {
 }
 
 Result<bpftap_target_counters> MirrorSession::target_stats() const {
-  return read_percpu_sum<bpftap_target_counters>(bpf_map__fd(impl_->skel->maps.target_counters), 0,
-                                                 "the target counters");
+  return impl_->prog->target_counters();
 }
 
 } // namespace bpftap

@@ -9,8 +9,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
 require_root
-require_cmd tcpdump tshark capinfos python3 setpriv
-ISB="${BPFTAP_SRC:?}/tests/tools/pcapng_isb.py"
+require_cmd tcpdump tshark capinfos setpriv
+: "${PCAPCMP:?set PCAPCMP to the pcapcmp tool}"
 make_workdir
 lab_up
 W=$WORKDIR
@@ -116,7 +116,7 @@ wait_for_line "$W/isb.err" "packets received by filter"
 kill -0 "$cap" 2>/dev/null || fail "SIGUSR1 ended the capture"
 signal_job INT "$cap"
 wait "$cap" || fail "capture exited non-zero"
-python3 "$ISB" "$W/isb.pcapng" >"$W/isb"
+"$PCAPCMP" --isb "$W/isb.pcapng" >"$W/isb"
 sed 's/^/  ISB: /' "$W/isb"
 for i in tap-vm1 tap-vm2; do
   want=$(awk -v i="$i:" '$1 == i { print $5 }' "$W/isb.err" | tail -1)
@@ -135,7 +135,7 @@ ns_exec vm1 ping -f -c 1500 -s 1400 10.77.0.2 >/dev/null
 signal_job INT "$cap"
 wait "$cap" || fail "rotating capture exited non-zero"
 for f in "$W"/rot.pcapng?; do
-  [[ $(python3 "$ISB" "$f" | grep -c '^tap-vm1 ifrecv=') == 1 ]] || fail "$(basename "$f") has no ISB"
+  [[ $("$PCAPCMP" --isb "$f" | grep -c '^tap-vm1 ifrecv=') == 1 ]] || fail "$(basename "$f") has no ISB"
 done
 echo "  rotation: $(ls "$W"/rot.pcapng? | wc -l) files, each with its ISB"
 

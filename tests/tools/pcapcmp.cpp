@@ -6,20 +6,23 @@
 //   --no-dir: do not require epb_flags directions in BPFTAP.pcapng (the libpcap backend)
 //   --after NS: compare only packets stamped at or after NS (ns since the epoch): captures started
 //               one after the other differ in the stray packets (ARP) seen before the last one ran
+//   pcapcmp --isb FILE.pcapng   (prints the file's interface statistics blocks, one per line:
+//                                "<interface name> ifrecv=<n> ifdrop=<n>"; exit 2 if unreadable)
 //
 // Bytes, captured length and original length must be identical and in the same order; the
 // timestamps must agree within N microseconds (default 1000). Exit 0 if identical, 1 if not,
-// 2 on unreadable input.
+// 2 on unreadable input. The pcapng file is read by the tests' reader (tests/common), the other
+// capture by libpcap.
 #include <pcap/pcap.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
-#include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "pcapng_reader.h"
 
 namespace {
 
@@ -30,58 +33,36 @@ struct Pkt {
   std::vector<uint8_t> bytes;
 };
 
-template <class T> T get(const std::vector<uint8_t> &b, size_t off) {
-  T v;
-  std::memcpy(&v, b.data() + off, sizeof(v));
-  return v;
-}
-
 [[noreturn]] void die(const std::string &msg) {
   std::fprintf(stderr, "pcapcmp: %s\n", msg.c_str());
   std::exit(2);
 }
 
-// Minimal pcapng reader for files written in host byte order (as bpftap writes them).
+bpftap::test::pcapng::File read_pcapng(const std::string &path) {
+  auto f = bpftap::test::pcapng::read_file(path);
+  if (!f.ok()) die(path + ": " + f.error);
+  return f;
+}
+
 std::vector<Pkt> read_pcapng_iface(const std::string &path, const std::string &ifname) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) die("cannot open " + path);
-  std::vector<uint8_t> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> names;  // per interface id, reset at each section
+  auto f = read_pcapng(path);
   std::vector<Pkt> out;
-  size_t off = 0;
-  while (off + 12 <= b.size()) {
-    uint32_t type = get<uint32_t>(b, off), len = get<uint32_t>(b, off + 4);
-    if (len < 12 || off + len > b.size()) die(path + ": truncated block");
-    if (type == 0x0A0D0D0A) {
-      if (get<uint32_t>(b, off + 8) != 0x1A2B3C4D) die(path + ": not host byte order");
-      names.clear();
-    } else if (type == 1) {  // IDB: options start at +16
-      std::string name;
-      for (size_t o = off + 16; o + 4 <= off + len - 4;) {
-        uint16_t code = get<uint16_t>(b, o), olen = get<uint16_t>(b, o + 2);
-        if (code == 0) break;
-        if (code == 2) name.assign(reinterpret_cast<const char *>(&b[o + 4]), olen);
-        o += 4 + ((olen + 3u) & ~3u);
-      }
-      names.push_back(name);
-    } else if (type == 6) {  // EPB
-      uint32_t id = get<uint32_t>(b, off + 8);
-      if (id >= names.size()) die(path + ": packet of an undeclared interface");
-      uint64_t ts = (uint64_t{get<uint32_t>(b, off + 12)} << 32) | get<uint32_t>(b, off + 16);
-      uint32_t cap = get<uint32_t>(b, off + 20), orig = get<uint32_t>(b, off + 24);
-      uint32_t dir = 0;
-      for (size_t o = off + 28 + ((cap + 3u) & ~3u); o + 4 <= off + len - 4;) {
-        uint16_t code = get<uint16_t>(b, o), olen = get<uint16_t>(b, o + 2);
-        if (code == 0) break;
-        if (code == 2 && olen == 4) dir = get<uint32_t>(b, o + 4) & 3;
-        o += 4 + ((olen + 3u) & ~3u);
-      }
-      if (names[id] == ifname)
-        out.push_back({ts, orig, dir, std::vector<uint8_t>(b.begin() + off + 28, b.begin() + off + 28 + cap)});
-    }
-    off += len;
-  }
+  for (auto &p : f.packets)
+    if (f.interfaces[p.iface].name == ifname) out.push_back({p.ts_ns, p.len, p.direction(), std::move(p.bytes)});
   return out;
+}
+
+// --isb: one line per interface statistics block, "<interface name> ifrecv=<n> ifdrop=<n>"
+// ("?" for an interface without a name, "None" for an absent counter).
+int print_isbs(const std::string &path) {
+  auto f = read_pcapng(path);
+  auto num = [](const std::optional<uint64_t> &v) { return v ? std::to_string(*v) : std::string("None"); };
+  for (const auto &s : f.stats) {
+    const std::string &name = f.interfaces[s.iface].name;
+    std::printf("%s ifrecv=%s ifdrop=%s\n", name.empty() ? "?" : name.c_str(), num(s.ifrecv).c_str(),
+                num(s.ifdrop).c_str());
+  }
+  return 0;
 }
 
 std::vector<Pkt> read_with_libpcap(const std::string &path) {
@@ -103,6 +84,7 @@ std::vector<Pkt> read_with_libpcap(const std::string &path) {
 } // namespace
 
 int main(int argc, char **argv) {
+  if (argc == 3 && std::string(argv[1]) == "--isb") return print_isbs(argv[2]);
   if (argc < 4) die("usage: pcapcmp BPFTAP.pcapng IFNAME|- TCPDUMP.pcap [--max-dts-us N | --no-ts] [--no-dir] [--after NS]");
   long max_dts_us = 1000;
   bool check_ts = true, check_dir = std::string(argv[2]) != "-";

@@ -1,5 +1,5 @@
-// Capture-file writers and tcpdump-style rotation: files are read back with libpcap, a small
-// pcapng block parser, and (when installed) tshark and capinfos.
+// Capture-file writers and tcpdump-style rotation: files are read back with libpcap, the tests'
+// pcapng reader (tests/common), and (when installed) tshark and capinfos.
 #include <fcntl.h>
 #include <pcap/pcap.h>
 #include <pthread.h>
@@ -13,7 +13,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -23,6 +22,7 @@
 
 #include "sinks/pcap_writer.h"
 #include "sinks/pcapng_writer.h"
+#include "pcapng_reader.h"
 #include "sinks/rotating_sink.h"
 #include "writev_hook.h"
 
@@ -30,6 +30,7 @@ namespace bpftap {
 namespace {
 
 namespace fs = std::filesystem;
+namespace pcapng = test::pcapng;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -150,104 +151,8 @@ template <class T> T get(const std::vector<uint8_t> &b, size_t off) {
   return v;
 }
 
-// Test-only pcapng reader: just what the writer emits, checked strictly.
-struct Pcapng {
-  struct Idb {
-    uint16_t linktype;
-    uint32_t snaplen;
-    std::string name;
-    std::vector<uint8_t> tsresol;
-  };
-  struct Epb {
-    uint32_t iface;
-    uint64_t ts;
-    uint32_t caplen, len;
-    std::vector<uint8_t> data;
-    std::optional<uint32_t> flags;
-  };
-  std::string error;
-  uint32_t magic = 0;
-  std::string os, userappl;
-  struct Isb {
-    uint32_t iface;
-    uint64_t ts;
-    std::optional<uint64_t> ifrecv, ifdrop;
-  };
-  std::vector<Idb> idbs;
-  std::vector<Epb> epbs;
-  std::vector<Isb> isbs;
-};
-
-// Calls fn(code, value) for each option in [off, end); false if malformed.
-template <class Fn>
-bool for_each_option(const std::vector<uint8_t> &b, size_t off, size_t end, Fn fn) {
-  while (off + 4 <= end) {
-    auto code = get<uint16_t>(b, off), len = get<uint16_t>(b, off + 2);
-    if (code == 0) return len == 0 && off + 4 == end; // opt_endofopt must end the block
-    if (off + 4 + len > end) return false;
-    fn(code, std::vector<uint8_t>(b.begin() + ptrdiff_t(off + 4), b.begin() + ptrdiff_t(off + 4 + len)));
-    off += 4 + ((len + 3u) & ~3u);
-  }
-  return off == end; // no options at all
-}
-
-Pcapng parse_pcapng(const std::string &path) {
-  Pcapng f;
-  auto bad = [&f](std::string why) {
-    f.error = std::move(why);
-    return f;
-  };
-  auto b = slurp(path);
-  size_t off = 0;
-  while (off < b.size()) {
-    if (off + 12 > b.size()) return bad("truncated block header");
-    auto type = get<uint32_t>(b, off), len = get<uint32_t>(b, off + 4);
-    if (len % 4 != 0 || len < 12 || off + len > b.size() || get<uint32_t>(b, off + len - 4) != len)
-      return bad("bad block length at " + std::to_string(off));
-    size_t body = off + 8, end = off + len - 4;
-    bool ok = true;
-    if (type == 0x0A0D0D0A) {
-      f.magic = get<uint32_t>(b, body);
-      if (get<uint16_t>(b, body + 4) != 1 || get<uint16_t>(b, body + 6) != 0) return bad("version");
-      ok = for_each_option(b, body + 16, end, [&](uint16_t code, const std::vector<uint8_t> &v) {
-        if (code == 3) f.os.assign(v.begin(), v.end());
-        if (code == 4) f.userappl.assign(v.begin(), v.end());
-      });
-    } else if (type == 1) {
-      Pcapng::Idb idb{get<uint16_t>(b, body), get<uint32_t>(b, body + 4), {}, {}};
-      ok = for_each_option(b, body + 8, end, [&](uint16_t code, const std::vector<uint8_t> &v) {
-        if (code == 2) idb.name.assign(v.begin(), v.end());
-        if (code == 9) idb.tsresol = v;
-      });
-      f.idbs.push_back(idb);
-    } else if (type == 6) {
-      Pcapng::Epb epb{get<uint32_t>(b, body),
-                      uint64_t(get<uint32_t>(b, body + 4)) << 32 | get<uint32_t>(b, body + 8),
-                      get<uint32_t>(b, body + 12), get<uint32_t>(b, body + 16), {}, {}};
-      size_t data = body + 20, padded = (epb.caplen + 3u) & ~3u;
-      if (data + padded > end) return bad("EPB data overruns block");
-      epb.data.assign(b.begin() + ptrdiff_t(data), b.begin() + ptrdiff_t(data + epb.caplen));
-      for (size_t i = epb.caplen; i < padded; i++)
-        if (b[data + i] != 0) return bad("non-zero padding");
-      ok = for_each_option(b, data + padded, end, [&](uint16_t code, const std::vector<uint8_t> &v) {
-        if (code == 2 && v.size() == 4) epb.flags = get<uint32_t>(v, 0);
-      });
-      f.epbs.push_back(epb);
-    } else if (type == 5) {
-      Pcapng::Isb isb{get<uint32_t>(b, body), uint64_t(get<uint32_t>(b, body + 4)) << 32 | get<uint32_t>(b, body + 8), {}, {}};
-      ok = for_each_option(b, body + 12, end, [&](uint16_t code, const std::vector<uint8_t> &v) {
-        if (code == 4 && v.size() == 8) isb.ifrecv = get<uint64_t>(v, 0);
-        if (code == 5 && v.size() == 8) isb.ifdrop = get<uint64_t>(v, 0);
-      });
-      f.isbs.push_back(isb);
-    } else {
-      return bad("unexpected block type " + std::to_string(type));
-    }
-    if (!ok) return bad("bad options in block type " + std::to_string(type));
-    off += len;
-  }
-  return f;
-}
+// pcapng files are read back strictly: what the writer emits and nothing else.
+pcapng::File parse_pcapng(const std::string &path) { return pcapng::read_file(path, {.strict = true}); }
 
 struct Run {
   int status = -1;
@@ -315,35 +220,36 @@ TEST(PcapngWriter, BlocksCarryOptionsInterfaceIdsAndFlags) {
 
   auto f = parse_pcapng(path);
   ASSERT_EQ(f.error, "");
-  EXPECT_EQ(f.magic, 0x1A2B3C4Du);
-  EXPECT_EQ(f.userappl, "bpftap 0.1.0");
+  ASSERT_EQ(f.sections.size(), 1u);
+  EXPECT_FALSE(f.sections[0].swapped);  // host byte order
+  EXPECT_EQ(f.sections[0].userappl, "bpftap 0.1.0");
   struct utsname u;
   ASSERT_EQ(uname(&u), 0);
-  EXPECT_EQ(f.os, std::string(u.sysname) + " " + u.release);
+  EXPECT_EQ(f.sections[0].os, std::string(u.sysname) + " " + u.release);
 
-  ASSERT_EQ(f.idbs.size(), 2u);
-  EXPECT_EQ(f.idbs[0].name, "tap-vm1");
-  EXPECT_EQ(f.idbs[1].name, "tap-vm2");
-  for (const auto &idb : f.idbs) {
+  ASSERT_EQ(f.interfaces.size(), 2u);
+  EXPECT_EQ(f.interfaces[0].name, "tap-vm1");
+  EXPECT_EQ(f.interfaces[1].name, "tap-vm2");
+  for (const auto &idb : f.interfaces) {
     EXPECT_EQ(idb.linktype, 1);
-    EXPECT_THAT(idb.tsresol, ElementsAre(9));
+    EXPECT_EQ(idb.tsresol, 9);
   }
   // One snaplen for all (the largest), or libpcap would refuse the file.
-  EXPECT_EQ(f.idbs[0].snaplen, 262144u);
-  EXPECT_EQ(f.idbs[1].snaplen, 262144u);
+  EXPECT_EQ(f.interfaces[0].snaplen, 262144u);
+  EXPECT_EQ(f.interfaces[1].snaplen, 262144u);
 
-  ASSERT_EQ(f.epbs.size(), pkts.size());
+  ASSERT_EQ(f.packets.size(), pkts.size());
   for (size_t i = 0; i < pkts.size(); i++) {
     SCOPED_TRACE("packet " + std::to_string(i));
-    EXPECT_EQ(f.epbs[i].iface, pkts[i].iface);
-    EXPECT_EQ(f.epbs[i].ts, pkts[i].ts_ns);
-    EXPECT_EQ(f.epbs[i].caplen, pkts[i].bytes.size());
-    EXPECT_EQ(f.epbs[i].len, pkts[i].wire_len);
-    EXPECT_EQ(f.epbs[i].data, pkts[i].bytes);
+    EXPECT_EQ(f.packets[i].iface, pkts[i].iface);
+    EXPECT_EQ(f.packets[i].ts_ns, pkts[i].ts_ns);
+    EXPECT_EQ(f.packets[i].caplen, pkts[i].bytes.size());
+    EXPECT_EQ(f.packets[i].len, pkts[i].wire_len);
+    EXPECT_EQ(f.packets[i].bytes, pkts[i].bytes);
     if (pkts[i].dir == Direction::Unknown)
-      EXPECT_FALSE(f.epbs[i].flags.has_value());
+      EXPECT_FALSE(f.packets[i].flags.has_value());
     else
-      EXPECT_EQ(f.epbs[i].flags, pkts[i].dir == Direction::In ? 1u : 2u);
+      EXPECT_EQ(f.packets[i].flags, pkts[i].dir == Direction::In ? 1u : 2u);
   }
 }
 
@@ -393,14 +299,14 @@ TEST(PcapngWriter, InterfaceStatisticsBlocksEndTheFile) {
   }
   auto f = parse_pcapng(path);
   ASSERT_EQ(f.error, "");
-  ASSERT_EQ(f.isbs.size(), 2u);
-  EXPECT_EQ(f.isbs[0].iface, 0u);
-  EXPECT_EQ(f.isbs[0].ts, 1'700'000'001'000'000'000ull);
-  EXPECT_EQ(f.isbs[0].ifrecv, 1000u);
-  EXPECT_EQ(f.isbs[0].ifdrop, 7u);
-  EXPECT_EQ(f.isbs[1].iface, 1u);
-  EXPECT_EQ(f.isbs[1].ifrecv, 5u);
-  EXPECT_EQ(f.isbs[1].ifdrop, 0u);
+  ASSERT_EQ(f.stats.size(), 2u);
+  EXPECT_EQ(f.stats[0].iface, 0u);
+  EXPECT_EQ(f.stats[0].ts_ns, 1'700'000'001'000'000'000ull);
+  EXPECT_EQ(f.stats[0].ifrecv, 1000u);
+  EXPECT_EQ(f.stats[0].ifdrop, 7u);
+  EXPECT_EQ(f.stats[1].iface, 1u);
+  EXPECT_EQ(f.stats[1].ifrecv, 5u);
+  EXPECT_EQ(f.stats[1].ifdrop, 0u);
   expect_same_packets(read_with_libpcap(path), pkts);
   if (have_tool("capinfos")) {
     auto r = run("capinfos " + path, dir.file("err"));
@@ -620,19 +526,19 @@ void expect_file_holds(Format f, const std::string &path, const std::vector<Test
   } else {
     auto g = parse_pcapng(path);
     ASSERT_EQ(g.error, "");
-    ASSERT_EQ(g.idbs.size(), 2u);
-    ASSERT_EQ(g.epbs.size(), want.size());
+    ASSERT_EQ(g.interfaces.size(), 2u);
+    ASSERT_EQ(g.packets.size(), want.size());
     for (size_t i = 0; i < want.size(); i++) {
       SCOPED_TRACE("EPB " + std::to_string(i));
-      EXPECT_EQ(g.epbs[i].iface, want[i].iface);
-      EXPECT_EQ(g.epbs[i].ts, want[i].ts_ns);
-      EXPECT_EQ(g.epbs[i].caplen, want[i].bytes.size());
-      EXPECT_EQ(g.epbs[i].len, want[i].wire_len);
-      EXPECT_TRUE(g.epbs[i].data == want[i].bytes) << "packet bytes differ";
+      EXPECT_EQ(g.packets[i].iface, want[i].iface);
+      EXPECT_EQ(g.packets[i].ts_ns, want[i].ts_ns);
+      EXPECT_EQ(g.packets[i].caplen, want[i].bytes.size());
+      EXPECT_EQ(g.packets[i].len, want[i].wire_len);
+      EXPECT_TRUE(g.packets[i].bytes == want[i].bytes) << "packet bytes differ";
       if (want[i].dir == Direction::Unknown)
-        EXPECT_FALSE(g.epbs[i].flags.has_value());
+        EXPECT_FALSE(g.packets[i].flags.has_value());
       else
-        EXPECT_EQ(g.epbs[i].flags, want[i].dir == Direction::In ? 1u : 2u);
+        EXPECT_EQ(g.packets[i].flags, want[i].dir == Direction::In ? 1u : 2u);
     }
   }
   expect_same_packets(read_with_libpcap(path), want);
@@ -1217,11 +1123,11 @@ TEST(RotatingFileSink, EveryPcapngFileIsSelfContained) {
     SCOPED_TRACE(n);
     auto f = parse_pcapng(dir.file(n));
     ASSERT_EQ(f.error, "");
-    ASSERT_EQ(f.idbs.size(), 2u);
-    EXPECT_EQ(f.idbs[1].name, "tap-vm2");
+    ASSERT_EQ(f.interfaces.size(), 2u);
+    EXPECT_EQ(f.interfaces[1].name, "tap-vm2");
     auto r = read_with_libpcap(dir.file(n));
     ASSERT_TRUE(r.ok) << r.error;
-    EXPECT_EQ(r.pkts.size(), f.epbs.size());
+    EXPECT_EQ(r.pkts.size(), f.packets.size());
     total += r.pkts.size();
   }
   EXPECT_EQ(total, pkts.size());
@@ -1251,9 +1157,9 @@ TEST(RotatingFileSink, EveryFileEndsWithInterfaceStatistics) {
     SCOPED_TRACE(n);
     auto f = parse_pcapng(dir.file(n));
     ASSERT_EQ(f.error, "");
-    ASSERT_EQ(f.isbs.size(), 2u);
-    EXPECT_EQ(*f.isbs[1].ifrecv, *f.isbs[0].ifrecv * 2);
-    seen.insert(*f.isbs[0].ifdrop);
+    ASSERT_EQ(f.stats.size(), 2u);
+    EXPECT_EQ(*f.stats[1].ifrecv, *f.stats[0].ifrecv * 2);
+    seen.insert(*f.stats[0].ifdrop);
   }
   EXPECT_EQ(seen.size(), names.size());  // a fresh reading per file
 }
