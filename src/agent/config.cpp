@@ -10,7 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "kernel/hook_words.h"
 #include "mirror/rules.h"
+#include "mirror/spec.h"
 #include "util/text.h"
 #include "util/yaml_file.h"
 
@@ -104,11 +106,11 @@ Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
   if (n["direction"]) {
     auto d = scalar<std::string>(c, n["direction"], "direction", "a string");
     if (!d) return tl::unexpected(d.error());
-    // inout: the word of capture/mirror -Q (one vocabulary); both: this file's own.
-    if (*d != "in" && *d != "out" && *d != "both" && *d != "inout")
-      return c.bad(n["direction"], "direction must be in, out or both (inout)");
-    s.ingress = *d != "out";
-    s.egress = *d != "in";
+    // One vocabulary with capture's and mirror's -Q (kernel/hook_words.h): both is inout.
+    auto dirs = parse_direction(*d);
+    if (!dirs) return c.bad(n["direction"], fmt::format("direction must be {}", kDirectionWords));
+    s.ingress = dirs->ingress;
+    s.egress = dirs->egress;
   }
   if (n["filter"]) {
     auto f = scalar<std::string>(c, n["filter"], "filter", "a string");
@@ -168,21 +170,18 @@ Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
         if (!v) return tl::unexpected(v.error());
         *field = *v;
       }
-    if (t.to.empty() == t.vxlan.empty()) return c.bad(m, "mirror needs either to: INTERFACE or vxlan: ADDRESS (with vni)");
-    if (!t.vxlan.empty()) {
-      if (!m["vni"]) return c.bad(m, "mirror to vxlan needs vni");
-      auto v = number(c, m["vni"], "vni", 0xffffff);
+    if (m["vni"]) {
+      auto v = number(c, m["vni"], "vni", INT64_MAX);
       if (!v) return tl::unexpected(v.error());
-      t.vni = static_cast<uint32_t>(*v);
-      if (m["vxlan_port"]) {
-        auto p = number(c, m["vxlan_port"], "vxlan_port", 65535);
-        if (!p) return tl::unexpected(p.error());
-        if (*p == 0) return c.bad(m["vxlan_port"], "vxlan_port must be 1-65535");
-        t.vxlan_port = static_cast<uint16_t>(*p);
-      }
-    } else if (m["vni"] || m["vxlan_port"] || m["local"]) {
-      return c.bad(m, "vni, vxlan_port and local go with vxlan, not with to");
+      t.vni = static_cast<int64_t>(*v);
     }
+    if (m["vxlan_port"]) {
+      auto p = number(c, m["vxlan_port"], "vxlan_port", INT64_MAX);
+      if (!p) return tl::unexpected(p.error());
+      t.vxlan_port = static_cast<int64_t>(*p);
+    }
+    // The limits are mirror/spec.h's, as for bpftap mirror; said at the line of `mirror:`.
+    if (auto ok = check_mirror_target(t); !ok) return c.bad(m, ok.error().message());
     s.mirror = t;
   }
   if (const YAML::Node m = n["inspect"]) {
@@ -217,12 +216,30 @@ Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
     return c.bad(n, fmt::format("session {}: mirror cannot be combined with capture or inspect (make two sessions)", s.name));
   if (!s.mirror && (!s.rules.empty() || s.sample || s.flow_cutoff))
     return c.bad(n, fmt::format("session {}: rules, sample and flow_cutoff apply to mirror sessions", s.name));
-  if (s.mirror && s.snaplen && s.snaplen < 64)
-    return c.bad(n["snaplen"], "a mirror snaplen must be 0 or at least 64");
+  if (s.mirror)
+    if (auto o = to_mirror_options(mirror_spec(s)); !o) return c.bad(n["snaplen"] ? n["snaplen"] : n, o.error().message());
   return s;
 }
 
 } // namespace
+
+MirrorSpec mirror_spec(const SessionConfig &s) {
+  MirrorSpec m;
+  m.interfaces = s.interfaces;
+  m.ingress = s.ingress;
+  m.egress = s.egress;
+  m.filter = s.filter;
+  m.rules = s.rules;
+  m.snaplen = s.snaplen;
+  m.sample = s.sample;
+  m.flow_cutoff = s.flow_cutoff;
+  if (s.mirror) m.target = *s.mirror;
+  return m;
+}
+
+CaptureSpec capture_spec(const SessionConfig &s) {
+  return CaptureSpec{.interfaces = s.interfaces, .ingress = s.ingress, .egress = s.egress, .filter = s.filter, .snaplen = s.snaplen};
+}
 
 bool SessionConfig::operator==(const SessionConfig &o) const {
   return name == o.name && interfaces == o.interfaces && netns == o.netns && ingress == o.ingress && egress == o.egress &&
@@ -423,7 +440,7 @@ std::string session_to_json(const SessionConfig &s) {
   if (s.capture) j["capture"] = {{"dir", s.capture->dir}, {"rotate_mb", s.capture->rotate_mb}, {"keep_files", s.capture->keep_files}};
   if (s.mirror) {
     if (!s.mirror->to.empty()) j["mirror"] = {{"to", s.mirror->to}};
-    else j["mirror"] = {{"vxlan", s.mirror->vxlan}, {"vni", s.mirror->vni}, {"vxlan_port", s.mirror->vxlan_port}, {"local", s.mirror->local}};
+    else j["mirror"] = {{"vxlan", s.mirror->vxlan}, {"vni", s.mirror->vni.value_or(0)}, {"vxlan_port", s.mirror->vxlan_port}, {"local", s.mirror->local}};
   }
   if (s.inspect)
     j["inspect"] = {{"alerts", s.inspect->alerts}, {"flows", s.inspect->flows}, {"flows_format", s.inspect->flows_format},

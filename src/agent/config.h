@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "bpf/bpftap.h"
+#include "capture/spec.h"
+#include "mirror/spec.h"  // MirrorTarget: the mirror sessions' target, as bpftap mirror's
 #include "util/error.h"
 
 namespace YAML {
@@ -22,15 +24,6 @@ struct CaptureTarget {
   uint64_t rotate_mb = 100;  // start a new file past this size (as tcpdump -C)
   uint32_t keep_files = 10;  // files kept per interface (as tcpdump -W)
   bool operator==(const CaptureTarget &) const = default;
-};
-
-struct MirrorTarget {
-  std::string to;        // local interface, or
-  std::string vxlan;     // remote sensor address
-  uint32_t vni = 0;
-  uint16_t vxlan_port = 4789;
-  std::string local;
-  bool operator==(const MirrorTarget &) const = default;
 };
 
 struct InspectTarget {
@@ -52,7 +45,7 @@ struct SessionConfig {
   uint32_t sample = 0;                  // mirror: 1 in N flows
   uint64_t flow_cutoff = 0;             // mirror: payload bytes per flow
   std::optional<CaptureTarget> capture;
-  std::optional<MirrorTarget> mirror;
+  std::optional<MirrorTarget> mirror;   // mirror/spec.h, shared with bpftap mirror
   std::optional<InspectTarget> inspect;
   int line = 0;                         // where it was defined (messages)
   bool operator==(const SessionConfig &o) const;  // everything but `line`
@@ -78,6 +71,13 @@ struct AgentConfig {
   ApiConfig api;
   std::vector<SessionConfig> sessions;
 };
+
+// A mirror session (s.mirror set) as bpftap mirror describes one: to_mirror_options() converts
+// it (mirror/spec.h), for the config's checks and for the session that runs it.
+MirrorSpec mirror_spec(const SessionConfig &s);
+
+// A capture or inspect session as bpftap capture / inspect describe one (capture/spec.h).
+CaptureSpec capture_spec(const SessionConfig &s);
 
 // Parses and checks a whole config file.
 Result<AgentConfig> load_agent_config(const std::string &path);

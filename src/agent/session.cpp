@@ -14,9 +14,10 @@
 #include <spdlog/spdlog.h>
 
 #include "capture/capture.h"
+#include "capture/spec.h"
 #include "mirror/mirror.h"
 #include "kernel/netns.h"
-#include "mirror/rules.h"
+#include "mirror/spec.h"
 #include "inspect/inspector.h"
 #include "sinks/line_file.h"
 #include "sinks/rotating_sink.h"
@@ -225,22 +226,13 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg, const
   auto scope = NetnsScope::enter(s->st_->ns);
   if (!scope) return tl::unexpected(scope.error());
   if (cfg.mirror) {
-    MirrorOptions o;
-    o.allow_no_sources = true;
-    o.ingress = cfg.ingress;
-    o.egress = cfg.egress;
-    o.to = cfg.mirror->to;
-    if (!cfg.mirror->vxlan.empty())
-      o.vxlan = VxlanTarget{cfg.mirror->vxlan, cfg.mirror->local, cfg.mirror->vni, cfg.mirror->vxlan_port};
-    o.filter = cfg.filter;
-    auto rules = parse_rules(cfg.rules);
-    if (!rules) return tl::unexpected(rules.error());
-    o.rules = *rules;
-    o.snaplen = cfg.snaplen;
-    o.sample = cfg.sample;
-    o.flow_cutoff = cfg.flow_cutoff;
-    o.cancel = cancel;
-    auto m = MirrorSession::start(o);
+    // The same conversion and checks as bpftap mirror's (mirror/spec.h).
+    auto o = to_mirror_options(mirror_spec(cfg));
+    if (!o) return tl::unexpected(o.error());
+    o->from.clear();  // the matching interfaces are attached as they come (attach())
+    o->allow_no_sources = true;
+    o->cancel = cancel;
+    auto m = MirrorSession::start(*o);
     if (!m) return tl::unexpected(m.error());
     s->st_->mirror = std::move(*m);
   } else {
@@ -285,13 +277,10 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg, const
     }
     // The filter is compiled here, once (as on loopback: a down interface's would be too), and
     // a bad one refuses the session before any interface appears.
-    CaptureOptions o;
+    CaptureOptions o = to_capture_options(capture_spec(cfg));  // as bpftap capture's (capture/spec.h)
+    o.interfaces.clear();  // the matching interfaces are attached as they come (attach())
     o.allow_no_interfaces = true;
     o.filter_iface = "lo";
-    o.ingress = cfg.ingress;
-    o.egress = cfg.egress;
-    o.snaplen = cfg.snaplen ? cfg.snaplen : BPFTAP_MAX_SNAPLEN;
-    o.filter = cfg.filter;
     o.buffer_bytes = session_ring_bytes(o.snaplen);
     o.cancel = cancel;
     auto cap = Capture::start(o);

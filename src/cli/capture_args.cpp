@@ -30,8 +30,7 @@ void add_capture_options(CLI::App *cmd, CaptureArgs &a) {
       ->check(CLI::Range(0u, 1u << 20));
   cmd->add_option("--buffer", a.buffer, "kernel-to-user transport: ring (one ring buffer) or perf (per-CPU)")
       ->check(CLI::IsMember({"ring", "perf"}));
-  cmd->add_option("--attach", a.attach, "hook: auto (TCX if the kernel has it), tcx, or tc (clsact + cls_bpf)")
-      ->check(CLI::IsMember({"auto", "tcx", "tc"}));
+  add_attach_option(cmd, a.attach, "hook: auto (TCX if the kernel has it), tcx, or tc (clsact + cls_bpf)");
   cmd->add_option("--backend", a.backend, "ebpf (TC programs, the default) or pcap (libpcap, one handle per "
                                           "interface, as tcpdump; for comparisons)")
       ->check(CLI::IsMember({"ebpf", "pcap"}));

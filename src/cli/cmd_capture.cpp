@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "capture/capture.h"
+#include "capture/spec.h"
 #include "cli/any_watch.h"
 #include "cli/capture_args.h"
 #include "cli/commands.h"
@@ -37,6 +38,7 @@
 #include "sinks/rotating_sink.h"
 #include "sinks/tcpdump_printer.h"
 #include "sinks/text_sink.h"
+#include "util/text.h"
 
 extern char **environ;
 
@@ -192,19 +194,16 @@ Result<std::unique_ptr<PacketSink>> open_printer(const CaptureArgs &a, const std
 }
 
 int run_live(const CaptureArgs &a, const std::string &filter) {
-  CaptureOptions o;
   auto given = split_interface_list(a.interfaces);
   bool any = std::find(given.begin(), given.end(), "any") != given.end();
   auto patterns = expand_any(given);
   if (!patterns) return report(patterns.error());
-  o.interfaces = *patterns;
-  o.ingress = wants_ingress(a.direction);
-  o.egress = wants_egress(a.direction);
-  o.snaplen = a.snaplen == 0 ? BPFTAP_MAX_SNAPLEN : a.snaplen;
+  const auto dirs = directions(a.direction);
+  // As an agent capture session's (capture/spec.h), then what only the command has.
+  CaptureOptions o = to_capture_options({.interfaces = *patterns, .ingress = dirs.ingress, .egress = dirs.egress,
+                                         .filter = filter, .snaplen = a.snaplen, .attach = attach_mode(a.attach)});
   o.count = a.count > 0 ? uint64_t(a.count) : 0;
-  o.filter = filter;
   o.output = a.buffer == "perf" ? BPFTAP_OUT_PERFBUF : BPFTAP_OUT_RINGBUF;
-  o.attach = a.attach == "tcx" ? AttachMode::Tcx : a.attach == "tc" ? AttachMode::Tc : AttachMode::Auto;
   o.buffer_bytes = a.buffer_kib * 1024u;
 
   if (auto p = check_privileges("capture", a.backend == "pcap" ? unsigned{kPrivNetRaw} : kPrivCapture); !p)
@@ -294,8 +293,7 @@ int run_live(const CaptureArgs &a, const std::string &filter) {
 }
 
 Result<std::string> filter_text(const CaptureArgs &a) {
-  std::string filter;
-  for (const auto &w : a.expression) filter += (filter.empty() ? "" : " ") + w;
+  std::string filter = join_words(a.expression);
   if (a.filter_file.empty()) return filter;
   if (!filter.empty())
     std::fprintf(stderr, "bpftap: warning: -F %s given: the expression on the command line is ignored (as tcpdump)\n",

@@ -14,12 +14,14 @@
 #include "cli/interface_list.h"
 #include "cli/options.h"
 #include "capture/capture.h"
+#include "capture/spec.h"
 #include "filter/build.h"
 #include "kernel/privileges.h"
 #include "cli/source.h"
 #include "inspect/inspector.h"
 #include "inspect/pcap_file.h"
 #include "inspect/redis_out.h"
+#include "util/text.h"
 
 namespace bpftap::cli {
 namespace {
@@ -87,13 +89,11 @@ int inspect_file(const InspectArgs &a, inspect::InspectOptions opts, const std::
 }
 
 int inspect_live(const InspectArgs &a, inspect::InspectOptions opts, const std::string &filter) {
-  CaptureOptions o;
   auto patterns = expand_any(split_interface_list(a.interfaces));
   if (!patterns) return report(patterns.error());
-  o.interfaces = *patterns;
-  o.ingress = wants_ingress(a.direction);
-  o.egress = wants_egress(a.direction);
-  o.filter = filter;
+  const auto dirs = directions(a.direction);
+  // As an agent inspect session's (capture/spec.h).
+  CaptureOptions o = to_capture_options({.interfaces = *patterns, .ingress = dirs.ingress, .egress = dirs.egress, .filter = filter});
   for (const auto &i : a.interfaces)
     if (i.empty()) return report(Error{0, "-i '': an interface name cannot be empty", true});
   if (auto p = check_privileges("inspect -i", a.backend == "pcap" ? unsigned{kPrivNetRaw} : kPrivCapture); !p)
@@ -171,8 +171,7 @@ int run_inspect(const InspectArgs &a) {
     if (!x) return report(x.error());
     opts.ipfix = std::move(*x);
   }
-  std::string filter;
-  for (const auto &w : a.expression) filter += (filter.empty() ? "" : " ") + w;
+  std::string filter = join_words(a.expression);
   // The EVE stream also to Redis (Suricata's filetype: redis): its own thread, bounded queue.
   std::unique_ptr<inspect::RedisPublisher> redis;
   if (!a.redis.empty()) {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 #include <string_view>
 
@@ -16,7 +17,9 @@
 #include "mirror/mirror.h"
 #include "kernel/privileges.h"
 #include "mirror/rules.h"
+#include "mirror/spec.h"
 #include "mirror/vxlan.h"
+#include "util/text.h"
 
 namespace bpftap::cli {
 namespace {
@@ -27,8 +30,8 @@ struct MirrorArgs {
   std::string direction = "inout";
   std::string to;
   std::string vxlan;
-  int64_t vni = -1;
-  unsigned vxlan_port = 4789;
+  std::optional<int64_t> vni;
+  int64_t vxlan_port = kDefaultVxlanPort;
   std::string local;
   uint32_t snaplen = 0;
   uint32_t sample = 0;
@@ -63,40 +66,42 @@ void print_stats(const MirrorSession &s) {
     fmt::print(stderr, "target {}: {} copies, {} failed\n", s.target(), t->copies, t->failed);
 }
 
-Result<std::vector<bpftap_rule>> all_rules(const MirrorArgs &a) {
+// --rule texts, then the rules file's (re-read on SIGHUP).
+Result<std::vector<std::string>> rule_texts(const MirrorArgs &a) {
   std::vector<std::string> texts = a.rules;
   if (!a.rules_file.empty()) {
     auto from_file = read_rules_file(a.rules_file);
-    if (!from_file) return from_file;
+    if (!from_file) return tl::unexpected(from_file.error());
     for (const auto &r : *from_file) texts.push_back(format_rule(r));
   }
-  return parse_rules(texts);
+  return texts;
+}
+
+// The flags as the description an agent session's YAML gives (mirror/spec.h).
+Result<MirrorSpec> mirror_spec(const MirrorArgs &a) {
+  MirrorSpec s;
+  s.interfaces = split_interface_list(a.from);
+  s.ingress = directions(a.direction).ingress;
+  s.egress = directions(a.direction).egress;
+  s.target = MirrorTarget{a.to, a.vxlan, a.vni, a.vxlan_port, a.local};
+  s.filter = join_words(a.expression);
+  auto rules = rule_texts(a);
+  if (!rules) return tl::unexpected(rules.error());
+  s.rules = std::move(*rules);
+  s.snaplen = a.snaplen;
+  s.sample = a.sample;
+  s.flow_cutoff = a.flow_cutoff;
+  s.flow_table = a.flow_table;
+  s.attach = attach_mode(a.attach);
+  return s;
 }
 
 int run_mirror(const MirrorArgs &a) {
-  MirrorOptions o;
-  o.from = split_interface_list(a.from);
-  o.ingress = wants_ingress(a.direction);
-  o.egress = wants_egress(a.direction);
-  o.to = a.to;
-  if (!a.vxlan.empty() || a.vni >= 0) {
-    if (a.vxlan.empty() || a.vni < 0) return report(Error{0, "--vxlan and --vni go together", true});
-    if (a.vni > 0xffffff) return report(Error{0, fmt::format("--vni {}: a VXLAN VNI is 0-16777215", a.vni), true});
-    if (a.vxlan_port == 0 || a.vxlan_port > 65535)
-      return report(Error{0, fmt::format("--vxlan-port {}: give a UDP port 1-65535", a.vxlan_port), true});
-    o.vxlan = VxlanTarget{a.vxlan, a.local, static_cast<uint32_t>(a.vni), static_cast<uint16_t>(a.vxlan_port)};
-  } else if (!a.local.empty()) {
-    return report(Error{0, "--local needs --vxlan", true});
-  }
-  o.snaplen = a.snaplen;
-  o.sample = a.sample;
-  o.flow_cutoff = a.flow_cutoff;
-  o.flow_table = a.flow_table;
-  o.attach = a.attach == "tcx" ? AttachMode::Tcx : a.attach == "tc" ? AttachMode::Tc : AttachMode::Auto;
-  for (const auto &w : a.expression) o.filter += (o.filter.empty() ? "" : " ") + w;
-  auto rules = all_rules(a);
-  if (!rules) return report(rules.error());
-  o.rules = *rules;
+  auto spec = mirror_spec(a);
+  if (!spec) return report(spec.error());
+  auto opts = to_mirror_options(*spec);
+  if (!opts) return report(opts.error());
+  MirrorOptions &o = *opts;
 
   if (auto p = check_privileges("mirror", kPrivCapture); !p) return report(p.error());
   o.cancel = &g_stop;
@@ -122,7 +127,8 @@ int run_mirror(const MirrorArgs &a) {
     if (!vanished.empty()) break;
     if (g_reload.exchange(false)) {
       // SIGHUP: re-read the rules; a bad file keeps the rules that run.
-      auto fresh = all_rules(a);
+      auto texts = rule_texts(a);
+      auto fresh = texts ? parse_rules(*texts) : Result<std::vector<bpftap_rule>>(tl::unexpected(texts.error()));
       if (!fresh) {
         std::fprintf(stderr, "bpftap: rules not reloaded: %s\n", fresh.error().message().c_str());
       } else if (auto r = (*session)->set_rules(*fresh); !r) {
@@ -155,7 +161,7 @@ void add_mirror_command(CLI::App &app, Context &ctx) {
   add_direction_option(cmd, a->direction);
   cmd->add_option("--to", a->to, "local target interface (e.g. mon0)");
   cmd->add_option("--vxlan", a->vxlan, "remote sensor address: copies go there in VXLAN");
-  cmd->add_option("--vni", a->vni, "VXLAN network identifier, 0-16777215");
+  cmd->add_option("--vni", a->vni, fmt::format("VXLAN network identifier, 0-{}", kMaxVxlanVni));
   cmd->add_option("--vxlan-port", a->vxlan_port, "VXLAN UDP destination port (default 4789)");
   cmd->add_option("--local", a->local, "source address of the VXLAN packets (default: the kernel's choice)");
   cmd->add_option("-s,--snaplen,--snapshot-length", a->snaplen, "cut copies to this many bytes in the kernel (0 = whole packets)");
@@ -166,7 +172,7 @@ void add_mirror_command(CLI::App &app, Context &ctx) {
   cmd->add_option("--rule", a->rules, "'N accept|reject [proto P] [src CIDR] [dst CIDR] [sport A[-B]] [dport A[-B]]' (repeat for more rules)")->allow_extra_args(false);
   cmd->add_option("--rules-file", a->rules_file, "rules, one per line; re-read on SIGHUP");
   cmd->add_option("--stats-interval", a->stats_interval, "print the counters every this many seconds");
-  cmd->add_option("--attach", a->attach, "hook: auto, tcx or tc")->check(CLI::IsMember({"auto", "tcx", "tc"}));
+  add_attach_option(cmd, a->attach, std::string("hook: ") + kAttachModeWords);
   cmd->add_option("expression", a->expression, "pcap-filter expression selecting what is mirrored");
   cmd->callback([a, &ctx] {
     install_signal_handlers(true);

@@ -16,15 +16,25 @@ std::string trim(const std::string &s) {
 
 CLI::Option *add_direction_option(CLI::App *cmd, std::string &direction, const std::string &what) {
   return cmd
-      ->add_option("-Q,--direction", direction, what + "in, out or inout (both = inout)")
+      ->add_option("-Q,--direction", direction, what + kDirectionWords)
       ->transform(CLI::Validator(
           [](std::string &v) -> std::string {
+            if (!parse_direction(v)) return v + " is not a direction: " + kDirectionWords;
             if (v == "both") v = "inout";
-            if (v == "in" || v == "out" || v == "inout") return {};
-            return v + " is not a direction: in, out or inout (both = inout)";
+            return {};
           },
           ""))
       ->type_name("WORD");
+}
+
+CLI::Option *add_attach_option(CLI::App *cmd, std::string &attach, const std::string &help) {
+  return cmd->add_option("--attach", attach, help)
+      ->check(CLI::Validator(
+          [](std::string &v) -> std::string {
+            return parse_attach_mode(v) ? std::string() : v + " is not an attach mode: " + kAttachModeWords;
+          },
+          ""))
+      ->type_name("MODE");
 }
 
 CLI::Validator interface_list_check() {

@@ -14,6 +14,7 @@
 #include "filter/build.h"
 #include "kernel/interfaces.h"
 #include "mirror/mirror_prog.h"
+#include "mirror/spec.h"
 #include "mirror/vxlan.h"
 
 namespace bpftap {
@@ -78,33 +79,23 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
     impl->sources = std::move(*sources);
   }
 
-  // Everything the user gave is checked before anything is created or attached.
-  if (opts.to.empty() == !opts.vxlan.has_value())
-    return bad_input("give one target: --to INTERFACE or --vxlan REMOTE --vni N");
-  if (opts.snaplen != 0 && opts.snaplen < kMinMirrorSnaplen)
-    return bad_input(fmt::format("-s {}: the mirror snaplen must be 0 (whole packets) or at least {}", opts.snaplen,
-                                 kMinMirrorSnaplen));
-  if (opts.rules.size() > BPFTAP_MAX_RULES)
-    return bad_input(fmt::format("at most {} rules per session", BPFTAP_MAX_RULES));
-  if (opts.flow_cutoff && opts.flow_table == 0) return bad_input("the flow table needs at least one entry");
+  // Everything the user gave is checked before anything is created or attached (the checks
+  // that need no kernel are check_mirror_options's, mirror/spec.h).
+  if (auto ok = check_mirror_options(opts); !ok) return tl::unexpected(ok.error());
   uint32_t remote[4] = {}, local[4] = {};
   int family = 0;
   if (opts.vxlan) {
-    const auto &v = *opts.vxlan;
-    if (v.vni > 0xffffff) return bad_input(fmt::format("--vni {}: a VXLAN VNI is 0-16777215", v.vni));
-    if (v.port == 0) return bad_input("--vxlan-port 0: give a UDP port 1-65535");
-    family = parse_addr(v.remote, remote);
-    if (!family) return bad_input(fmt::format("--vxlan {}: not an IPv4 or IPv6 address", v.remote));
-    if (!v.local.empty() && parse_addr(v.local, local) != family)
-      return bad_input(fmt::format("--local {}: not an address of the same family as {}", v.local, v.remote));
+    family = parse_addr(opts.vxlan->remote, remote);
+    if (!opts.vxlan->local.empty()) parse_addr(opts.vxlan->local, local);
   }
   uint32_t target = 0;
   if (!opts.vxlan) {
     target = if_nametoindex(opts.to.c_str());
-    if (target == 0) return bad_input(fmt::format("--to {}: no such interface in this network namespace", opts.to));
+    if (target == 0)
+      return bad_input(fmt::format("the mirror target {}: no such interface in this network namespace", opts.to));
     for (const auto &s : impl->sources)
       if (s.ifindex == target)
-        return bad_input(fmt::format("--to {}: the target cannot also be a source (the copies would loop)", opts.to));
+        return bad_input(fmt::format("the mirror target {} is also a source: the copies would loop", opts.to));
   }
   // Compiled as tcpdump -i would on the first source (any Ethernet-like interface will do); no
   // expression keeps the stub, which accepts everything.

@@ -80,4 +80,10 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
+std::string join_words(const std::vector<std::string> &words) {
+  std::string out;
+  for (const auto &w : words) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
 } // namespace bpftap

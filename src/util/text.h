@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace bpftap {
 
@@ -19,6 +20,9 @@ bool printable_utf8(std::string_view s);
 // backslash itself) become \xNN, so distinct byte strings stay distinct and readable. Interface
 // names are bytes to the kernel; this is how they appear in JSON and metrics.
 std::string escape_bytes(std::string_view s);
+
+// Words joined by one space: an expression given as several arguments (tcpdump's habit).
+std::string join_words(const std::vector<std::string> &words);
 
 // a == b in time that depends on their lengths only (bearer tokens).
 bool constant_time_equal(std::string_view a, std::string_view b);

@@ -32,7 +32,7 @@ expect_refusal "empty interface name" capture -i 'tap-vm1,'
 expect_refusal "did you mean capture?" captur -i tap-vm1
 expect_refusal "did you mean mirror?" mirorr
 expect_refusal "bpftap capture -D lists them" capture
-expect_refusal "--to nosuch0: no such interface" mirror --from tap-vm1 --from ' tap-vm2 , tap-atk' -Q both \
+expect_refusal "the mirror target nosuch0: no such interface" mirror --from tap-vm1 --from ' tap-vm2 , tap-atk' -Q both \
   --snapshot-length 128 --to nosuch0
 assert_nothing_attached tap-vm1 tap-vm2
 

@@ -53,7 +53,8 @@ for args in "--from tap-vm1 --to nosuch0" "--from tap-vm1 --to tap-vm1" "--from 
             "--from tap-vm1 --vxlan 10.77.1.1" "--from tap-vm1 --vxlan 10.77.1.1 --vni 16777216" \
             "--from tap-vm1 --vxlan 10.77.1.300 --vni 1" "--from tap-vm1 --vxlan 10.77.1.1 --vni 1 --local ::1" \
             "--from tap-vm1 --to mon0 -s 20" "--from tap-vm1 --to mon0 --rule '10 allow'" \
-            "--from tap-vm1 --to mon0 --rule '0 accept'" "--from tap-vm1 --to mon0 --rules-file /nonexistent"; do
+            "--from tap-vm1 --to mon0 --rule '0 accept'" "--from tap-vm1 --to mon0 --rules-file /nonexistent" \
+            "--from tap-vm1 --vxlan 10.77.1.1 --vni 1 --vxlan-port 0" "--from tap-vm1 --to mon0 --local 10.77.0.1"; do
   rc=0
   eval "argv=($args)"
   ns_exec host "$BPFTAP" mirror "${argv[@]}" 2>"$W/err" || rc=$?

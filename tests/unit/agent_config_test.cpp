@@ -55,7 +55,7 @@ sessions:
   EXPECT_EQ(ids.flow_cutoff, 16384u);
   ASSERT_TRUE(ids.mirror);
   EXPECT_EQ(ids.mirror->to, "mon0");
-  EXPECT_EQ(c->sessions[2].mirror->vni, 42u);
+  EXPECT_EQ(c->sessions[2].mirror->vni, std::optional<int64_t>(42));
   EXPECT_EQ(c->sessions[2].line, 17);
   EXPECT_EQ(c->sessions[2].netns, "tenant-1");
   EXPECT_EQ(ids.netns, "");
@@ -97,8 +97,16 @@ TEST(AgentConfig, MistakesNameTheFileAndLine) {
       {"sessions:\n  - name: a\n    interfaces: [x]\n    capture: {dir: /tmp}\n    colour: red\n", ":5: unknown key 'colour'"},
       {"sessions:\n  - name: a\n    interfaces: [x]\n    direction: sideways\n    capture: {dir: /tmp}\n", ":4: direction must be"},
       {"sessions:\n  - name: a\n    interfaces: [x]\n", ":2: session a: give a target"},
-      {"sessions:\n  - name: a\n    interfaces: [x]\n    mirror: {to: m, vxlan: 1.2.3.4}\n", "either to"},
-      {"sessions:\n  - name: a\n    interfaces: [x]\n    mirror: {vxlan: 1.2.3.4, vni: 16777216}\n", "vni must be at most"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    mirror: {to: m, vxlan: 1.2.3.4}\n", ":4: a mirror has one target: the interface m or the VXLAN remote 1.2.3.4, not both"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    mirror: {vxlan: 1.2.3.4, vni: 16777216}\n",
+       ":4: VXLAN VNI 16777216 is out of range 0-16777215"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    mirror: {vxlan: 1.2.3.4}\n", "VXLAN remote 1.2.3.4: give its VNI"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    mirror: {vxlan: 1.2.3.4, vni: 1, vxlan_port: 0}\n",
+       "VXLAN UDP port 0 is out of range 1-65535"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    mirror: {vxlan: 1.2.3.300, vni: 1}\n", "VXLAN remote 1.2.3.300: not an IPv4"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    mirror: {to: m, local: 10.0.0.1}\n", "go with a VXLAN remote"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    snaplen: 10\n    mirror: {to: m}\n",
+       ":4: snapshot length 10: a mirror's must be 0 (whole packets) or at least 64"},
       {"sessions:\n  - name: a\n    interfaces: [x]\n    rules: ['10 allow']\n    mirror: {to: m}\n", ":4: rule '10 allow'"},
       {"sessions:\n  - name: a\n    interfaces: [x]\n    capture: {dir: /tmp}\n  - name: a\n    interfaces: [y]\n    capture: {dir: /tmp}\n", "used twice"},
       {"sessions:\n  - name: a\n    interfaces: [x]\n    flow_cutoff: 10\n    capture: {dir: /tmp}\n", "apply to mirror sessions"},

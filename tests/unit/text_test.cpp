@@ -48,3 +48,10 @@ TEST(Error, FailInSaysWhatWasBeingDoneAndKeepsTheRest) {
   EXPECT_EQ(r.error().code, ENOSPC);
   EXPECT_TRUE(r.error().bad_input);
 }
+
+// An expression given as several arguments, as capture, inspect and mirror join it.
+TEST(Text, JoinWords) {
+  EXPECT_EQ(join_words({}), "");
+  EXPECT_EQ(join_words({"tcp"}), "tcp");
+  EXPECT_EQ(join_words({"tcp", "port", "80"}), "tcp port 80");
+}
