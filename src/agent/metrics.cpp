@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "kernel/hook_words.h"
 #include "util/text.h"
 
 namespace bpftap::agent {
@@ -51,7 +52,7 @@ std::string metrics_text(const std::map<std::string, std::unique_ptr<Session>> &
           if (c.*(m.field) > hooks) line(c, "unknown", c.*(m.field) - hooks);
         } else {
           // Per interface (its capture file holds both directions): labelled with the hooks.
-          line(c, sc.ingress && sc.egress ? "inout" : sc.ingress ? "in" : "out", c.*(m.field));
+          line(c, direction_word(sc.ingress, sc.egress), c.*(m.field));
         }
       }
     }
