@@ -40,7 +40,14 @@ for f in "${attacks[@]}"; do
   pid=$!
   wait_for_line "$W/live.log" "inspecting"
   ns_exec vm1 tcpreplay -q -i eth0 --topspeed "$src" >/dev/null 2>&1 || fail "tcpreplay $f"
-  sleep 1.5
+  # Stop once the inspector has seen every packet of the file (its status line, each second),
+  # or after 15 s: a fixed sleep lost the last packets on a loaded machine.
+  want=$(capinfos -M -c -T -r "$src" | cut -f2)
+  for _ in $(seq 30); do
+    seen=$(grep -o '[0-9]* packets, ' "$W/live.log" | tail -1 | cut -d' ' -f1) || true
+    ((${seen:-0} >= want)) && break
+    sleep 0.5
+  done
   signal_job INT "$pid"
   wait "$pid" || fail "live inspect of $f exited $?: $(tail -3 "$W/live.log")"
   grep -q "packets, .* flows" "$W/live.log" || fail "no status line on stderr"
