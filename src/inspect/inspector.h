@@ -68,7 +68,9 @@ public:
   void expire(uint64_t now_ns);
   InspectStats stats() const;
   // A new interface for Packet::iface to refer to (the agent attaches interfaces as they appear);
-  // returns its index. Not thread-safe with write().
+  // returns its index. Not thread-safe with write(). (PacketSink's add_interface(slot, info)
+  // stays visible beside it.)
+  using PacketSink::add_interface;
   uint32_t add_interface(const InterfaceInfo &iface);
 
 private:

@@ -25,6 +25,8 @@ public:
 
   Result<> flush() override;
   // A new interface at index ifaces().size() (pcapng: an IDB mid-file, which the format allows).
+  // (PacketSink's add_interface(slot, info) stays visible beside it.)
+  using PacketSink::add_interface;
   virtual Result<> add_interface(const InterfaceInfo &info) {
     ifaces_.push_back(info);
     return {};
