@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "mirror/spec.h"
 #include "util/text.h"
 
 namespace bpftap::agent {
@@ -50,11 +51,7 @@ Result<Bypass> parse_bypass(const std::string &body) {
       return bad_input(fmt::format("unknown key '{}' (known: proto, src, dst, sport, dport, seconds)", escape_bytes(k)));
     }
   }
-  auto family = [](const std::string &a) {
-    in6_addr x{};
-    return inet_pton(AF_INET, a.c_str(), &x) == 1 ? 4 : inet_pton(AF_INET6, a.c_str(), &x) == 1 ? 6 : 0;
-  };
-  int fs = family(out.src), fd = family(out.dst);
+  int fs = address_family(out.src), fd = address_family(out.dst);
   if (!fs) return bad_input(fmt::format("src '{}' is not an IPv4 or IPv6 address", escape_bytes(out.src)));
   if (!fd) return bad_input(fmt::format("dst '{}' is not an IPv4 or IPv6 address", escape_bytes(out.dst)));
   if (fs != fd) return bad_input("src and dst must both be IPv4 or both IPv6");

@@ -81,8 +81,9 @@ Result<std::vector<std::string>> rule_texts(const MirrorArgs &a) {
 Result<MirrorSpec> mirror_spec(const MirrorArgs &a) {
   MirrorSpec s;
   s.interfaces = split_interface_list(a.from);
-  s.ingress = directions(a.direction).ingress;
-  s.egress = directions(a.direction).egress;
+  const auto dirs = directions(a.direction);
+  s.ingress = dirs.ingress;
+  s.egress = dirs.egress;
   s.target = MirrorTarget{a.to, a.vxlan, a.vni, a.vxlan_port, a.local};
   s.filter = join_words(a.expression);
   auto rules = rule_texts(a);
@@ -127,8 +128,7 @@ int run_mirror(const MirrorArgs &a) {
     if (!vanished.empty()) break;
     if (g_reload.exchange(false)) {
       // SIGHUP: re-read the rules; a bad file keeps the rules that run.
-      auto texts = rule_texts(a);
-      auto fresh = texts ? parse_rules(*texts) : Result<std::vector<bpftap_rule>>(tl::unexpected(texts.error()));
+      auto fresh = rule_texts(a).and_then(parse_rules);
       if (!fresh) {
         std::fprintf(stderr, "bpftap: rules not reloaded: %s\n", fresh.error().message().c_str());
       } else if (auto r = (*session)->set_rules(*fresh); !r) {

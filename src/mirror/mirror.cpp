@@ -25,14 +25,6 @@ static_assert(sizeof(bpftap_flow_key) == 40, "bpftap_flow_key layout changed");
 
 namespace {
 
-// An IPv4 or IPv6 address as four network-order words (IPv4 in word 0); family 4 or 6, 0 if bad.
-int parse_addr(const std::string &s, uint32_t out[4]) {
-  std::memset(out, 0, 16);
-  if (inet_pton(AF_INET, s.c_str(), out) == 1) return 4;
-  if (inet_pton(AF_INET6, s.c_str(), out) == 1) return 6;
-  return 0;
-}
-
 struct FlowKeyLess {
   bool operator()(const bpftap_flow_key &a, const bpftap_flow_key &b) const { return std::memcmp(&a, &b, sizeof(a)) < 0; }
 };
@@ -85,8 +77,8 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
   uint32_t remote[4] = {}, local[4] = {};
   int family = 0;
   if (opts.vxlan) {
-    family = parse_addr(opts.vxlan->remote, remote);
-    if (!opts.vxlan->local.empty()) parse_addr(opts.vxlan->local, local);
+    family = parse_address(opts.vxlan->remote, remote);
+    if (!opts.vxlan->local.empty()) parse_address(opts.vxlan->local, local);
   }
   uint32_t target = 0;
   if (!opts.vxlan) {
@@ -201,7 +193,7 @@ Result<std::vector<MirrorStats>> MirrorSession::remove_source(uint32_t ifindex) 
 bpftap_flow_key make_flow_key(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb) {
   bpftap_flow_key k{};
   uint32_t x[4] = {}, y[4] = {};
-  int fa = parse_addr(a, x), fb = parse_addr(b, y);
+  int fa = parse_address(a, x), fb = parse_address(b, y);
   if (!fa || fa != fb) return k;  // family 0: matches nothing
   // As the BPF program orders them: addresses word by word (host order), then ports.
   bool swap = false, decided = false;

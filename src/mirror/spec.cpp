@@ -2,20 +2,14 @@
 
 #include <arpa/inet.h>
 
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "mirror/rules.h"
 
 namespace bpftap {
 namespace {
-
-// AF_INET, AF_INET6, or 0 if `s` is neither address.
-int address_family(const std::string &s) {
-  unsigned char buf[16];
-  if (inet_pton(AF_INET, s.c_str(), buf) == 1) return AF_INET;
-  if (inet_pton(AF_INET6, s.c_str(), buf) == 1) return AF_INET6;
-  return 0;
-}
 
 // The VXLAN limits, checked here only (from the spec before its numbers are narrowed, and
 // from options built by hand).
@@ -40,6 +34,13 @@ Result<> check_one_target(const std::string &to, const std::string &vxlan) {
 }
 
 } // namespace
+
+int parse_address(const std::string &s, uint32_t out[4]) {
+  std::memset(out, 0, 16);
+  if (inet_pton(AF_INET, s.c_str(), out) == 1) return 4;
+  if (inet_pton(AF_INET6, s.c_str(), out) == 1) return 6;
+  return 0;
+}
 
 Result<> check_mirror_target(const MirrorTarget &t) {
   if (auto one = check_one_target(t.to, t.vxlan); !one) return one;

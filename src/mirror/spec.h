@@ -17,6 +17,15 @@
 namespace bpftap {
 
 inline constexpr int64_t kMaxVxlanVni = 0xffffff;
+
+// An IPv4 or IPv6 address as four network-order words (IPv4 in word 0, the rest zero): 4 or 6,
+// 0 if it is neither. The mirror's addresses (VXLAN remote and local, bypassed flows) go through it.
+int parse_address(const std::string &s, uint32_t out[4]);
+inline int address_family(const std::string &s) {
+  uint32_t words[4];
+  return parse_address(s, words);
+}
+
 inline constexpr int64_t kDefaultVxlanPort = 4789;
 
 // Where the copies go: a local interface, or a remote sensor over VXLAN. Numbers are kept as
