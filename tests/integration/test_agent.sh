@@ -7,12 +7,14 @@
 #  - /metrics is valid Prometheus text and its counters grow with traffic;
 #  - POST /v1/bypass stops mirroring one flow while the others go on;
 #  - SIGHUP with a broken config keeps the old sessions running and logs why;
+#  - capture.files: per-session writes one file for two taps, each packet under its tap's IDB,
+#    and no per-interface file;
 #  - SIGTERM exits 0 with nothing of bpftap's attached.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/agent_lib.sh"
 require_root
-require_cmd curl python3 tcpdump capinfos
+require_cmd curl python3 tcpdump capinfos tshark
 make_workdir
 lab_up
 W=$WORKDIR
@@ -36,6 +38,11 @@ sessions:
     rules: ["10 accept proto icmp", "20 reject"]
     flow_cutoff: 16384
     mirror: { to: mon0 }
+  - name: one-file
+    interfaces: [tap-vm1, tap-atk]
+    direction: in
+    filter: icmp
+    capture: { dir: $W/one, files: per-session }
 YAML
 
 api() { ns_exec host curl -s -m 5 "$@"; }
@@ -170,8 +177,22 @@ signal_job HUP "$AGENT"
 wait_for_line "$W/agent.log" "reloaded"
 assert_eq "$m1" "$(counter ids-feed tap-vm1 mirrored)" "the unchanged session kept running (its counters too)"
 
+# The per-session file's counts, before the agent closes it (the pings above went through both
+# taps); no file of its own per interface.
+n_vm1=$(counter one-file tap-vm1 captured); n_atk=$(counter one-file tap-atk captured)
+(( n_vm1 >= 3 && n_atk >= 3 )) || fail "one-file captured $n_vm1 packets on tap-vm1, $n_atk on tap-atk: expected 3 or more each"
+get /v1/sessions/one-file | python3 -c "import json,sys
+d=json.load(sys.stdin); assert d['capture']['files'] == 'per-session' and d['file_lost'] == 0, d
+assert all(c['unwritten'] == 0 for c in d['counters']), d" || fail "one-file's JSON: $(get /v1/sessions/one-file)"
+
 # SIGTERM: exit 0, nothing left.
 signal_job TERM "$AGENT"
 wait "$AGENT" || fail "agent exited $? on SIGTERM"
+assert_eq "one-file-0.pcapng" "$(ls "$W/one")" "files of the per-session capture"
+ls "$W"/one/one-file-tap-* "$W"/pcap/one-file* 2>/dev/null && fail "per-interface files for a per-session capture"
+assert_eq "$n_atk tap-atk
+$n_vm1 tap-vm1" "$(tshark -r "$W/one/one-file-0.pcapng" -T fields -e frame.interface_name 2>/dev/null | sort | uniq -c | awk '{ print $1, $2 }')" \
+  "packets per interface (IDB name) in one-file-0.pcapng"
+echo "  files: per-session: one file, $n_vm1 packets of tap-vm1 and $n_atk of tap-atk under their IDBs"
 assert_nothing_attached tap-vm1 tap-vm2 tap-atk mon0
 echo "PASS: agent: auto-attach within ${ms} ms, API with token, metrics, bypass, reload, clean exit"
