@@ -466,7 +466,9 @@ Result<> Session::attach(const InterfaceInfo &iface) {
     return {};
   });
   if (!slot) {
-    if (prepared)  // its hooks could not be attached: its files go
+    // Its hooks could not be attached: its own files go (an IDB it got in the shared file stays,
+    // unused, for its next attach).
+    if (prepared)
       st_->cap->locked([&] {
         if (auto r = router.take(*prepared); r.own && r.own->files) (void)r.own->files->close();
       });
