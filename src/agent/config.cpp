@@ -143,7 +143,7 @@ Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
     s.flow_cutoff = *v;
   }
   if (const YAML::Node m = n["capture"]) {
-    if (auto r = only(c, m, "capture", {"dir", "rotate_mb", "keep_files"}); !r) return tl::unexpected(r.error());
+    if (auto r = only(c, m, "capture", {"dir", "rotate_mb", "keep_files", "files"}); !r) return tl::unexpected(r.error());
     CaptureTarget t;
     if (!m["dir"]) return c.bad(m, "capture needs dir");
     auto dir = scalar<std::string>(c, m["dir"], "dir", "a path");
@@ -158,6 +158,12 @@ Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
       auto v = number(c, m["keep_files"], "keep_files", 100000);
       if (!v) return tl::unexpected(v.error());
       t.keep_files = static_cast<uint32_t>(*v);
+    }
+    if (m["files"]) {
+      auto f = scalar<std::string>(c, m["files"], "files", "per-interface or per-session");
+      if (!f) return tl::unexpected(f.error());
+      if (*f != "per-interface" && *f != "per-session") return c.bad(m["files"], "files must be per-interface or per-session");
+      t.files = *f;
     }
     s.capture = t;
   }
@@ -407,7 +413,8 @@ Result<SessionConfig> parse_session_json(const std::string &text, const std::str
                     {"snaplen", JType::Number, {}},
                     {"sample", JType::Number, {}},
                     {"flow_cutoff", JType::Number, {}},
-                    {"capture", JType::Object, {{"dir", JType::String, {}}, {"rotate_mb", JType::Number, {}}, {"keep_files", JType::Number, {}}}},
+                    {"capture", JType::Object, {{"dir", JType::String, {}}, {"rotate_mb", JType::Number, {}}, {"keep_files", JType::Number, {}},
+                                                {"files", JType::String, {}}}},
                     {"mirror", JType::Object, {{"to", JType::String, {}}, {"vxlan", JType::String, {}}, {"vni", JType::Number, {}},
                                                {"vxlan_port", JType::Number, {}}, {"local", JType::String, {}}}},
                     {"inspect", JType::Object, {{"alerts", JType::String, {}}, {"flows", JType::String, {}}}}},
@@ -437,7 +444,9 @@ std::string session_to_json(const SessionConfig &s) {
   if (s.snaplen) j["snaplen"] = s.snaplen;
   if (s.sample) j["sample"] = s.sample;
   if (s.flow_cutoff) j["flow_cutoff"] = s.flow_cutoff;
-  if (s.capture) j["capture"] = {{"dir", s.capture->dir}, {"rotate_mb", s.capture->rotate_mb}, {"keep_files", s.capture->keep_files}};
+  if (s.capture)
+    j["capture"] = {{"dir", s.capture->dir}, {"rotate_mb", s.capture->rotate_mb}, {"keep_files", s.capture->keep_files},
+                    {"files", s.capture->files}};
   if (s.mirror) {
     if (!s.mirror->to.empty()) j["mirror"] = {{"to", s.mirror->to}};
     else j["mirror"] = {{"vxlan", s.mirror->vxlan}, {"vni", s.mirror->vni.value_or(0)}, {"vxlan_port", s.mirror->vxlan_port}, {"local", s.mirror->local}};

@@ -20,9 +20,14 @@ class Node;
 namespace bpftap::agent {
 
 struct CaptureTarget {
-  std::string dir;           // files <dir>/<session>-<interface>.pcapng
+  std::string dir;           // files <dir>/<session>-<interface>-N.pcapng (or <session>-N.pcapng)
   uint64_t rotate_mb = 100;  // start a new file past this size (as tcpdump -C)
-  uint32_t keep_files = 10;  // files kept per interface (as tcpdump -W)
+  uint32_t keep_files = 10;  // files kept per interface, or per session (as tcpdump -W)
+  // "per-interface": one ring of files per interface; "per-session": one ring for the whole
+  // session, one interface description block per interface (dumpcap with several -i), which
+  // keeps one descriptor open instead of one per tap.
+  std::string files = "per-interface";
+  bool per_session() const { return files == "per-session"; }
   bool operator==(const CaptureTarget &) const = default;
 };
 

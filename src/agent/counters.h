@@ -19,7 +19,10 @@ struct InterfaceCounters {
   uint64_t matched = 0, bytes = 0;  // filter (and rules) accepted
   uint64_t mirrored = 0, mirrored_bytes = 0, failed = 0, truncated = 0, cut_off = 0, sampled_out = 0, bypassed = 0;
   uint64_t captured = 0, dropped = 0;  // capture / inspect sessions
-  uint64_t unwritten = 0;  // captured but not in the interface's capture file (writing failed)
+  // Captured but not in the interface's capture file (writing failed). With capture.files:
+  // per-session, the packets skipped while the session's file failed; records that file itself
+  // lost are the session's file_lost (SessionHealth).
+  uint64_t unwritten = 0;
   // Capture / inspect sessions: matched, captured and dropped of each hook (the totals above are
   // their sums). The capture file, and so `unwritten`, is the interface's, both directions.
   InterfaceStats::Hooked in, out;

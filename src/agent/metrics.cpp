@@ -65,7 +65,7 @@ std::string metrics_text(const std::map<std::string, std::unique_ptr<Session>> &
     for (const auto &c : all[name]) n += c.attached && c.direction != "out";
     out += fmt::format("bpftap_interfaces_attached{{session=\"{}\"}} {}\n", label(name), n);
   }
-  enum class For { All, Inspect, Mirror };
+  enum class For { All, Inspect, Mirror, SessionFile };
   struct Health {
     const char *name, *type, *help;
     For only;
@@ -80,6 +80,8 @@ std::string metrics_text(const std::map<std::string, std::unique_ptr<Session>> &
        For::Inspect, [](const SessionHealth &h) { return h.alerts_dropped; }},
       {"bpftap_flows_dropped_total", "counter", "Flow records given up: more waited to be written than memory allows.",
        For::Inspect, [](const SessionHealth &h) { return h.flows_dropped; }},
+      {"bpftap_file_lost_total", "counter", "Records the session's one capture file (files: per-session) could not keep.",
+       For::SessionFile, [](const SessionHealth &h) { return h.file_lost; }},
       {"bpftap_interfaces_gone_total", "counter", "Attached interfaces that were deleted.",
        For::All, [](const SessionHealth &h) { return h.interfaces_gone; }},
       {"bpftap_mirror_target_lost_total", "counter", "Times the mirror target interface went away.",
@@ -88,7 +90,9 @@ std::string metrics_text(const std::map<std::string, std::unique_ptr<Session>> &
   for (const auto &h : hs) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", h.name, h.help, h.name, h.type);
     for (auto &[name, s] : sessions) {
-      if ((h.only == For::Inspect && !s->config().inspect) || (h.only == For::Mirror && !s->is_mirror())) continue;
+      if ((h.only == For::Inspect && !s->config().inspect) || (h.only == For::Mirror && !s->is_mirror()) ||
+          (h.only == For::SessionFile && !(s->config().capture && s->config().capture->per_session())))
+        continue;
       out += fmt::format("{}{{session=\"{}\"}} {}\n", h.name, label(name), h.value(health[name]));
     }
   }

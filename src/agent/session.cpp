@@ -48,33 +48,94 @@ constexpr const char *kFoldedName = "(gone)";
 // files of many quiet taps rather than one bulk transfer.
 uint32_t session_ring_bytes(uint32_t snaplen) { return std::min(default_buffer_bytes(snaplen, 1), 32u << 20); }
 
+// A session's ring of files at PATH-N.pcapng.
+RotationOptions rotation(const CaptureTarget &t, std::string path) {
+  RotationOptions r;
+  r.path = std::move(path);
+  r.extension = ".pcapng";
+  r.rotate_bytes = t.rotate_mb * 1000000ull;
+  r.max_files = t.keep_files;
+  return r;
+}
+
 } // namespace
 
-// Where a capture / inspect session's packets go: the files of the interface they came from
-// and the session's one inspector. Indexed by the capture's slot. Touched only under the
-// capture's lock: by its reader (write, flush) and by the agent (attach, detach, tick, counters).
-// A file that cannot be written never stops the reader: the route is marked failing, its packets
-// are counted as unwritten (the inspector still gets them), and it is retried every second.
+// Where a capture / inspect session's packets go: the files of the interface they came from, or
+// the session's one file (capture.files: per-session), and the session's one inspector. Indexed
+// by the capture's slot. Touched only under the capture's lock: by its reader (write, flush) and
+// by the agent (attach, detach, tick, counters).
+// A file that cannot be written never stops the reader: its output is marked failing, the
+// packets meant for it are counted as unwritten by their interface's route (the inspector still
+// gets them), and it is retried every second.
 class Session::Router final : public PacketSink {
 public:
   using Clock = std::chrono::steady_clock;
-  struct Route {
+  // A ring of files and its health: an interface's own, or the session's shared one.
+  struct Output {
     std::unique_ptr<RotatingFileSink> files;
-    RotationOptions ropt;  // to open them again
-    InterfaceInfo info;
-    bool has_files = false;
-    uint32_t insp_iface = 0;
-    bool live = false;
+    RotationOptions ropt;              // to open them again
+    std::vector<InterfaceInfo> ifaces; // their interface description blocks, to open them again
+    std::string whose;                 // whose packets go unwritten when it fails (messages)
+    uint64_t skipped = 0;              // packets not handed to it while failing (messages)
     bool failing = false;
     std::string error;
-    uint64_t skipped = 0;      // packets not handed to the files while failing
-    uint64_t lost_carry = 0;   // lost() of files given up
     uint64_t write_errors = 0;
     Clock::time_point retry_at{};
-    uint64_t unwritten() const { return skipped + lost_carry + (files ? files->lost() : 0); }
+    uint64_t lost() const { return files ? files->lost() : 0; }
+  };
+  struct Route {
+    std::unique_ptr<Output> own;  // per-interface files; null when shared (or none)
+    InterfaceInfo info;
+    bool has_files = false;
+    uint32_t file_iface = 0;  // the interface's IDB in its file: 0 in its own, its index in the shared one
+    uint32_t insp_iface = 0;
+    bool live = false;
+    uint64_t skipped = 0;  // packets not handed to the files while failing
+    // Packets of this interface that are not in a file: with a shared file, only those skipped
+    // while it failed (what the file itself lost is the session's: shared_lost()).
+    uint64_t unwritten() const { return skipped + (own ? own->lost() : 0); }
   };
   Router(std::string session, inspect::Inspector *insp, std::mutex *insp_mu)
       : session_(std::move(session)), insp_(insp), insp_mu_(insp_mu) {}
+
+  // Per-session files. Opened when the first interface is attached (share_with), not at session
+  // start: a capture file's headers need an interface (the writers refuse none: classic pcap has
+  // one link type for the file), and a session whose interfaces never come leaves no empty file.
+  void share(RotationOptions ropt) {
+    shared_ = std::make_unique<Output>();
+    shared_->ropt = std::move(ropt);
+    shared_->whose = "the session's interfaces";
+  }
+  bool shares() const { return shared_ != nullptr; }
+  // The interface's IDB in the shared file: the one of an earlier interface of the same name and
+  // link type that is no longer attached (a tap that comes back keeps its interface id, and taps
+  // coming and going for months do not grow the IDBs every new file repeats), else a new one.
+  // pcapng cannot take an IDB back: one of an interface gone stays, its packets just stop.
+  uint32_t share_with(const InterfaceInfo &info) {
+    auto &idbs = shared_->ifaces;
+    for (uint32_t i = 0; i < idbs.size(); i++)
+      if (idbs[i].name == info.name && idbs[i].linktype == info.linktype &&
+          std::none_of(routes_.begin(), routes_.end(), [&](const Route &r) { return r.live && !r.own && r.has_files && r.file_iface == i; }))
+        return i;
+    auto i = static_cast<uint32_t>(idbs.size());
+    idbs.push_back(info);
+    if (i == 0) {  // the first interface: the file is opened (failing, it is retried as any other)
+      auto f = RotatingFileSink::open(shared_->ropt, idbs);
+      if (f) {
+        shared_->files = std::move(*f);
+      } else {
+        start_failing(*shared_, f.error());
+        spdlog::error("session {}: {}: packets of {} are counted as unwritten until it can write again", session_,
+                      shared_->error, shared_->whose);
+      }
+      return i;
+    }
+    // A failing file keeps the IDB with what it could not write yet; a file that could not be
+    // opened gets every IDB when it is.
+    if (shared_->files)
+      if (auto a = shared_->files->add_interface(i, info); !a && !shared_->failing) fail(*shared_, a.error());
+    return i;
+  }
 
   void set(uint32_t slot, Route r) {
     if (slot >= routes_.size()) routes_.resize(slot + 1);
@@ -87,15 +148,30 @@ public:
   }
   std::vector<Route> take_all() { return std::exchange(routes_, {}); }
   const std::vector<Route> &routes() const { return routes_; }
+  // The shared file, closed (at the end of the session).
+  void close_shared() {
+    if (shared_ && shared_->files) (void)shared_->files->close();
+  }
+  // Every output of the attached interfaces: their own, and the shared one once it has an
+  // interface (before, there is nothing to open).
+  template <typename F> void each_output(F f) {
+    for (auto &r : routes_)
+      if (r.live && r.own) f(*r.own);
+    if (shared_ && !shared_->ifaces.empty()) f(*shared_);
+  }
+  // Records the shared file could not keep (its own lost(), not attributable to an interface).
+  uint64_t shared_lost() const { return shared_ ? shared_->lost() : 0; }
 
   Result<> write(const Packet &pkt) override {
     if (pkt.iface >= routes_.size() || !routes_[pkt.iface].live) return {};
     Route &r = routes_[pkt.iface];
     Packet p = pkt;
-    if (r.has_files) {
-      p.iface = 0;  // one file per interface
-      if (r.failing || !r.files) r.skipped++;
-      else if (auto w = r.files->write(p); !w) fail(r, w.error());
+    if (Output *o = output(r)) {
+      p.iface = r.file_iface;
+      if (o->failing || !o->files) {
+        r.skipped++;
+        o->skipped++;
+      } else if (auto w = o->files->write(p); !w) fail(*o, w.error());
     }
     if (insp_) {
       p.iface = r.insp_iface;
@@ -106,66 +182,90 @@ public:
   }
   Result<> flush() override {
     auto now = Clock::now();
-    for (auto &r : routes_) {
-      if (!r.live || !r.has_files) continue;
-      if (r.failing || !r.files) retry(r, now);
-      else if (auto f = r.files->flush(); !f) fail(r, f.error());
-    }
+    each_output([&](Output &o) {
+      if (o.failing || !o.files) retry(o, now);
+      else if (auto f = o.files->flush(); !f) fail(o, f.error());
+    });
     if (insp_) {
       std::lock_guard lock(*insp_mu_);
       (void)insp_->flush();  // the inspector's files keep their own health (LineFile)
     }
     return {};
   }
-  // The routes that failed, tried again if their time has come.
+  // The outputs that failed, tried again if their time has come.
   void retry_all() {
     auto now = Clock::now();
-    for (auto &r : routes_)
-      if (r.live && r.has_files && (r.failing || !r.files)) retry(r, now);
+    each_output([&](Output &o) {
+      if (o.failing || !o.files) retry(o, now);
+    });
   }
   // SIGHUP.
   void reopen_moved() {
-    for (auto &r : routes_)
-      if (r.live && r.files && !r.failing)
-        if (auto m = r.files->reopen_if_moved(); !m) fail(r, m.error());
+    each_output([&](Output &o) {
+      if (o.files && !o.failing)
+        if (auto m = o.files->reopen_if_moved(); !m) fail(o, m.error());
+    });
+  }
+  // A new interface's own output, failing from the start if its file cannot be opened.
+  Output own_output(const RotationOptions &ropt, const InterfaceInfo &info) {
+    Output o;
+    o.ropt = ropt;
+    o.ifaces = {info};
+    o.whose = escape_bytes(info.name);
+    auto f = RotatingFileSink::open(ropt, {info});
+    if (f) o.files = std::move(*f);
+    else start_failing(o, f.error());
+    return o;
   }
 
 private:
+  // A file that cannot be opened at the start: retried in a second.
+  static void start_failing(Output &o, const Error &e) {
+    o.failing = true;
+    o.error = e.message();
+    o.write_errors = 1;
+    o.retry_at = Clock::now() + std::chrono::seconds(1);
+  }
+  Output *output(Route &r) const {
+    if (!r.has_files) return nullptr;
+    return r.own ? r.own.get() : shared_.get();
+  }
   // An output that starts failing is said once, and tried again at once (a ring of files may
   // make room by deleting its oldest); then every second.
-  void fail(Route &r, const Error &e) {
-    const bool first = !r.failing;
-    r.failing = true;
-    r.error = e.message();
-    r.write_errors++;
-    r.retry_at = Clock::now() + std::chrono::seconds(1);
+  void fail(Output &o, const Error &e) {
+    const bool first = !o.failing;
+    o.failing = true;
+    o.error = e.message();
+    o.write_errors++;
+    o.retry_at = Clock::now() + std::chrono::seconds(1);
     if (!first) return;
-    spdlog::error("session {}: {}: packets of {} are counted as unwritten until it can write again", session_, r.error,
-                  escape_bytes(r.info.name));
-    r.retry_at = {};
-    retry(r, Clock::now());
+    spdlog::error("session {}: {}: packets of {} are counted as unwritten until it can write again", session_, o.error,
+                  o.whose);
+    o.retry_at = {};
+    retry(o, Clock::now());
   }
-  void retry(Route &r, Clock::time_point now) {
-    if (now < r.retry_at) return;
+  void retry(Output &o, Clock::time_point now) {
+    if (now < o.retry_at) return;
     Result<> ok;
-    if (!r.files) {
-      auto f = RotatingFileSink::open(r.ropt, {r.info});
-      if (f) r.files = std::move(*f);
+    if (!o.files) {
+      auto f = RotatingFileSink::open(o.ropt, o.ifaces);
+      if (f) o.files = std::move(*f);
       else ok = tl::unexpected(f.error());
     } else {
-      ok = r.files->recover();
+      ok = o.files->recover();
     }
-    if (!ok) return fail(r, ok.error());
-    r.failing = false;
-    r.error.clear();
+    if (!ok) return fail(o, ok.error());
+    o.failing = false;
+    o.error.clear();
     spdlog::info("session {}: working again: {} is written ({} packets unwritten, {} write errors so far)", session_,
-                 r.files->current_path(), r.unwritten(), r.write_errors);
+                 o.files->current_path(), o.skipped + o.lost(), o.write_errors);
   }
 
   std::string session_;
   inspect::Inspector *insp_;
   std::mutex *insp_mu_;
   std::vector<Route> routes_;
+  std::unique_ptr<Output> shared_;  // capture.files: per-session
 };
 
 struct Session::State {
@@ -207,9 +307,11 @@ Session::~Session() {
   auto scope = enter_or_die(st_->ns, cfg_.name);
   st_->stop_reader();
   if (st_->cap) (void)st_->cap->finish(*st_->router);  // detaches, writes what the ring still held
-  if (st_->router)
+  if (st_->router) {
     for (auto &r : st_->router->take_all())
-      if (r.files) (void)r.files->close();
+      if (r.own && r.own->files) (void)r.own->files->close();
+    st_->router->close_shared();
+  }
   if (st_->inspector) {
     std::lock_guard lock(st_->insp_mu);
     (void)st_->inspector->finish();
@@ -287,6 +389,8 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg, const
     if (!cap) return tl::unexpected(cap.error());
     s->st_->cap = std::move(*cap);
     s->st_->router = std::make_unique<Router>(cfg.name, s->st_->inspector.get(), &s->st_->insp_mu);
+    if (cfg.capture && cfg.capture->per_session())  // NAME-N.pcapng
+      s->st_->router->share(rotation(*cfg.capture, fmt::format("{}/{}", cfg.capture->dir, cfg.name)));
     State *st = s->st_.get();
     st->reader = std::thread([st, name = cfg.name] {
       // Inspect: idle flows end on wall-clock time (issue 14), not only when a later packet comes.
@@ -339,42 +443,34 @@ Result<> Session::attach(const InterfaceInfo &iface) {
   info.snaplen = cfg_.snaplen ? cfg_.snaplen : BPFTAP_MAX_SNAPLEN;
   Router::Route route;
   route.info = info;
+  Router &router = *st_->router;
   if (cfg_.capture) {
-    RotationOptions r;
-    // The interface's name is the kernel's bytes: a '/' cannot be in it, but anything else can.
-    r.path = fmt::format("{}/{}-{}", cfg_.capture->dir, cfg_.name, escape_bytes(iface.name));
-    r.extension = ".pcapng";  // NAME-IFACE-N.pcapng
-    r.rotate_bytes = cfg_.capture->rotate_mb * 1000000ull;
-    r.max_files = cfg_.capture->keep_files;
-    route.ropt = r;
     route.has_files = true;
     // A file that cannot be opened now (a full disk) does not keep the interface from being
-    // captured: the route starts failing and is retried (its packets still reach the inspector).
-    auto f = RotatingFileSink::open(r, {info});
-    if (f) {
-      route.files = std::move(*f);
-    } else {
-      route.failing = true;
-      route.error = f.error().message();
-      route.write_errors = 1;
-      route.retry_at = Router::Clock::now() + std::chrono::seconds(1);
-    }
+    // captured: the output starts failing and is retried (its packets still reach the inspector).
+    // The interface's name is the kernel's bytes: a '/' cannot be in it, but anything else can.
+    if (!router.shares())  // NAME-IFACE-N.pcapng; with a shared file, its IDB is added below
+      route.own = std::make_unique<Router::Output>(router.own_output(
+          rotation(*cfg_.capture, fmt::format("{}/{}-{}", cfg_.capture->dir, cfg_.name, escape_bytes(iface.name))), info));
   }
   if (st_->inspector) {
     std::lock_guard lock(st_->insp_mu);
     route.insp_iface = st_->inspector->add_interface(info);
   }
-  Router &router = *st_->router;
   std::optional<uint32_t> prepared;
   auto slot = st_->cap->add_interface(info, [&](uint32_t slot) -> Result<> {
+    // Under the capture's lock: the reader may be writing to the shared file.
+    if (route.has_files && !route.own) route.file_iface = router.share_with(info);
     router.set(slot, std::move(route));
     prepared = slot;
     return {};
   });
   if (!slot) {
-    if (prepared)  // its hooks could not be attached: its files go
+    // Its hooks could not be attached: its own files go (an IDB it got in the shared file stays,
+    // unused, for its next attach).
+    if (prepared)
       st_->cap->locked([&] {
-        if (auto r = router.take(*prepared); r.files) (void)r.files->close();
+        if (auto r = router.take(*prepared); r.own && r.own->files) (void)r.own->files->close();
       });
     return tl::unexpected(slot.error());
   }
@@ -433,7 +529,8 @@ void Session::detach(uint32_t ifindex, bool gone) {
     c.in = last->in;
     c.out = last->out;
   }
-  if (route.files) (void)route.files->close();  // what it cannot write counts as lost
+  // What its own files cannot write counts as lost; a shared file stays open for the others.
+  if (route.own && route.own->files) (void)route.own->files->close();
   c.unwritten = route.unwritten();
   keep(c);
   st_->taps.erase(it);
@@ -518,12 +615,12 @@ SessionHealth Session::health() const {
   }
   if (st_->cap)
     st_->cap->locked([&] {
-      for (const auto &r : st_->router->routes()) {
-        h.write_errors += r.write_errors;
-        if (r.live && r.failing)
-          why.push_back(fmt::format("{}: packets of {} are counted as unwritten until it can write again", r.error,
-                                    escape_bytes(r.info.name)));
-      }
+      st_->router->each_output([&](const Router::Output &o) {
+        h.write_errors += o.write_errors;
+        if (o.failing)
+          why.push_back(fmt::format("{}: packets of {} are counted as unwritten until it can write again", o.error, o.whose));
+      });
+      h.file_lost = st_->router->shared_lost();
     });
   for (const auto &[f, dropped] : {std::pair{st_->alerts.get(), &h.alerts_dropped}, std::pair{st_->flows.get(), &h.flows_dropped}}) {
     if (!f) continue;

@@ -27,6 +27,10 @@ struct SessionHealth {
   uint64_t flows_dropped = 0;    // flow lines given up
   uint64_t interfaces_gone = 0;  // attached interfaces that were deleted
   uint64_t target_lost = 0;      // mirror: times its target interface went away
+  // capture.files: per-session: records the session's one capture file could not keep (given up
+  // with a file deleted or not closed cleanly); its interfaces' `unwritten` count the packets
+  // skipped while it failed. (Per-interface files count both in their interface's `unwritten`.)
+  uint64_t file_lost = 0;
 };
 
 class Session {

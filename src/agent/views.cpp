@@ -48,6 +48,8 @@ json session_json(const Session &s) {
     j["alerts_dropped"] = h.alerts_dropped;
     j["flows_dropped"] = h.flows_dropped;
   }
+  // One file for the whole session: what it lost cannot be told per interface.
+  if (s.config().capture && s.config().capture->per_session()) j["file_lost"] = h.file_lost;
   j["interfaces_gone"] = h.interfaces_gone;
   if (s.is_mirror()) j["target_lost"] = h.target_lost;
   return j;

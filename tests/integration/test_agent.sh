@@ -7,12 +7,14 @@
 #  - /metrics is valid Prometheus text and its counters grow with traffic;
 #  - POST /v1/bypass stops mirroring one flow while the others go on;
 #  - SIGHUP with a broken config keeps the old sessions running and logs why;
+#  - capture.files: per-session writes one file for its taps, each packet under its tap's IDB, and
+#    no per-interface file; a tap that comes back takes its IDB again; SIGHUP starts a moved file anew;
 #  - SIGTERM exits 0 with nothing of bpftap's attached.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/agent_lib.sh"
 require_root
-require_cmd curl python3 tcpdump capinfos
+require_cmd curl python3 tcpdump capinfos tshark
 make_workdir
 lab_up
 W=$WORKDIR
@@ -36,6 +38,11 @@ sessions:
     rules: ["10 accept proto icmp", "20 reject"]
     flow_cutoff: 16384
     mirror: { to: mon0 }
+  - name: one-file
+    interfaces: [tap-vm1, tap-atk, tap-vm3]
+    direction: in
+    filter: icmp
+    capture: { dir: $W/one, files: per-session }
 YAML
 
 api() { ns_exec host curl -s -m 5 "$@"; }
@@ -46,7 +53,7 @@ assert_eq "tap-atk tap-vm1 tap-vm2" "$(attached vm-capture)" "interfaces attache
 assert_eq "tap-atk tap-vm1 tap-vm2" "$(attached ids-feed)" "mirror interfaces attached at start"
 
 # A new VM appears: namespace + tap on the bridge.
-new_vm_tap vm-capture ids-feed
+new_vm_tap vm-capture ids-feed one-file
 echo "  new VM: tap-vm3 attached to both sessions within $ms ms of its creation (seen through the API after $seen ms)"
 
 tcpdump_in mon mon1 eth0 icmp
@@ -153,7 +160,13 @@ grep -q "api: POST /v1/bypass {.*} from 127.0.0.1: 201" "$W/agent.log" || fail "
 grep -q "api: DELETE /v1/bypass/$id from 127.0.0.1: 204" "$W/agent.log" || fail "no audit line for the bypass delete"
 echo "  audit: $(grep -c 'api: ' "$W/agent.log") API writes logged"
 
-# A broken config on SIGHUP: refused, sessions keep running.
+# tap-vm3 comes back: in the per-session file, under the IDB it had.
+new_vm_tap one-file
+ns_exec vm3 ping -c 2 -i 0.2 -W 1 10.77.0.2 >/dev/null || fail "vm3 cannot ping vm2"
+
+# A broken config on SIGHUP: refused, sessions keep running; the per-session file, moved away
+# (logrotate), is started anew.
+mv "$W/one/one-file-0.pcapng" "$W/moved.pcapng"
 cp "$W/agent.yaml" "$W/good.yaml"
 printf 'sessions:\n  - name: x\n    interfaces: ["tap-*"]\n    capture: { dir: /tmp, rotate: 1 }\n' >"$W/agent.yaml"
 signal_job HUP "$AGENT"
@@ -170,8 +183,30 @@ signal_job HUP "$AGENT"
 wait_for_line "$W/agent.log" "reloaded"
 assert_eq "$m1" "$(counter ids-feed tap-vm1 mirrored)" "the unchanged session kept running (its counters too)"
 
+# The per-session file's counts, before the agent closes it (the pings above went through both
+# taps); no file of its own per interface.
+n_vm1=$(counter one-file tap-vm1 captured); n_atk=$(counter one-file tap-atk captured); n_vm3=$(counter one-file tap-vm3 captured)
+(( n_vm1 >= 3 && n_atk >= 3 )) || fail "one-file captured $n_vm1 packets on tap-vm1, $n_atk on tap-atk: expected 3 or more each"
+assert_eq 7 "$n_vm3" "one-file's packets of tap-vm3 (5, then 2 after it came back)"
+get /v1/sessions/one-file | python3 -c "import json,sys
+d=json.load(sys.stdin); assert d['capture']['files'] == 'per-session' and d['file_lost'] == 0, d
+assert all(c['unwritten'] == 0 for c in d['counters']), d" || fail "one-file's JSON: $(get /v1/sessions/one-file)"
+
 # SIGTERM: exit 0, nothing left.
 signal_job TERM "$AGENT"
 wait "$AGENT" || fail "agent exited $? on SIGTERM"
+assert_eq "one-file-0.pcapng" "$(ls "$W/one")" "files of the per-session capture"
+ls "$W"/one/one-file-tap-* "$W"/pcap/one-file* 2>/dev/null && fail "per-interface files for a per-session capture"
+# Packets per interface id and IDB name, in the moved file and the one started at SIGHUP.
+for f in "$W/moved.pcapng" "$W/one/one-file-0.pcapng"; do
+  tshark -r "$f" -T fields -e frame.interface_id -e frame.interface_name 2>/dev/null || fail "tshark cannot read $f"
+done | sort -k2 | uniq -c | awk '{ print $1, $3 }' >"$W/one.txt"
+assert_eq "$n_atk tap-atk
+$n_vm1 tap-vm1
+$n_vm3 tap-vm3" "$(awk '{ n[$2] += $1 } END { for (i in n) print n[i], i }' "$W/one.txt" | sort -k2)" "packets per interface (IDB name) in the per-session files"
+# One interface id per tap (the same file, the same id for tap-vm3 before and after it left).
+assert_eq "tap-atk tap-vm1 tap-vm3" "$(awk '{ print $2 }' "$W/one.txt" | xargs)" "one (id, name) pair per tap"
+(( $(tshark -r "$W/one/one-file-0.pcapng" 2>/dev/null | wc -l) > 0 )) || fail "no packet in the file started anew at SIGHUP"
+echo "  files: per-session: one file, $n_vm1 packets of tap-vm1, $n_atk of tap-atk, $n_vm3 of tap-vm3 (which came back) under their IDBs"
 assert_nothing_attached tap-vm1 tap-vm2 tap-atk mon0
 echo "PASS: agent: auto-attach within ${ms} ms, API with token, metrics, bypass, reload, clean exit"

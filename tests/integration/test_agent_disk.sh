@@ -8,6 +8,8 @@
 #  - alerts: while they cannot be written they wait in memory; once there is room again they are
 #    all in the file (none lost; 14 used to vanish without a trace);
 #  - SIGHUP reopens the output files (logrotate moves them away: no copytruncate needed).
+# FILES=per-session runs the capture session with one file for the session (capture.files;
+# default per-interface): the same holds.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/agent_lib.sh"
@@ -17,6 +19,7 @@ make_workdir
 lab_up
 W=$WORKDIR
 D=$W/disk
+FILES=${FILES:-per-interface}
 mkdir -p "$D"
 mount -t tmpfs -o size=4m bpftap-test "$D"
 trap 'rc=$?; umount -l "$D" 2>/dev/null; (exit $rc); _lab_cleanup' EXIT
@@ -33,7 +36,7 @@ sessions:
     interfaces: [tap-vm1]
     direction: in
     filter: "udp port 9999"
-    capture: { dir: $D/pcap, rotate_mb: 1, keep_files: 3 }
+    capture: { dir: $D/pcap, rotate_mb: 1, keep_files: 3, files: $FILES }
   - name: east-west
     interfaces: ["tap-vm*"]
     direction: in
@@ -60,7 +63,7 @@ for i in range(int(sys.argv[1])):
 }
 packets_in_files() {
   local f n=0
-  for f in "$D"/pcap/vm-capture-tap-vm1*.pcapng; do
+  for f in "$D"/pcap/vm-capture-*.pcapng; do
     capinfos -M -c "$f" >"$W/capinfos.out" 2>&1 || fail "capinfos $f: $(cat "$W/capinfos.out")"
     grep -qi "cut short\|appears to be damaged" "$W/capinfos.out" && fail "$f is damaged: $(cat "$W/capinfos.out")"
     n=$((n + $(awk '/Number of packets/ { print $NF }' "$W/capinfos.out")))
@@ -96,7 +99,7 @@ in_files=$(packets_in_files)
 echo "  capture ring on a full disk: failed, oldest file deleted, writing again; $in_files packets in the files, $unwritten unwritten"
 
 # The disk fills again and stays full (no older file left to delete): failing, said once, counted.
-current=$(ls -t "$D"/pcap/vm-capture-tap-vm1*.pcapng | head -1)
+current=$(ls -t "$D"/pcap/vm-capture-*.pcapng | head -1)
 for f in "$D"/pcap/*; do [[ $f == "$current" ]] || rm -f "$f"; done
 dd if=/dev/zero of="$D/filler2" bs=64k 2>/dev/null || true
 errors0=$(grep -c "session vm-capture: write" "$W/agent.log")
@@ -143,7 +146,7 @@ echo "  room again: both running; all $got SQL-injection alerts written, none dr
 
 # SIGHUP: logrotate moved the files away.
 mv "$D/eve.json" "$D/eve.json.1"
-current=$(ls -t "$D"/pcap/vm-capture-tap-vm1*.pcapng | head -1)
+current=$(ls -t "$D"/pcap/vm-capture-*.pcapng | head -1)
 mv "$current" "$D/pcap/rotated.pcapng"
 signal_job HUP "$AGENT"
 wait_for_line "$W/agent.log" "output files reopened" 5
@@ -159,4 +162,4 @@ echo "  SIGHUP: eve.json and the capture file moved away were opened anew and wr
 signal_job TERM "$AGENT"
 wait "$AGENT" || fail "agent exited $? on SIGTERM"
 grep -E " critical " "$W/agent.log" && fail "critical lines in the log"
-echo "PASS: a full disk: failing with the reason, counted, logged once, resumed by itself; SIGHUP reopens"
+echo "PASS: a full disk ($FILES files): failing with the reason, counted, logged once, resumed by itself; SIGHUP reopens"

@@ -6,7 +6,8 @@
 #    tap needs of its own (its TCX link per session and hook, its capture file): no BPF object,
 #    ring buffer, map or reader per tap;
 #  - SIGTERM exits 0 with nothing of bpftap's attached.
-# TAPS=N (default 200) sets the number of taps.
+# TAPS=N (default 200) sets the number of taps; FILES=per-session gives the capture session one
+# file for all its taps (capture.files; default per-interface): then no descriptor per tap for it.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/agent_lib.sh"
@@ -16,6 +17,7 @@ make_workdir
 lab_up
 W=$WORKDIR
 N=${TAPS:-200}
+FILES=${FILES:-per-interface}
 FIRST=10
 PORT=$((20000 + RANDOM % 20000))
 API=http://127.0.0.1:$PORT
@@ -29,7 +31,7 @@ sessions:
   - name: scale-capture
     interfaces: ["tapS*"]
     direction: in
-    capture: { dir: $W/pcap }
+    capture: { dir: $W/pcap, files: $FILES }
   - name: scale-mirror
     interfaces: ["tapS*"]
     direction: in
@@ -94,8 +96,13 @@ done <"$W/created"
 
 added=$((N - FIRST))
 (( threads1 == threads0 )) || fail "threads grew with the taps: $threads0 with $FIRST taps, $threads1 with $N"
-# Per tap: a TCX link in each session (direction in) and the capture session's file.
+# Per tap: a TCX link in each session (direction in) and the capture session's file (none of
+# its own with one file per session).
 per_tap=3
+if [[ $FILES == per-session ]]; then
+  per_tap=2
+  assert_eq "scale-capture-0.pcapng" "$(ls "$W/pcap")" "the per-session capture's files"
+fi
 (( fds1 - fds0 <= per_tap * added )) ||
   fail "descriptors grew by $((fds1 - fds0)) for $added taps (more than $per_tap each): $(ls -l /proc/$APID/fd | tail -5)"
 # Idle: the taps carry no traffic; the agent's CPU over 3 s (utime + stime, clock ticks).
@@ -109,10 +116,10 @@ echo "  $N taps: all attached to both sessions, the slowest $worst ms after its 
   "$added taps created and attached in $total ms"
 echo "  threads $threads0 -> $threads1, descriptors $fds0 -> $fds1 ($(( (fds1 - fds0) / added )) per tap)," \
   "RSS $rss_kb kB, BPF maps $locked_kb kB, idle CPU $idle_pct % of a core"
-echo "SCALE taps=$N attach_ms_max=$worst threads=$threads1 fds=$fds1 rss_kb=$rss_kb bpf_kb=$locked_kb idle_cpu_pct=$idle_pct" \
+echo "SCALE taps=$N files=$FILES attach_ms_max=$worst threads=$threads1 fds=$fds1 rss_kb=$rss_kb bpf_kb=$locked_kb idle_cpu_pct=$idle_pct" \
   >>"${SCALE_REPORT:-/dev/null}"
 
 signal_job TERM "$AGENT"
 wait "$AGENT" || fail "agent exited $? on SIGTERM"
 assert_nothing_attached tapS0 "tapS$((N - 1))"
-echo "PASS: agent with $N taps: attach within 1 s each, threads flat, descriptors $per_tap or fewer per tap"
+echo "PASS: agent with $N taps ($FILES files): attach within 1 s each, threads flat, descriptors $per_tap or fewer per tap"

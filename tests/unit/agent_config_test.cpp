@@ -159,6 +159,34 @@ TEST(AgentConfig, ListenBeyondLoopbackNeedsAllowRemote) {
   unlink(path.c_str());
 }
 
+// capture.files: one ring of files per interface (the default, as before) or one per session;
+// any other word is refused at its line, naming the two words; the API's JSON takes it too and
+// gives it back.
+TEST(AgentConfig, CaptureFilesPerInterfaceOrPerSession) {
+  auto def = parse_session_text("name: a\ninterfaces: [x]\ncapture: {dir: /tmp}\n", "t");
+  ASSERT_TRUE(def) << def.error().message();
+  EXPECT_EQ(def->capture->files, "per-interface");
+  EXPECT_FALSE(def->capture->per_session());
+  auto one = parse_session_text("name: a\ninterfaces: [x]\ncapture: {dir: /tmp, files: per-session}\n", "t");
+  ASSERT_TRUE(one) << one.error().message();
+  EXPECT_TRUE(one->capture->per_session());
+  EXPECT_FALSE(*one == *def);  // a change of files restarts the session
+  auto bad = parse_session_text("name: a\ninterfaces: [x]\ncapture:\n  dir: /tmp\n  files: one\n", "t");
+  ASSERT_FALSE(bad);
+  EXPECT_TRUE(bad.error().bad_input);
+  EXPECT_NE(bad.error().message().find("t:5: files must be per-interface or per-session"), std::string::npos)
+      << bad.error().message();
+  auto j = parse_session_json(R"({"name":"a","interfaces":["x"],"capture":{"dir":"/tmp","files":"per-session"}})", "request");
+  ASSERT_TRUE(j) << j.error().message();
+  EXPECT_TRUE(j->capture->per_session());
+  auto back = parse_session_json(session_to_json(*j), "again");
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(*back, *j);
+  auto jbad = parse_session_json(R"({"name":"a","interfaces":["x"],"capture":{"dir":"/tmp","files":1}})", "request");
+  ASSERT_FALSE(jbad);
+  EXPECT_NE(jbad.error().message().find("capture.files must be a string"), std::string::npos) << jbad.error().message();
+}
+
 // The API's JSON: each key of its type, nothing coerced; the text checked as the config's.
 TEST(AgentConfig, ApiJsonIsStrict) {
   const std::string ok = R"({"name":"a","interfaces":["tap-*"],"snaplen":128,"capture":{"dir":"/tmp","keep_files":2}})";
