@@ -417,7 +417,8 @@ Result<SessionConfig> parse_session_json(const std::string &text, const std::str
                                                 {"files", JType::String, {}}}},
                     {"mirror", JType::Object, {{"to", JType::String, {}}, {"vxlan", JType::String, {}}, {"vni", JType::Number, {}},
                                                {"vxlan_port", JType::Number, {}}, {"local", JType::String, {}}}},
-                    {"inspect", JType::Object, {{"alerts", JType::String, {}}, {"flows", JType::String, {}}}}},
+                    {"inspect", JType::Object, {{"alerts", JType::String, {}}, {"flows", JType::String, {}},
+                                                {"flows_format", JType::String, {}}, {"ipfix", JType::String, {}}}}},
                    where, "");
   if (!n) return tl::unexpected(n.error());
   return parse_session(Ctx{where}, *n);

@@ -187,6 +187,19 @@ TEST(AgentConfig, CaptureFilesPerInterfaceOrPerSession) {
   EXPECT_NE(jbad.error().message().find("capture.files must be a string"), std::string::npos) << jbad.error().message();
 }
 
+// What GET /sessions/NAME gives for an inspect session is taken back by POST as it is (the
+// JSON's inspect keys are the YAML's: flows_format and ipfix were refused).
+TEST(AgentConfig, InspectSessionJsonRoundTrip) {
+  auto y = parse_session_text("name: i\ninterfaces: [x]\ninspect: {alerts: /tmp/a.json, flows: /tmp/f.tsv, "
+                              "flows_format: tsv, ipfix: 127.0.0.1:4739}\n", "t");
+  ASSERT_TRUE(y) << y.error().message();
+  auto back = parse_session_json(session_to_json(*y), "again");
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(*back, *y);
+  EXPECT_EQ(back->inspect->flows_format, "tsv");
+  EXPECT_EQ(back->inspect->ipfix, "127.0.0.1:4739");
+}
+
 // The API's JSON: each key of its type, nothing coerced; the text checked as the config's.
 TEST(AgentConfig, ApiJsonIsStrict) {
   const std::string ok = R"({"name":"a","interfaces":["tap-*"],"snaplen":128,"capture":{"dir":"/tmp","keep_files":2}})";
