@@ -333,7 +333,7 @@ void add_capture_command(CLI::App &app, Context &ctx) {
 }
 
 void add_cleanup_command(CLI::App &app, Context &ctx) {
-  auto *cmd = app.add_subcommand("cleanup", "remove hooks, qdiscs and VXLAN devices a killed bpftap left in this network namespace");
+  auto *cmd = app.add_subcommand("cleanup", "remove hooks, qdiscs and VXLAN devices a killed bpftap left in this network namespace, and killed agents' pinned TCX links");
   auto netns = std::make_shared<std::string>();
   cmd->add_option("--netns", *netns, "clean up in this `ip netns` namespace instead (an agent session's netns)");
   cmd->callback([&ctx, netns] {
