@@ -117,7 +117,7 @@ Result<> Agent::Impl::fd_budget(size_t need, const std::string &what) {
 Result<std::unique_ptr<Session>> Agent::Impl::build_session(const SessionConfig &c) {
   if (namespace_missing(c.netns)) return std::unique_ptr<Session>();
   if (auto b = fd_budget(kSessionFds, "session " + c.name); !b) return tl::unexpected(b.error());
-  auto created = Session::create(c, opts.stop);
+  auto created = Session::create(c, opts.stop, pins ? pins->path() : std::string());
   if (created) return created;
   if (namespace_missing(c.netns)) return std::unique_ptr<Session>();  // gone meanwhile
   return tl::unexpected(created.error());
@@ -324,6 +324,15 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions &opts) {
                    "token travels in clear; prefer 127.0.0.1 or a unix socket behind a proxy",
                    cfg->api.listen);
   }
+  // A previous instance killed with SIGKILL left its TCX links pinned, attached: they go (a
+  // running agent's stay). Then this one's pin directory, before any session attaches.
+  if (auto r = cleanup_dead_agent_pins(); r) {
+    for (const auto &line : r->removed) spdlog::info("removed leftover {}", line);
+    for (const auto &line : r->skipped) spdlog::info("{}", line);  // another agent's, running: as it should be
+  }
+  if (auto p = PinDir::create(); p) impl->pins = std::move(*p);
+  else
+    spdlog::warn("TCX links are not pinned ({}): the agent holds a descriptor for each hook instead", p.error().message());
   // A previous instance that crashed may have left tc filters and VXLAN devices, in its own
   // namespace and in those its sessions selected.
   std::set<std::string> namespaces{""};

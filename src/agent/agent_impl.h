@@ -34,6 +34,7 @@
 #include "agent/netlink.h"
 #include "agent/session.h"
 #include "bpf/bpftap.h"
+#include "kernel/attach.h"
 #include "kernel/netns.h"
 #include "util/error.h"
 #include "util/fds.h"
@@ -79,6 +80,9 @@ struct Agent::Impl {
   AgentOptions opts;
   AgentConfig cfg;
   std::string token;
+  // Where sessions pin their TCX links (no descriptor per hook); null: pinning is not possible
+  // here, the hooks hold their descriptors. Removed after the sessions (~Impl clears them first).
+  std::unique_ptr<PinDir> pins;
   std::mutex mu;  // sessions, spaces, waiting: held briefly (never while a session is built)
   std::map<std::string, std::unique_ptr<Session>> sessions;
   // The network namespaces sessions select interfaces in ("" = the agent's own): a link

@@ -320,7 +320,8 @@ Session::~Session() {
   st_->mirror.reset();
 }
 
-Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg, const std::atomic<bool> *cancel) {
+Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg, const std::atomic<bool> *cancel,
+                                                 const std::string &pin_dir) {
   std::unique_ptr<Session> s(new Session(cfg));
   auto ns = Netns::open(cfg.netns);
   if (!ns) return tl::unexpected(ns.error());
@@ -334,6 +335,7 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg, const
     o->from.clear();  // the matching interfaces are attached as they come (attach())
     o->allow_no_sources = true;
     o->cancel = cancel;
+    o->pin_dir = pin_dir;
     auto m = MirrorSession::start(*o);
     if (!m) return tl::unexpected(m.error());
     s->st_->mirror = std::move(*m);
@@ -385,6 +387,7 @@ Result<std::unique_ptr<Session>> Session::create(const SessionConfig &cfg, const
     o.filter_iface = "lo";
     o.buffer_bytes = session_ring_bytes(o.snaplen);
     o.cancel = cancel;
+    o.pin_dir = pin_dir;
     auto cap = Capture::start(o);
     if (!cap) return tl::unexpected(cap.error());
     s->st_->cap = std::move(*cap);

@@ -36,8 +36,10 @@ struct SessionHealth {
 class Session {
 public:
   // Loads what the session needs; interfaces are attached one by one with attach(). A long
-  // filter compilation stops when `cancel` turns true.
-  static Result<std::unique_ptr<Session>> create(const SessionConfig &cfg, const std::atomic<bool> *cancel = nullptr);
+  // filter compilation stops when `cancel` turns true. pin_dir: where its TCX links are pinned
+  // (the agent's PinDir; "" = their descriptors held).
+  static Result<std::unique_ptr<Session>> create(const SessionConfig &cfg, const std::atomic<bool> *cancel = nullptr,
+                                                 const std::string &pin_dir = "");
   ~Session();  // detaches everything
 
   const SessionConfig &config() const { return cfg_; }

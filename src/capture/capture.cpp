@@ -215,7 +215,7 @@ struct Capture::Impl {
     for (uint8_t dir : {uint8_t{BPFTAP_DIR_IN}, uint8_t{BPFTAP_DIR_OUT}}) {
       if ((dir == BPFTAP_DIR_IN && !opts.ingress) || (dir == BPFTAP_DIR_OUT && !opts.egress)) continue;
       int fd = dir == BPFTAP_DIR_IN ? prog->ingress_fd() : prog->egress_fd();
-      auto hook = attach_hook(fd, s.info.ifindex, dir, opts.attach);
+      auto hook = attach_hook(fd, s.info.ifindex, dir, opts.attach, opts.pin_dir);
       if (!hook) return tl::unexpected(hook.error());
       s.hooks.push_back(std::move(*hook));
     }

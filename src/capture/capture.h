@@ -36,6 +36,7 @@ struct CaptureOptions {
   const std::atomic<bool> *cancel = nullptr;
   bpftap_output output = BPFTAP_OUT_RINGBUF;
   AttachMode attach = AttachMode::Auto;
+  std::string pin_dir;                  // the agent's PinDir: TCX links pinned there ("" = fds held)
   uint32_t buffer_bytes = 0;            // ring buffer size, or per-CPU perf buffer size; 0 = by
                                         // default_buffer_bytes()
 };

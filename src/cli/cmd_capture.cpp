@@ -333,7 +333,7 @@ void add_capture_command(CLI::App &app, Context &ctx) {
 }
 
 void add_cleanup_command(CLI::App &app, Context &ctx) {
-  auto *cmd = app.add_subcommand("cleanup", "remove hooks, qdiscs and VXLAN devices a killed bpftap left in this network namespace");
+  auto *cmd = app.add_subcommand("cleanup", "remove hooks, qdiscs and VXLAN devices a killed bpftap left in this network namespace, and killed agents' pinned TCX links");
   auto netns = std::make_shared<std::string>();
   cmd->add_option("--netns", *netns, "clean up in this `ip netns` namespace instead (an agent session's netns)");
   cmd->callback([&ctx, netns] {
@@ -365,6 +365,14 @@ void add_cleanup_command(CLI::App &app, Context &ctx) {
       return;
     }
     r->removed.insert(r->removed.end(), vx->begin(), vx->end());
+    // Pins are not per network namespace: a killed agent's, wherever its links are.
+    auto pins = cleanup_dead_agent_pins();
+    if (!pins) {
+      ctx.exit_code = report(pins.error());
+      return;
+    }
+    r->removed.insert(r->removed.end(), pins->removed.begin(), pins->removed.end());
+    r->skipped.insert(r->skipped.end(), pins->skipped.begin(), pins->skipped.end());
     for (const auto &line : r->removed) std::printf("removed %s\n", line.c_str());
     for (const auto &line : r->skipped) std::fprintf(stderr, "bpftap: %s\n", line.c_str());
     if (r->removed.empty()) std::printf("nothing to clean up\n");

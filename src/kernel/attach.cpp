@@ -2,20 +2,27 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/magic.h>
 #include <linux/netlink.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -33,6 +40,8 @@ constexpr int kBpfTcxEgress = 47;
 constexpr uint32_t kTcHandle = 0xb7a9;
 constexpr uint32_t kTcPriority = 0xb7a9;
 const char *kStateDir = "/run/bpftap/qdiscs";  // clsact qdiscs we created (for cleanup)
+const char *kBpffs = "/sys/fs/bpf";
+const char *kPinRoot = "/sys/fs/bpf/bpftap";  // the agents' pin directories, agent-<pid>-<starttime>
 
 std::string ifname(uint32_t ifindex) {
   char buf[IF_NAMESIZE] = {};
@@ -94,6 +103,54 @@ bool remove_our_qdisc(uint32_t ifindex) {
   return bpf_tc_hook_destroy(&hook) == 0;
 }
 
+bool is_bpffs(const char *path) {
+  struct statfs st {};
+  return statfs(path, &st) == 0 && st.f_type == BPF_FS_MAGIC;
+}
+
+// Field 22 of /proc/<pid>/stat, the process's start time since boot in clock ticks; "" if there is
+// no such process. Fields are counted after the command name's ')': the name may hold spaces.
+std::string start_time(pid_t pid) {
+  std::ifstream f(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  if (!std::getline(f, line)) return "";
+  auto paren = line.rfind(')');
+  if (paren == std::string::npos) return "";
+  std::istringstream in(line.substr(paren + 1));
+  std::string field;
+  for (int i = 3; i <= 22; i++)
+    if (!(in >> field)) return "";
+  return field;
+}
+
+// Detaches the link pinned at `path` now (an unlinked pin alone frees its link later, from a
+// kernel work queue: the program would run on for a moment) and unlinks the pin. 0 or an errno.
+int remove_pin(const std::string &path) {
+  if (FD fd(bpf_obj_get(path.c_str())); fd) bpf_link_detach(fd.get());  // fails if already detached (interface gone)
+  return unlink(path.c_str()) == 0 ? 0 : errno;
+}
+
+// "agent-<pid>-<starttime>", both decimal.
+bool parse_agent_dir(std::string_view name, int &pid, std::string &start) {
+  constexpr std::string_view kPrefix = "agent-";
+  if (!name.starts_with(kPrefix)) return false;
+  name.remove_prefix(kPrefix.size());
+  auto dash = name.find('-');
+  if (dash == std::string_view::npos || dash + 1 == name.size()) return false;
+  auto [end, err] = std::from_chars(name.data(), name.data() + dash, pid);
+  if (err != std::errc() || end != name.data() + dash || pid <= 0) return false;
+  start = name.substr(dash + 1);
+  return start.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// The entries of a directory, read before any is removed.
+std::vector<std::filesystem::path> entries(const std::string &dir) {
+  std::vector<std::filesystem::path> out;
+  std::error_code ec;
+  for (const auto &e : std::filesystem::directory_iterator(dir, ec)) out.push_back(e.path());
+  return out;
+}
+
 } // namespace
 
 std::string netns_id() {
@@ -108,10 +165,17 @@ namespace {
 class TcxHook final : public Hook {
 public:
   explicit TcxHook(FD link) : link_(std::move(link)) {}
-  const char *kind() const override { return "tcx"; }
+  explicit TcxHook(std::string pin) : pin_(std::move(pin)) {}
+  ~TcxHook() override {
+    if (!pin_.empty()) remove_pin(pin_);
+  }
+  TcxHook(const TcxHook &) = delete;
+  TcxHook &operator=(const TcxHook &) = delete;
+  const char *kind() const override { return pin_.empty() ? "tcx" : "tcx-pinned"; }
 
 private:
-  FD link_;  // closing the last fd of an unpinned link detaches the program
+  FD link_;          // closing the last fd of an unpinned link detaches the program
+  std::string pin_;  // or the link is pinned here, and no descriptor is held
 };
 
 // clsact is shared by both directions: remember who created it and how many hooks use it.
@@ -157,12 +221,26 @@ private:
   QdiscKey key_;  // detached in the namespace it was attached in (the caller's NetnsScope)
 };
 
-Result<std::unique_ptr<Hook>> attach_tcx(int prog_fd, uint32_t ifindex, uint8_t dir) {
+Result<std::unique_ptr<Hook>> attach_tcx(int prog_fd, uint32_t ifindex, uint8_t dir, const std::string &pin_dir) {
   auto type = static_cast<bpf_attach_type>(dir == BPFTAP_DIR_IN ? kBpfTcxIngress : kBpfTcxEgress);
   int fd = bpf_link_create(prog_fd, static_cast<int>(ifindex), type, nullptr);
   if (fd < 0)
     return fail_errno(fmt::format("attach tcx {} on {}", dir == BPFTAP_DIR_IN ? "ingress" : "egress", ifname(ifindex)), fd);
-  return std::make_unique<TcxHook>(FD(fd));
+  FD link(fd);
+  if (pin_dir.empty()) return std::make_unique<TcxHook>(std::move(link));
+  // Unique within the directory; the namespace, interface and direction for cleanup's report.
+  static std::atomic<uint64_t> next_pin{0};
+  std::string pin = fmt::format("{}/link-{}-{}-{}-{}", pin_dir, next_pin++, netns_id(), ifindex,
+                                dir == BPFTAP_DIR_IN ? "in" : "out");
+  if (int err = bpf_obj_pin(link.get(), pin.c_str()); err) {
+    // The kernel layer has no log: stderr, once (the agent's log is its stderr).
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+      std::fprintf(stderr, "bpftap: warning: cannot pin TCX links in %s (%s): their descriptors are held instead\n",
+                   pin_dir.c_str(), std::strerror(-err));
+    return std::make_unique<TcxHook>(std::move(link));
+  }
+  return std::make_unique<TcxHook>(std::move(pin));  // `link` closes: the pin holds the link
 }
 
 Result<std::unique_ptr<Hook>> attach_tc(int prog_fd, uint32_t ifindex, uint8_t dir) {
@@ -214,9 +292,10 @@ bool prog_is_ours(uint32_t prog_id) {
 
 } // namespace
 
-Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t dir, AttachMode mode) {
+Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t dir, AttachMode mode,
+                                          const std::string &pin_dir) {
   if (mode == AttachMode::Tc) return attach_tc(prog_fd, ifindex, dir);
-  auto tcx = attach_tcx(prog_fd, ifindex, dir);
+  auto tcx = attach_tcx(prog_fd, ifindex, dir, pin_dir);
   // EINVAL: a kernel that does not know the TCX attach types.
   if (tcx || mode == AttachMode::Tcx || tcx.error().code != EINVAL) return tcx;
   return attach_tc(prog_fd, ifindex, dir);
@@ -283,6 +362,51 @@ Result<CleanupReport> cleanup_leftovers() {
       report.removed.push_back("clsact qdisc on " + ifname(ifindex));
     }
     std::filesystem::remove(e.path(), ec);
+  }
+  return report;
+}
+
+Result<std::unique_ptr<PinDir>> PinDir::create() {
+  // What bpftool does when nothing is mounted there: a bpffs of our own, for root only.
+  if (!is_bpffs(kBpffs) && mount("bpf", kBpffs, "bpf", 0, "mode=0700") != 0)
+    return fail_errno(fmt::format("mount a bpf filesystem on {}", kBpffs), errno);
+  if (mkdir(kPinRoot, 0700) != 0 && errno != EEXIST) return fail_errno(fmt::format("create {}", kPinRoot), errno);
+  std::string start = start_time(getpid());
+  if (start.empty()) return fail(fmt::format("read /proc/{}/stat", getpid()));
+  std::string path = fmt::format("{}/agent-{}-{}", kPinRoot, getpid(), start);
+  // EEXIST cannot be another process's: the pid and start time are ours.
+  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return fail_errno("create " + path, errno);
+  return std::unique_ptr<PinDir>(new PinDir(std::move(path)));
+}
+
+PinDir::~PinDir() {
+  for (const auto &p : entries(path_)) remove_pin(p);  // hooks still alive: their own unlink finds nothing
+  rmdir(path_.c_str());
+}
+
+Result<CleanupReport> cleanup_dead_agent_pins() {
+  CleanupReport report;
+  if (!is_bpffs(kBpffs)) return report;  // not mounted here: no agent pinned anything we could see
+  for (const auto &dir : entries(kPinRoot)) {
+    std::string name = dir.filename();
+    int pid = 0;
+    std::string start;
+    if (!parse_agent_dir(name, pid, start)) {
+      report.skipped.push_back(fmt::format("{}: not an agent's pin directory (agent-PID-STARTTIME), left alone", dir.string()));
+      continue;
+    }
+    if (start_time(pid) == start) {
+      report.skipped.push_back(fmt::format("{}: agent {} is running, its links left alone", dir.string(), pid));
+      continue;
+    }
+    for (const auto &pin : entries(dir)) {
+      if (int err = remove_pin(pin); err)
+        report.skipped.push_back(fmt::format("{}: {}", pin.string(), std::strerror(err)));
+      else
+        report.removed.push_back(fmt::format("TCX link {} of agent {} (gone)", pin.filename().string(), pid));
+    }
+    if (rmdir(dir.c_str()) != 0)
+      report.skipped.push_back(fmt::format("{}: {}: left", dir.string(), std::strerror(errno)));
   }
   return report;
 }

@@ -4,6 +4,14 @@
 // closes, so even a bpftap killed with SIGKILL leaves nothing behind. Older kernels get a cls_bpf
 // filter on a clsact qdisc (the qdisc is removed again only if bpftap created it), and
 // `bpftap cleanup` removes those after a crash.
+//
+// The agent, which may hold thousands of hooks, pins its TCX links in bpffs instead of holding
+// a descriptor for each (PinDir): its descriptors do not grow with its taps. The price: a
+// SIGKILLed agent's links stay attached (its programs keep running, their ring records counted
+// as dropped with nobody reading) until `bpftap cleanup` or the agent's next start removes the
+// pin directory of the dead process (cleanup_dead_agent_pins). A pin directory's bpffs dies with
+// its mount namespace: an agent that had to mount bpffs in a private one (`ip netns exec`, a
+// unit's own mount namespace without /sys/fs/bpf) leaves nothing attached either.
 #pragma once
 
 #include <cstdint>
@@ -20,11 +28,32 @@ enum class AttachMode { Auto, Tcx, Tc };
 class Hook {
 public:
   virtual ~Hook() = default;
-  virtual const char *kind() const = 0;  // "tcx" or "tc"
+  virtual const char *kind() const = 0;  // "tcx", "tcx-pinned" or "tc"
 };
 
-// dir: BPFTAP_DIR_IN or BPFTAP_DIR_OUT.
-Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t dir, AttachMode mode);
+// dir: BPFTAP_DIR_IN or BPFTAP_DIR_OUT. pin_dir: a PinDir's path, where a TCX link is pinned
+// (its descriptor closed; the pin unlinked, detaching, when the hook goes); "" = the link's
+// descriptor held by the hook. If pinning fails, the hook holds the descriptor (one warning on
+// stderr per process): a session never fails for it.
+Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t dir, AttachMode mode,
+                                          const std::string &pin_dir = "");
+
+// The agent's pin directory, /sys/fs/bpf/bpftap/agent-<pid>-<starttime> (starttime: field 22 of
+// /proc/<pid>/stat, so that a reused pid is not taken for this process). Removed on destruction
+// with every pin left in it (detaching their links).
+class PinDir {
+public:
+  // Mounts a bpffs on /sys/fs/bpf if none is there (as bpftool does), then creates the directory.
+  static Result<std::unique_ptr<PinDir>> create();
+  ~PinDir();
+  PinDir(const PinDir &) = delete;
+  PinDir &operator=(const PinDir &) = delete;
+  const std::string &path() const { return path_; }
+
+private:
+  explicit PinDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
 
 struct CleanupReport {
   std::vector<std::string> removed;  // one line per removed hook or qdisc
@@ -38,5 +67,11 @@ std::string netns_id();
 // its filters (bpftap's handle and priority, a bpftap_ program), and the qdiscs it created when
 // nothing else is on them. Never another tool's filter or qdisc.
 Result<CleanupReport> cleanup_leftovers();
+
+// Removes the pin directories of agents that are gone (pid not running, or running with another
+// start time): each pinned link detached and unlinked, one line per link. A running agent's are
+// left alone (a `skipped` line). Pins are per mount namespace, not per network namespace: once is
+// enough. Nothing to do when /sys/fs/bpf is not a bpffs (it is not mounted here).
+Result<CleanupReport> cleanup_dead_agent_pins();
 
 } // namespace bpftap

@@ -140,7 +140,7 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
 
   // The target's program first, so no clone leaves before it can be cut or addressed.
   if (target_prog) {
-    auto hook = attach_hook(im.prog->target_fd(), target, BPFTAP_DIR_OUT, opts.attach);
+    auto hook = attach_hook(im.prog->target_fd(), target, BPFTAP_DIR_OUT, opts.attach, opts.pin_dir);
     if (!hook) return tl::unexpected(hook.error());
     im.hooks.push_back(std::move(*hook));
   }
@@ -160,7 +160,7 @@ Result<> MirrorSession::add_source(const InterfaceInfo &s) {
   std::vector<std::unique_ptr<Hook>> hooks;
   for (uint8_t dir : im.dirs()) {
     int fd = dir == BPFTAP_DIR_IN ? im.prog->in_fd() : im.prog->out_fd();
-    auto hook = attach_hook(fd, s.ifindex, dir, im.opts.attach);
+    auto hook = attach_hook(fd, s.ifindex, dir, im.opts.attach, im.opts.pin_dir);
     if (!hook) {
       hooks.clear();  // detach first, then forget the interface
       im.prog->unwatch(s.ifindex);

@@ -36,6 +36,7 @@ struct MirrorOptions {
   uint64_t flow_cutoff = 0;           // payload bytes per flow; 0 = no cutoff
   uint32_t flow_table = 65536;        // flows tracked for the cutoff (LRU)
   AttachMode attach = AttachMode::Auto;
+  std::string pin_dir;                // the agent's PinDir: TCX links pinned there ("" = fds held)
   bool allow_no_sources = false;      // start with no source (add them with add_source)
   const std::atomic<bool> *cancel = nullptr;  // stops a long filter compilation (start() fails)
 };

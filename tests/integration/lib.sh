@@ -117,6 +117,21 @@ assert_nothing_attached() {
   return 0
 }
 
+# tcx_progs NS IFACE in|out: how many programs are attached to the TCX hook of IFACE in the lab
+# namespace ${P}NS (BPF_PROG_QUERY; bookworm's bpftool 7.1 does not show TCX). x86_64 only.
+tcx_progs() {
+  ns_exec "$1" python3 - "$2" "$3" <<'PY'
+import ctypes, socket, sys
+attr = (ctypes.c_uint8 * 64)()
+ctypes.c_uint32.from_buffer(attr, 0).value = socket.if_nametoindex(sys.argv[1])
+ctypes.c_uint32.from_buffer(attr, 4).value = 46 if sys.argv[2] == "in" else 47  # BPF_TCX_INGRESS/EGRESS
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.syscall(ctypes.c_long(321), ctypes.c_long(16), attr, ctypes.c_long(64)) != 0:  # bpf(BPF_PROG_QUERY)
+    sys.exit(f"BPF_PROG_QUERY {sys.argv[1]}: errno {ctypes.get_errno()}")
+print(ctypes.c_uint32.from_buffer(attr, 24).value)  # prog_cnt
+PY
+}
+
 # Is process $1 this test or one of its descendants?
 _descends_from_us() {
   local p=$1

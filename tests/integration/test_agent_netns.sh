@@ -11,7 +11,8 @@
 #    starts again when it is re-created;
 #  - a session created over the API in a third namespace (vm2's eth0) captures there;
 #  - after SIGKILL, the VXLAN device left in the host namespace is removed by `bpftap cleanup
-#    --netns` and, after another SIGKILL, by the agent's next start;
+#    --netns` and, after another SIGKILL, by the agent's next start; its TCX links, pinned in the
+#    bpffs it mounted in `ip netns exec`'s private mount namespace, went with that namespace;
 #  - the API is served on a unix socket (mode 0600); a second agent on it is refused;
 #  - SIGTERM: nothing of bpftap's left in any namespace, the socket file removed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -193,6 +194,9 @@ kill_agent() {
   signal_job KILL "$AGENT"
   wait "$AGENT" 2>/dev/null || true  # bash reports the kill
   ns_exec host ip link show bpftap-vx4789 >/dev/null 2>&1 || fail "expected the killed agent's VXLAN device to remain"
+  # Its pins died with its mount namespace (their links are released from a kernel work queue).
+  for _ in $(seq 20); do [[ $(tcx_progs host tap-vm1 in) == 0 ]] && break; sleep 0.05; done
+  assert_eq 0 "$(tcx_progs host tap-vm1 in)" "TCX programs on tap-vm1 after SIGKILL of an agent in a private mount namespace"
 }
 kill_agent
 out=$(ns_exec agt "$BPFTAP" cleanup --netns "${P}host")
@@ -201,7 +205,7 @@ ns_exec host ip link show bpftap-vx4789 >/dev/null 2>&1 && fail "cleanup --netns
 rc=0
 "$BPFTAP" cleanup --netns "${P}nope" 2>"$W/cleanup.err" || rc=$?
 assert_eq 2 "$rc" "cleanup --netns of a missing namespace"
-echo "  after SIGKILL: bpftap cleanup --netns ${P}host removed the VXLAN device"
+echo "  after SIGKILL: its TCX links went with its mount namespace; bpftap cleanup --netns ${P}host removed the VXLAN device"
 start_agent "$W/agent1.log"
 kill_agent
 start_agent "$W/agent2.log"
