@@ -22,7 +22,7 @@ AGENTS=()  # every agent pid started: their pin directories go in the trap, even
 _pins_cleanup() {
   local rc=$? a
   for a in "${AGENTS[@]}"; do
-    kill -KILL "$a" 2>/dev/null
+    kill -KILL "$a" 2>/dev/null || true  # (errexit holds in a trap too)
     rm -rf "$PINS/agent-$a-"*  # unlinking a pin releases its link
   done
   (exit "$rc")
