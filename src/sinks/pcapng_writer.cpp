@@ -135,19 +135,9 @@ void CaptureFileWriter::close_run() {
   run_start_ = buf_.size();
 }
 
-bool CaptureFileWriter::copies(size_t len, bool stable) const {
-  // Below kReferenceMin, copying costs less than the kernel's walk over one more iovec.
-  return !stable || len < kReferenceMin || fp_ != nullptr;
-}
-
-uint8_t *CaptureFileWriter::grow(size_t n) {
-  size_t at = buf_.size();
-  buf_.resize(at + n);
-  return buf_.data() + at;
-}
-
 void CaptureFileWriter::append_packet(std::span<const uint8_t> data, bool stable) {
-  if (copies(data.size(), stable)) {
+  // Below kReferenceMin, copying costs less than the kernel's walk over one more iovec.
+  if (!stable || data.size() < kReferenceMin || fp_ != nullptr) {
     buf_.insert(buf_.end(), data.begin(), data.end());
     return;
   }
@@ -328,26 +318,13 @@ Result<> PcapngWriter::write(const Packet &pkt) {
   uint32_t len = 28u + padded + options + 4u;
   const uint32_t head[7] = {kBlockEpb, len, pkt.iface, uint32_t(pkt.ts_ns >> 32), uint32_t(pkt.ts_ns), caplen,
                             std::max(pkt.wire_len, caplen)};  // an original length below caplen is invalid
-  const uint16_t opt[2] = {kOptEpbFlags, 4};
-  if (copies(caplen, pkt.stable)) {  // small packets, the common case: the record in one piece
-    uint8_t *p = grow(len);            // zeroed: the padding and the end of options are there
-    std::memcpy(p, head, sizeof head);
-    std::memcpy(p + sizeof head, data->data(), caplen);
-    uint8_t *t = p + sizeof head + padded;
-    if (flags) {
-      std::memcpy(t, opt, sizeof opt);
-      std::memcpy(t + 4, &flags, 4);
-      t += 12;
-    }
-    std::memcpy(t, &len, 4);
-    return commit();
-  }
   auto &b = buffer();
   b.insert(b.end(), reinterpret_cast<const uint8_t *>(head), reinterpret_cast<const uint8_t *>(head) + sizeof head);
   append_packet(*data, pkt.stable);
   uint8_t tail[3 + 12 + 4] = {};  // padding, epb_flags and end of options, block length
   size_t t = padded - caplen;
   if (flags) {
+    const uint16_t opt[2] = {kOptEpbFlags, 4};
     std::memcpy(tail + t, opt, sizeof opt);
     std::memcpy(tail + t + 4, &flags, 4);
     t += 12;  // the end of options (code 0, length 0) is the zeros that follow

@@ -62,10 +62,6 @@ protected:
   // Appends a packet's bytes: referred to when large and `stable` (Packet::stable), else
   // copied into buffer().
   void append_packet(std::span<const uint8_t> data, bool stable);
-  // Whether append_packet() would copy these bytes (rather than refer to them).
-  bool copies(size_t len, bool stable) const;
-  // n more bytes at the end of buffer(), zeroed, for a record written in one go.
-  uint8_t *grow(size_t n);
   // Checks the packet's interface and returns the bytes to store: cut to that interface's
   // snaplen (0 = no limit), as a capture with that snaplen would.
   Result<std::span<const uint8_t>> captured(const Packet &pkt) const;
