@@ -354,27 +354,34 @@ void add_cleanup_command(CLI::App &app, Context &ctx) {
       ctx.exit_code = report(scope.error());
       return;
     }
-    auto r = cleanup_leftovers();
-    if (!r) {
-      ctx.exit_code = report(r.error());
-      return;
-    }
-    auto vx = cleanup_vxlan_devices();
-    if (!vx) {
-      ctx.exit_code = report(vx.error());
-      return;
-    }
-    r->removed.insert(r->removed.end(), vx->begin(), vx->end());
-    // Pins are not per network namespace: a killed agent's, wherever its links are.
+    // Pins first, and whatever fails after: they are not per network namespace (a killed agent's,
+    // wherever its links are), and a failed tc dump must not leave a dead agent's links running.
     auto pins = cleanup_dead_agent_pins();
     if (!pins) {
       ctx.exit_code = report(pins.error());
       return;
     }
+    auto print = [](const CleanupReport &r) {
+      for (const auto &line : r.removed) std::printf("removed %s\n", line.c_str());
+      for (const auto &line : r.skipped) std::fprintf(stderr, "bpftap: %s\n", line.c_str());
+    };
+    auto r = cleanup_leftovers();
+    if (!r) {
+      print(*pins);
+      ctx.exit_code = report(r.error());
+      return;
+    }
+    auto vx = cleanup_vxlan_devices();
+    if (!vx) {
+      print(*pins);
+      print(*r);
+      ctx.exit_code = report(vx.error());
+      return;
+    }
+    r->removed.insert(r->removed.end(), vx->begin(), vx->end());
     r->removed.insert(r->removed.end(), pins->removed.begin(), pins->removed.end());
     r->skipped.insert(r->skipped.end(), pins->skipped.begin(), pins->skipped.end());
-    for (const auto &line : r->removed) std::printf("removed %s\n", line.c_str());
-    for (const auto &line : r->skipped) std::fprintf(stderr, "bpftap: %s\n", line.c_str());
+    print(*r);
     if (r->removed.empty()) std::printf("nothing to clean up\n");
     ctx.exit_code = kExitOk;
   });

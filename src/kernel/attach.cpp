@@ -22,6 +22,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -108,18 +109,31 @@ bool is_bpffs(const char *path) {
   return statfs(path, &st) == 0 && st.f_type == BPF_FS_MAGIC;
 }
 
+// The inode of this process's pid namespace: pids (and /proc) mean something only inside it.
+std::string pidns_id() {
+  struct stat st {};
+  if (stat("/proc/self/ns/pid", &st) != 0) return "0";
+  return std::to_string(st.st_ino);
+}
+
 // Field 22 of /proc/<pid>/stat, the process's start time since boot in clock ticks; "" if there is
 // no such process. Fields are counted after the command name's ')': the name may hold spaces.
-std::string start_time(pid_t pid) {
-  std::ifstream f(fmt::format("/proc/{}/stat", pid));
+// nullopt when /proc cannot say (hidepid, EACCES): the process may be alive.
+std::optional<std::string> start_time(pid_t pid) {
+  std::string path = fmt::format("/proc/{}/stat", pid);
+  if (access(path.c_str(), F_OK) != 0) {
+    if (errno == ENOENT || errno == ESRCH) return "";
+    return std::nullopt;
+  }
+  std::ifstream f(path);
   std::string line;
-  if (!std::getline(f, line)) return "";
+  if (!std::getline(f, line)) return std::nullopt;
   auto paren = line.rfind(')');
   if (paren == std::string::npos) return "";
   std::istringstream in(line.substr(paren + 1));
   std::string field;
   for (int i = 3; i <= 22; i++)
-    if (!(in >> field)) return "";
+    if (!(in >> field)) return std::nullopt;
   return field;
 }
 
@@ -130,11 +144,16 @@ int remove_pin(const std::string &path) {
   return unlink(path.c_str()) == 0 ? 0 : errno;
 }
 
-// "agent-<pid>-<starttime>", both decimal.
-bool parse_agent_dir(std::string_view name, int &pid, std::string &start) {
+// "agent-<pidns>-<pid>-<starttime>", all decimal.
+bool parse_agent_dir(std::string_view name, std::string &pidns, int &pid, std::string &start) {
   constexpr std::string_view kPrefix = "agent-";
   if (!name.starts_with(kPrefix)) return false;
   name.remove_prefix(kPrefix.size());
+  auto ns_dash = name.find('-');
+  if (ns_dash == 0 || ns_dash == std::string_view::npos) return false;
+  pidns = name.substr(0, ns_dash);
+  if (pidns.find_first_not_of("0123456789") != std::string::npos) return false;
+  name.remove_prefix(ns_dash + 1);
   auto dash = name.find('-');
   if (dash == std::string_view::npos || dash + 1 == name.size()) return false;
   auto [end, err] = std::from_chars(name.data(), name.data() + dash, pid);
@@ -143,11 +162,11 @@ bool parse_agent_dir(std::string_view name, int &pid, std::string &start) {
   return start.find_first_not_of("0123456789") == std::string::npos;
 }
 
-// The entries of a directory, read before any is removed.
+// The entries of a directory, read before any is removed. Never throws (destructors use it).
 std::vector<std::filesystem::path> entries(const std::string &dir) {
   std::vector<std::filesystem::path> out;
   std::error_code ec;
-  for (const auto &e : std::filesystem::directory_iterator(dir, ec)) out.push_back(e.path());
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) out.push_back(it->path());
   return out;
 }
 
@@ -371,10 +390,12 @@ Result<std::unique_ptr<PinDir>> PinDir::create() {
   if (!is_bpffs(kBpffs) && mount("bpf", kBpffs, "bpf", 0, "mode=0700") != 0)
     return fail_errno(fmt::format("mount a bpf filesystem on {}", kBpffs), errno);
   if (mkdir(kPinRoot, 0700) != 0 && errno != EEXIST) return fail_errno(fmt::format("create {}", kPinRoot), errno);
-  std::string start = start_time(getpid());
-  if (start.empty()) return fail(fmt::format("read /proc/{}/stat", getpid()));
-  std::string path = fmt::format("{}/agent-{}-{}", kPinRoot, getpid(), start);
-  // EEXIST cannot be another process's: the pid and start time are ours.
+  auto start = start_time(getpid());
+  if (!start || start->empty()) return fail(fmt::format("read /proc/{}/stat", getpid()));
+  // The pid namespace in the name: an agent in a container (its own pids) sharing this bpffs
+  // is judged only by processes that see its pids.
+  std::string path = fmt::format("{}/agent-{}-{}-{}", kPinRoot, pidns_id(), getpid(), *start);
+  // EEXIST cannot be another process's: the pid namespace, pid and start time are ours.
   if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return fail_errno("create " + path, errno);
   return std::unique_ptr<PinDir>(new PinDir(std::move(path)));
 }
@@ -390,12 +411,23 @@ Result<CleanupReport> cleanup_dead_agent_pins() {
   for (const auto &dir : entries(kPinRoot)) {
     std::string name = dir.filename();
     int pid = 0;
-    std::string start;
-    if (!parse_agent_dir(name, pid, start)) {
-      report.skipped.push_back(fmt::format("{}: not an agent's pin directory (agent-PID-STARTTIME), left alone", dir.string()));
+    std::string pidns, start;
+    if (!parse_agent_dir(name, pidns, pid, start)) {
+      report.skipped.push_back(
+          fmt::format("{}: not an agent's pin directory (agent-PIDNS-PID-STARTTIME), left alone", dir.string()));
       continue;
     }
-    if (start_time(pid) == start) {
+    if (pidns != pidns_id()) {
+      report.skipped.push_back(
+          fmt::format("{}: an agent of another pid namespace, which only it can tell alive, left alone", dir.string()));
+      continue;
+    }
+    auto now = start_time(pid);
+    if (!now) {
+      report.skipped.push_back(fmt::format("{}: /proc/{} cannot be read, left alone", dir.string(), pid));
+      continue;
+    }
+    if (*now == start) {
       report.skipped.push_back(fmt::format("{}: agent {} is running, its links left alone", dir.string(), pid));
       continue;
     }

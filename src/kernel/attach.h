@@ -38,7 +38,7 @@ public:
 Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t dir, AttachMode mode,
                                           const std::string &pin_dir = "");
 
-// The agent's pin directory, /sys/fs/bpf/bpftap/agent-<pid>-<starttime> (starttime: field 22 of
+// The agent's pin directory, /sys/fs/bpf/bpftap/agent-<pidns>-<pid>-<starttime> (starttime: field 22 of
 // /proc/<pid>/stat, so that a reused pid is not taken for this process). Removed on destruction
 // with every pin left in it (detaching their links).
 class PinDir {

@@ -146,8 +146,8 @@ void CaptureFileWriter::append_packet(std::span<const uint8_t> data, bool stable
   referenced_ += data.size();
 }
 
-Result<> CaptureFileWriter::commit() {
-  pending_records_++;
+Result<> CaptureFileWriter::commit(bool packet) {
+  pending_records_ += packet;
   if (buf_.size() + referenced_ < kBufferSize && pieces_.size() < kMaxPieces) return {};
   return drain();
 }
@@ -349,7 +349,7 @@ void PcapngWriter::append_idb(const InterfaceInfo &iface) {
 Result<> PcapngWriter::add_interface(const InterfaceInfo &info) {
   if (auto r = CaptureFileWriter::add_interface(info); !r) return r;
   append_idb(info);
-  return commit();
+  return commit(false);
 }
 
 // One ISB per interface: counters since the capture started, so a reader sees how lossy the
@@ -374,7 +374,7 @@ Result<> PcapngWriter::write_stats(const std::vector<InterfaceTotals> &counters,
     put_end_of_options(b);
     end_block(b, isb);
   }
-  return commit();
+  return commit(false);
 }
 
 } // namespace bpftap

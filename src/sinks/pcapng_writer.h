@@ -69,7 +69,9 @@ protected:
   // A failed write to a file this writer opened is undone (the file is cut back to where the
   // write began, a record boundary) and everything it was writing is kept for a retry: the file
   // never ends in half a record, whatever happens later.
-  Result<> commit();
+  // `packet`: the record is a packet's (counted by pending_records(), what a failure loses);
+  // interface and statistics blocks are not.
+  Result<> commit(bool packet = true);
 
 private:
   // A piece of the output, in order: bytes of buf_ (ext == nullptr) or the caller's bytes.

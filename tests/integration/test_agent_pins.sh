@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The agent pins its TCX links in bpffs (/sys/fs/bpf/bpftap/agent-<pid>-<starttime>) instead of
+# The agent pins its TCX links in bpffs (/sys/fs/bpf/bpftap/agent-<pidns>-<pid>-<starttime>) instead of
 # holding a descriptor for each. It runs here with only its network namespace changed (nsenter
 # --net, not `ip netns exec`, whose private mount namespace would take the pins with it when the
 # agent dies), so its pins outlive it as under systemd with the host's /sys/fs/bpf:
@@ -19,11 +19,20 @@ lab_up
 W=$WORKDIR
 PINS=/sys/fs/bpf/bpftap
 AGENTS=()  # every agent pid started: their pin directories go in the trap, even on failure
+BEFORE=" $( (ls "$PINS" 2>/dev/null || true) | tr '\n' ' ') "  # pin directories that are not this test's
 _pins_cleanup() {
-  local rc=$? a
+  local rc=$? a d pid
   for a in "${AGENTS[@]}"; do
     kill -KILL "$a" 2>/dev/null || true  # (errexit holds in a trap too)
-    rm -rf "$PINS/agent-$a-"*  # unlinking a pin releases its link
+  done
+  for a in $(jobs -pr); do _kill_tree "$a" || true; done  # an agent whose pid was never learnt
+  wait 2>/dev/null || true
+  # Every pin directory this test's agents made (one whose pid was never learnt too), once its
+  # agent is gone: unlinking a pin releases its link.
+  for d in "$PINS"/agent-*; do
+    [[ -d "$d" && "$BEFORE" != *" ${d##*/} "* ]] || continue
+    pid=${d##*/}; pid=${pid#agent-*-}; pid=${pid%%-*}
+    kill -0 "$pid" 2>/dev/null || rm -rf "$d"
   done
   (exit "$rc")
   _lab_cleanup
@@ -61,8 +70,8 @@ start_agent() {  # start_agent LOG: sets AGENT, APID and DIR (its pin directory)
   done
   assert_eq "tap-vm1 tap-vm2/tap-vm1 tap-vm2" "$(attached pin-capture)/$(attached pin-mirror)" "attached"
   grep -q "not pinned" "$1" && fail "the agent did not pin: $(cat "$1")"
-  DIR=$(echo "$PINS/agent-$APID-"*)
-  [[ -d "$DIR" ]] || fail "no pin directory $PINS/agent-$APID-*: $(ls "$PINS")"
+  DIR=$(echo "$PINS/agent-"*"-$APID-"*)
+  [[ -d "$DIR" ]] || fail "no pin directory $PINS/agent-*-$APID-*: $(ls "$PINS")"
 }
 # Both sessions' programs on each tap's ingress: 2 each.
 assert_attached() {  # assert_attached COUNT WHAT

@@ -109,7 +109,7 @@ fi
   fail "descriptors grew by $((fds1 - fds0)) for $added taps (more than $per_tap each + $slack): $(ls -l /proc/$APID/fd | tail -5)"
 grep -q "not pinned" "$W/agent.log" && fail "the agent did not pin its links: $(grep "not pinned" "$W/agent.log")"
 # The agent's mount namespace is ip netns exec's: its pins are seen from there.
-pinned=$(nsenter -t "$APID" -m sh -c 'ls /sys/fs/bpf/bpftap/agent-$0-*/ | wc -l' "$APID")
+pinned=$(nsenter -t "$APID" -m sh -c 'ls /sys/fs/bpf/bpftap/agent-*-$0-*/ | wc -l' "$APID")
 (( pinned >= 2 * N )) || fail "expected at least $((2 * N)) pinned links (2 per tap), found $pinned"
 # Idle: the taps carry no traffic; the agent's CPU over 3 s (utime + stime, clock ticks).
 ticks() { awk '{ print $14 + $15 }' "/proc/$APID/stat"; }
