@@ -13,6 +13,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -387,7 +388,8 @@ Result<CleanupReport> cleanup_leftovers() {
 
 Result<std::unique_ptr<PinDir>> PinDir::create() {
   // What bpftool does when nothing is mounted there: a bpffs of our own, for root only.
-  if (!is_bpffs(kBpffs) && mount("bpf", kBpffs, "bpf", 0, "mode=0700") != 0)
+  const bool mounted = !is_bpffs(kBpffs);
+  if (mounted && mount("bpf", kBpffs, "bpf", 0, "mode=0700") != 0)
     return fail_errno(fmt::format("mount a bpf filesystem on {}", kBpffs), errno);
   if (mkdir(kPinRoot, 0700) != 0 && errno != EEXIST) return fail_errno(fmt::format("create {}", kPinRoot), errno);
   auto start = start_time(getpid());
@@ -397,12 +399,18 @@ Result<std::unique_ptr<PinDir>> PinDir::create() {
   std::string path = fmt::format("{}/agent-{}-{}-{}", kPinRoot, pidns_id(), getpid(), *start);
   // EEXIST cannot be another process's: the pid namespace, pid and start time are ours.
   if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return fail_errno("create " + path, errno);
-  return std::unique_ptr<PinDir>(new PinDir(std::move(path)));
+  return std::unique_ptr<PinDir>(new PinDir(std::move(path), mounted));
 }
 
 PinDir::~PinDir() {
   for (const auto &p : entries(path_)) remove_pin(p);  // hooks still alive: their own unlink finds nothing
   rmdir(path_.c_str());
+  rmdir(kPinRoot);  // fails, as it should, while another agent's directory is in it
+  // Leave the host as found: a bpffs this agent mounted goes when nothing but the kernel's own
+  // iterator files (maps.debug, progs.debug) is in it.
+  auto left = entries(kBpffs);
+  if (mounted_ && std::all_of(left.begin(), left.end(), [](const auto &e) { return e.extension() == ".debug"; }))
+    umount2(kBpffs, MNT_DETACH);
 }
 
 Result<CleanupReport> cleanup_dead_agent_pins() {
@@ -440,6 +448,7 @@ Result<CleanupReport> cleanup_dead_agent_pins() {
     if (rmdir(dir.c_str()) != 0)
       report.skipped.push_back(fmt::format("{}: {}: left", dir.string(), std::strerror(errno)));
   }
+  rmdir(kPinRoot);  // when no agent's directory is left in it
   return report;
 }
 

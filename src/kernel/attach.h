@@ -40,7 +40,8 @@ Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t
 
 // The agent's pin directory, /sys/fs/bpf/bpftap/agent-<pidns>-<pid>-<starttime> (starttime: field 22 of
 // /proc/<pid>/stat, so that a reused pid is not taken for this process). Removed on destruction
-// with every pin left in it (detaching their links).
+// with every pin left in it (detaching their links), and /sys/fs/bpf/bpftap with it when no other
+// agent's directory is there; a bpffs it mounted is unmounted again when it holds nothing else.
 class PinDir {
 public:
   // Mounts a bpffs on /sys/fs/bpf if none is there (as bpftool does), then creates the directory.
@@ -51,8 +52,9 @@ public:
   const std::string &path() const { return path_; }
 
 private:
-  explicit PinDir(std::string path) : path_(std::move(path)) {}
+  PinDir(std::string path, bool mounted) : path_(std::move(path)), mounted_(mounted) {}
   std::string path_;
+  bool mounted_;  // create() mounted the bpffs: unmounted again when nothing else is in it
 };
 
 struct CleanupReport {

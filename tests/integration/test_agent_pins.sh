@@ -20,6 +20,7 @@ W=$WORKDIR
 PINS=/sys/fs/bpf/bpftap
 AGENTS=()  # every agent pid started: their pin directories go in the trap, even on failure
 BEFORE=" $( (ls "$PINS" 2>/dev/null || true) | tr '\n' ' ') "  # pin directories that are not this test's
+BPFFS_BEFORE=$(stat -f -c %T /sys/fs/bpf 2>/dev/null || true)  # "bpf_fs" if one was mounted already
 _pins_cleanup() {
   local rc=$? a d pid
   for a in "${AGENTS[@]}"; do
@@ -34,6 +35,13 @@ _pins_cleanup() {
     pid=${d##*/}; pid=${pid#agent-*-}; pid=${pid%%-*}
     kill -0 "$pid" 2>/dev/null || rm -rf "$d"
   done
+  # The host as found: the bpffs a killed agent mounted goes if nothing but the kernel's own
+  # iterator files is left in it.
+  rmdir "$PINS" 2>/dev/null || true
+  if [[ "$BPFFS_BEFORE" != bpf_fs && "$(stat -f -c %T /sys/fs/bpf 2>/dev/null || true)" == bpf_fs &&
+        -z "$(ls /sys/fs/bpf | grep -v '\.debug$' || true)" ]]; then
+    umount /sys/fs/bpf || true
+  fi
   (exit "$rc")
   _lab_cleanup
 }
