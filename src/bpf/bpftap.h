@@ -64,10 +64,10 @@ struct bpftap_mirror_counters {
   __u64 bypassed;       /* matched, but their flow is bypassed (shunted) for a while */
 };
 
-/* Counters of the program on the target's egress, which truncates and encapsulates clones. */
+/* Counters of the program on the target's egress, which truncates clones. */
 struct bpftap_target_counters {
   __u64 copies;         /* clones of this session that reached the target */
-  __u64 failed;         /* clones dropped because truncation or the tunnel key failed */
+  __u64 failed;         /* clones dropped because truncation failed */
 };
 
 /* An AWS Traffic Mirroring style rule. Addresses and masks are in network order; an IPv4

@@ -74,12 +74,6 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
   // Everything the user gave is checked before anything is created or attached (the checks
   // that need no kernel are check_mirror_options's, mirror/spec.h).
   if (auto ok = check_mirror_options(opts); !ok) return tl::unexpected(ok.error());
-  uint32_t remote[4] = {}, local[4] = {};
-  int family = 0;
-  if (opts.vxlan) {
-    family = parse_address(opts.vxlan->remote, remote);
-    if (!opts.vxlan->local.empty()) parse_address(opts.vxlan->local, local);
-  }
   uint32_t target = 0;
   if (!opts.vxlan) {
     target = if_nametoindex(opts.to.c_str());
@@ -102,20 +96,21 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
     // of full-size frames fit the device; the underlay is checked for the same size + VXLAN.
     uint32_t inner_mtu = impl->sources.empty() ? 1500 : 0;
     for (const auto &s : impl->sources) inner_mtu = std::max(inner_mtu, interface_mtu(s.name));
-    auto dev = VxlanDevice::acquire(opts.vxlan->port, inner_mtu);
+    auto dev = VxlanDevice::acquire(*opts.vxlan, inner_mtu);
     if (!dev) return tl::unexpected(dev.error());
     impl->vxlan_dev = std::move(*dev);
     impl->mtu_note = impl->vxlan_dev->mtu_note();
     if (impl->mtu_note.empty()) {
       uint32_t need = opts.snaplen ? std::min(inner_mtu + 14, opts.snaplen) - 14 : inner_mtu;
-      impl->mtu_note = underlay_mtu_note(opts.vxlan->remote, family == 6, need);
+      impl->mtu_note = underlay_mtu_note(opts.vxlan->remote, address_family(opts.vxlan->remote) == 6, need);
     }
     target = impl->vxlan_dev->ifindex();
     impl->target_name = fmt::format("{} VNI {} via {}", opts.vxlan->remote, opts.vxlan->vni, impl->vxlan_dev->name());
   } else {
     impl->target_name = opts.to;
   }
-  const bool target_prog = opts.snaplen != 0 || opts.vxlan.has_value();
+  // Only to cut copies: a VXLAN device has its remote and VNI already (mirror/vxlan.h).
+  const bool target_prog = opts.snaplen != 0;
 
   MirrorProgramOptions po;
   po.filter = std::move(*filter);
@@ -125,12 +120,6 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
   po.sample = opts.sample;
   po.flow_cutoff = opts.flow_cutoff;
   po.flow_table = opts.flow_table;
-  if (opts.vxlan) {
-    MirrorVxlanEncap v{.ipv6 = family == 6, .vni = opts.vxlan->vni};
-    std::copy_n(remote, 4, v.remote.begin());
-    std::copy_n(local, 4, v.local.begin());
-    po.vxlan = v;
-  }
   auto prog = MirrorProgram::load(po);
   if (!prog) return tl::unexpected(prog.error());
   impl->prog = std::move(*prog);
@@ -138,7 +127,7 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
   if (auto r = session.set_rules(opts.rules); !r) return tl::unexpected(r.error());
   auto &im = *session.impl_;
 
-  // The target's program first, so no clone leaves before it can be cut or addressed.
+  // The target's program first, so no clone leaves before it can be cut.
   if (target_prog) {
     auto hook = attach_hook(im.prog->target_fd(), target, BPFTAP_DIR_OUT, opts.attach, opts.pin_dir);
     if (!hook) return tl::unexpected(hook.error());

@@ -11,17 +11,11 @@
 
 #include "bpf/bpftap.h"
 #include "kernel/attach.h"
+#include "mirror/vxlan.h"
 #include "util/error.h"
 #include "sinks/packet.h"
 
 namespace bpftap {
-
-struct VxlanTarget {
-  std::string remote;  // IPv4 or IPv6 address of the sensor
-  std::string local;   // source address of the outer packets ("" = the kernel's choice)
-  uint32_t vni = 0;    // 0..2^24-1
-  uint16_t port = 4789;
-};
 
 struct MirrorOptions {
   std::vector<std::string> from;  // source interfaces (names or globs)
@@ -66,7 +60,7 @@ public:
   std::string target() const;  // "mon0" or "10.77.1.1 VNI 42 via bpftap-vx4789"
   uint32_t target_ifindex() const;  // the interface copies leave by (the VXLAN device's, for VXLAN)
   Result<std::vector<MirrorStats>> stats() const;
-  Result<bpftap_target_counters> target_stats() const;  // zero without truncation or VXLAN
+  Result<bpftap_target_counters> target_stats() const;  // zero without truncation
   // Replaces the rule set while the session runs (no reattach); sorted, at most BPFTAP_MAX_RULES.
   Result<> set_rules(const std::vector<bpftap_rule> &rules);
   void detach();  // the counters stay readable

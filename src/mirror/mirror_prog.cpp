@@ -37,15 +37,6 @@ Result<std::unique_ptr<MirrorProgram>> MirrorProgram::load(const MirrorProgramOp
   ro->snaplen = opts.snaplen;
   ro->sample_n = opts.sample;
   ro->flow_cutoff = opts.flow_cutoff;
-  if (opts.vxlan) {
-    ro->vxlan = 1;
-    ro->vxlan_ipv6 = opts.vxlan->ipv6;
-    ro->vxlan_vni = opts.vxlan->vni;
-    for (int i = 0; i < 4; i++) {
-      ro->vxlan_remote[i] = opts.vxlan->remote[i];
-      ro->vxlan_local[i] = opts.vxlan->local[i];
-    }
-  }
   bpf_map__set_max_entries(skel->maps.flows, opts.flow_cutoff ? opts.flow_table : 1);
   bpf_program__set_autoload(skel->progs.bpftap_mirror_target, opts.target_program);
   {

@@ -20,23 +20,14 @@ struct mirror_bpf;
 
 namespace bpftap {
 
-// What the target program puts around a copy for a remote sensor.
-struct MirrorVxlanEncap {
-  bool ipv6 = false;
-  uint32_t vni = 0;
-  std::array<uint32_t, 4> remote{};  // network order; IPv4 in word 0
-  std::array<uint32_t, 4> local{};   // all zero: the kernel picks the source address
-};
-
 struct MirrorProgramOptions {
   std::vector<bpf_insn> filter;  // translate_cbpf() output; empty = accept everything
   uint32_t target_ifindex = 0;   // where the copies go
-  bool target_program = false;   // load bpftap_mirror_target (truncation or VXLAN); it gets a session tag
+  bool target_program = false;   // load bpftap_mirror_target (truncation); it gets a session tag
   uint32_t snaplen = 0;          // 0 = whole packets
   uint32_t sample = 0;           // 1 in N flows; 0 or 1 = all
   uint64_t flow_cutoff = 0;      // payload bytes per flow; 0 = no cutoff
   uint32_t flow_table = 65536;   // flows tracked for the cutoff (LRU)
-  std::optional<MirrorVxlanEncap> vxlan;
 };
 
 class MirrorProgram {

@@ -1,5 +1,5 @@
 // The mirror programs on crafted packets (BPF_PROG_TEST_RUN): rules, flow cutoff, sampling,
-// truncation and the tunnel key. Each test runs in a network namespace of its own with two
+// truncation and the VXLAN device. Each test runs in a network namespace of its own with two
 // veth pairs: the session mirrors bta to btc (whose peer btd has nothing attached).
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -10,7 +10,9 @@
 
 #include <cstring>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "bpf_test_util.h"
 #include "mirror/mirror.h"
@@ -240,30 +242,60 @@ TEST_F(MirrorProgTest, TargetProgramTruncatesOnlyTaggedCopies) {
   EXPECT_EQ(t->copies, 2u) << "the tagged test run and the real clone";
 }
 
-TEST_F(MirrorProgTest, VxlanTargetSetsTheTunnelKeyOnCopies) {
+// What `ip -d -j link show` says of a VXLAN device: VNI, remote, port, learning.
+std::string vxlan_info(const std::string &name) {
+  auto out = lab::run_checked({"ip", "-d", "-j", "link", "show", "dev", name});
+  if (!out) return "no device " + name;
+  auto data = nlohmann::json::parse(*out)[0]["linkinfo"]["info_data"];
+  return fmt::format("id {} remote {} port {} learning {}", data.value("id", -1), data.value("remote", "?"),
+                     data.value("port", -1), data.value("learning", true));
+}
+
+TEST_F(MirrorProgTest, VxlanTargetIsADeviceWithTheSensorsRemoteAndVni) {
   MirrorOptions o;
   o.vxlan = VxlanTarget{"192.0.2.9", "", 42, 4789};
   start(o);
-  auto p = session_->programs();
-  ASSERT_GE(p.target, 0);
-  auto frame = udp4("10.0.0.1", "10.0.0.2", 1, 2, 100);
-  __sk_buff ctx{};
-  ctx.mark = p.session_tag;
-  bpf_test_run_opts opts{};
-  opts.sz = sizeof(opts);
-  opts.data_in = frame.data();
-  opts.data_size_in = static_cast<uint32_t>(frame.size());
-  opts.ctx_in = &ctx;
-  opts.ctx_size_in = sizeof(ctx);
-  ASSERT_EQ(bpf_prog_test_run_opts(p.target, &opts), 0);
-  EXPECT_EQ(opts.retval, kPass);
-  auto t = session_->target_stats();
-  ASSERT_TRUE(t);
-  EXPECT_EQ(t->copies, 1u);
-  EXPECT_EQ(t->failed, 0u);
-  EXPECT_NE(if_nametoindex("bpftap-vx4789"), 0u) << "the session's VXLAN device";
+  std::string name = vxlan_device_name(*o.vxlan);
+  EXPECT_EQ(vxlan_info(name), "id 42 remote 192.0.2.9 port 4789 learning false");
+  EXPECT_EQ(session_->target_ifindex(), if_nametoindex(name.c_str()));
+  EXPECT_EQ(session_->target(), "192.0.2.9 VNI 42 via " + name);
+  EXPECT_LT(session_->programs().target, 0) << "nothing to do on the device's egress without a snaplen";
+
+  // Another session to the same sensor shares the device; one that cuts copies has its program.
+  MirrorOptions cut = o;
+  cut.from = {"bta"};
+  cut.snaplen = 128;
+  auto second = MirrorSession::start(cut);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ((*second)->target_ifindex(), session_->target_ifindex());
+  EXPECT_GE((*second)->programs().target, 0);
+
+  // The kernel allows one device per VNI and port: the same VNI to another sensor is refused,
+  // with what to do, and leaves nothing behind.
+  MirrorOptions clash = o;
+  clash.from = {"bta"};
+  clash.vxlan->remote = "192.0.2.10";
+  auto refused = MirrorSession::start(clash);
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().bad_input);
+  EXPECT_NE(refused.error().message().find("give this sensor another VNI"), std::string::npos)
+      << refused.error().message();
+  EXPECT_EQ(if_nametoindex(vxlan_device_name(*clash.vxlan).c_str()), 0u);
+
+  second->reset();
+  EXPECT_NE(if_nametoindex(name.c_str()), 0u) << "the first session still sends to it";
   session_.reset();
-  EXPECT_EQ(if_nametoindex("bpftap-vx4789"), 0u) << "the last session deletes its VXLAN device";
+  EXPECT_EQ(if_nametoindex(name.c_str()), 0u) << "the last session deletes its VXLAN device";
+}
+
+TEST(VxlanDeviceName, HashesTheCanonicalTarget) {
+  VxlanTarget a{"2001:db8::9", "", 42, 4789}, b{"2001:db8:0:0::9", "", 42, 4789};
+  EXPECT_EQ(vxlan_device_name(a), vxlan_device_name(b));
+  EXPECT_EQ(vxlan_device_name(a).size(), 15u) << "IFNAMSIZ - 1";
+  EXPECT_EQ(vxlan_device_name(a).rfind("bpftap-vx", 0), 0u);
+  for (auto other : {VxlanTarget{"2001:db8::8", "", 42, 4789}, VxlanTarget{"2001:db8::9", "", 43, 4789},
+                     VxlanTarget{"2001:db8::9", "", 42, 4790}, VxlanTarget{"2001:db8::9", "2001:db8::1", 42, 4789}})
+    EXPECT_NE(vxlan_device_name(a), vxlan_device_name(other)) << other.remote << " " << other.vni;
 }
 
 TEST_F(MirrorProgTest, BypassedFlowsAreNotMirroredUntilTheirTimeIsUp) {
@@ -341,7 +373,7 @@ TEST_F(MirrorProgTest, BadTargetsAreBadInput) {
   snap.to = "btc";
   snap.snaplen = 20;
   expect_bad(snap, "snaplen below the minimum");
-  EXPECT_EQ(if_nametoindex("bpftap-vx4789"), 0u);
+  EXPECT_EQ(if_nametoindex(vxlan_device_name(*local.vxlan).c_str()), 0u);
 }
 
 } // namespace

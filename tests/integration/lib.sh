@@ -117,6 +117,18 @@ assert_nothing_attached() {
   return 0
 }
 
+# bpftap's VXLAN devices (bpftap-vx…) in the lab namespace $1, one per line.
+vxlan_devs() { ns_exec "$1" ip -o link show type vxlan | sed -n 's/^[0-9]*: \(bpftap-vx[0-9a-f]*\)[:@].*/\1/p'; }
+# Asserts that the lab namespace $1 has exactly one bpftap VXLAN device, sending to $2 with VNI $3
+# (a fixed-remote device, as for tc mirred), and prints its name.
+vxlan_dev_to() {
+  local devs; devs=$(vxlan_devs "$1")
+  [[ $(wc -w <<<"$devs") == 1 ]] || fail "expected one bpftap VXLAN device in $P$1, found: '$devs'"
+  ns_exec "$1" ip -d link show "$devs" | grep -q "vxlan id $3 remote $2 " ||
+    fail "$devs does not send to $2 VNI $3: $(ns_exec "$1" ip -d link show "$devs")"
+  echo "$devs"
+}
+
 # tcx_progs NS IFACE in|out: how many programs are attached to the TCX hook of IFACE in the lab
 # namespace ${P}NS (BPF_PROG_QUERY; bookworm's bpftool 7.1 does not show TCX). x86_64 only.
 tcx_progs() {

@@ -91,8 +91,8 @@ assert_eq "tap-atk tap-vm1 tap-vm2" "$(attached host-mirror)" "mirror attached i
 assert_eq "tap-vm1" "$(attached host-sensor)" "VXLAN session attached in ${P}host at start"
 assert_eq "" "$(attached own-netns)" "the agent's own namespace has no taps (nothing attached there)"
 assert_eq "waiting" "$(state late)" "a session whose namespace does not exist yet waits"
-ns_exec host ip -d link show bpftap-vx4789 | grep -q "vxlan external" || fail "no VXLAN device in ${P}host"
-ip -n "$AGT" link show bpftap-vx4789 >/dev/null 2>&1 && fail "the VXLAN device was created in the agent's namespace"
+VX=$(vxlan_dev_to host 10.77.1.1 42)
+ip -n "$AGT" link show "$VX" >/dev/null 2>&1 && fail "the VXLAN device was created in the agent's namespace"
 assert_eq 600 "$(stat -c %a "$SOCK")" "mode of the API socket"
 rc=0
 ns_exec agt timeout 10 "$BPFTAP" agent --config "$W/agent.yaml" 2>"$W/second.log" || rc=$?
@@ -193,15 +193,15 @@ grep " warning " "$W/agent.log" | grep -v "the session waits for it\|was deleted
 kill_agent() {
   signal_job KILL "$AGENT"
   wait "$AGENT" 2>/dev/null || true  # bash reports the kill
-  ns_exec host ip link show bpftap-vx4789 >/dev/null 2>&1 || fail "expected the killed agent's VXLAN device to remain"
+  ns_exec host ip link show $VX >/dev/null 2>&1 || fail "expected the killed agent's VXLAN device to remain"
   # Its pins died with its mount namespace (their links are released from a kernel work queue).
   for _ in $(seq 20); do [[ $(tcx_progs host tap-vm1 in) == 0 ]] && break; sleep 0.05; done
   assert_eq 0 "$(tcx_progs host tap-vm1 in)" "TCX programs on tap-vm1 after SIGKILL of an agent in a private mount namespace"
 }
 kill_agent
 out=$(ns_exec agt "$BPFTAP" cleanup --netns "${P}host")
-assert_eq "removed VXLAN device bpftap-vx4789" "$out" "bpftap cleanup --netns ${P}host"
-ns_exec host ip link show bpftap-vx4789 >/dev/null 2>&1 && fail "cleanup --netns left the VXLAN device"
+assert_eq "removed VXLAN device $VX" "$out" "bpftap cleanup --netns ${P}host"
+ns_exec host ip link show $VX >/dev/null 2>&1 && fail "cleanup --netns left the VXLAN device"
 rc=0
 "$BPFTAP" cleanup --netns "${P}nope" 2>"$W/cleanup.err" || rc=$?
 assert_eq 2 "$rc" "cleanup --netns of a missing namespace"
@@ -209,7 +209,7 @@ echo "  after SIGKILL: its TCX links went with its mount namespace; bpftap clean
 start_agent "$W/agent1.log"
 kill_agent
 start_agent "$W/agent2.log"
-grep -q "removed leftover VXLAN device bpftap-vx4789 in network namespace ${P}host" "$W/agent2.log" ||
+grep -q "removed leftover VXLAN device $VX in network namespace ${P}host" "$W/agent2.log" ||
   fail "the leftover VXLAN device was not removed at start: $(cat "$W/agent2.log")"
 assert_eq "tap-atk tap-vm1 tap-vm2" "$(attached host-mirror)" "attached again after the restart"
 echo "  after SIGKILL: the restart removed the leftover VXLAN device in ${P}host and attached again"
@@ -218,6 +218,6 @@ echo "  after SIGKILL: the restart removed the leftover VXLAN device in ${P}host
 signal_job TERM "$AGENT"
 wait "$AGENT" || fail "agent exited $? on SIGTERM"
 assert_nothing_attached tap-vm1 tap-vm2 tap-atk mon0
-ns_exec host ip link show bpftap-vx4789 >/dev/null 2>&1 && fail "VXLAN device left in ${P}host"
+ns_exec host ip link show $VX >/dev/null 2>&1 && fail "VXLAN device left in ${P}host"
 [[ -e "$SOCK" ]] && fail "the API socket file was left behind"
 echo "PASS: agent netns: sessions in ${P}host and ${P}vm2 from ${P}agt; attach within ${ms} ms; crash leftovers removed; clean exit"

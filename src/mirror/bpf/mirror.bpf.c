@@ -7,7 +7,8 @@
  * (TCX_NEXT), and the only field they touch, skb->mark, is restored right after the clone.
  * The mark carries the session's tag to the clone, so that `bpftap_mirror_target`, on the
  * target's egress, recognises this session's copies among everything else and truncates them
- * to the snaplen and/or sets their tunnel key there: on the copy, never on the original.
+ * to the snaplen there: on the copy, never on the original. (A VXLAN device has its remote and
+ * VNI fixed: the kernel encapsulates the copy, nothing here does.)
  * A clone that cannot be sent is counted. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -24,11 +25,6 @@ const volatile __u32 session_tag = 0;      /* non-zero: a target program handles
 const volatile __u32 snaplen = 0;          /* 0 = whole packets */
 const volatile __u32 sample_n = 0;         /* 0 or 1 = every flow */
 const volatile __u64 flow_cutoff = 0;      /* 0 = no cutoff */
-const volatile __u32 vxlan_vni = 0;
-const volatile __u8 vxlan = 0;             /* the target is a VXLAN device in external mode */
-const volatile __u8 vxlan_ipv6 = 0;
-const volatile __u32 vxlan_remote[4] = {}; /* network order; IPv4 in word 0 */
-const volatile __u32 vxlan_local[4] = {};  /* all zero: the kernel picks the source address */
 
 /* Which slot of `rule_sets` is live; user space writes the other slot, then flips this. */
 volatile __u32 active_rules = 0;
@@ -340,9 +336,8 @@ int bpftap_mirror_in(struct __sk_buff *skb) { return mirror(skb, BPFTAP_DIR_IN);
 SEC("bpftap_tc")
 int bpftap_mirror_out(struct __sk_buff *skb) { return mirror(skb, BPFTAP_DIR_OUT); }
 
-/* On the target's egress: this session's clones are cut to the snaplen and, for VXLAN, given
- * their tunnel key. Anything else passes to the next program untouched. A clone that cannot be
- * cut or addressed is dropped (it is a copy) and counted. */
+/* On the target's egress: this session's clones are cut to the snaplen. Anything else passes to
+ * the next program untouched. A clone that cannot be cut is dropped (it is a copy) and counted. */
 SEC("tc")
 int bpftap_mirror_target(struct __sk_buff *skb) {
   if (skb->mark != session_tag)
@@ -358,26 +353,6 @@ int bpftap_mirror_target(struct __sk_buff *skb) {
   if (snaplen && skb->len > keep && bpf_skb_change_tail(skb, keep, 0)) {
     c->failed++;
     return TC_ACT_SHOT;
-  }
-  if (vxlan) {
-    struct bpf_tunnel_key key = {};
-    key.tunnel_id = vxlan_vni;
-    key.tunnel_ttl = 64;
-    __u64 flags = 0;
-    if (vxlan_ipv6) {
-      for (int i = 0; i < 4; i++) { /* IPv6 is copied as is: network order */
-        key.remote_ipv6[i] = vxlan_remote[i];
-        key.local_ipv6[i] = vxlan_local[i];
-      }
-      flags = BPF_F_TUNINFO_IPV6;
-    } else {
-      key.remote_ipv4 = bpf_ntohl(vxlan_remote[0]);
-      key.local_ipv4 = bpf_ntohl(vxlan_local[0]);
-    }
-    if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), flags)) {
-      c->failed++;
-      return TC_ACT_SHOT;
-    }
   }
   return TC_ACT_UNSPEC; /* on to the next program, if any, then out */
 }
