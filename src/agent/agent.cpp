@@ -208,6 +208,38 @@ void Agent::Impl::restart(const std::string &name) {
   else spdlog::info("session {}: its target is back: restarted", name);
 }
 
+std::vector<Agent::Impl::Yielded> Agent::Impl::yield_vxlan(const std::vector<SessionConfig> &incoming,
+                                                           const std::function<bool(const SessionConfig &)> &keeps) {
+  std::vector<Yielded> yielded;
+  std::vector<std::unique_ptr<Session>> stopped;  // let go of outside mu (declared first: destroyed last)
+  std::lock_guard lock(mu);
+  for (auto it = sessions.begin(); it != sessions.end();) {
+    const SessionConfig &old = it->second->config();
+    auto clashes = [&](const SessionConfig &c) { return vxlan_clash(old, c); };
+    if (keeps(old) || std::none_of(incoming.begin(), incoming.end(), clashes)) {
+      ++it;
+      continue;
+    }
+    spdlog::info("session {}: stopped first, so that its VNI {} can go to another sensor", old.name, *old.mirror->vni);
+    yielded.push_back({old, it->second->counters()});
+    stopped.push_back(std::move(it->second));
+    it = sessions.erase(it);
+  }
+  return yielded;
+}
+
+void Agent::Impl::restore(std::vector<Yielded> yielded) {
+  for (auto &y : yielded) {
+    auto s = build_session(y.cfg);
+    std::lock_guard lock(mu);
+    if (!s) spdlog::error("session {}: could not start it again: {}", y.cfg.name, s.error().message());
+    else if (!*s) wait_for_namespace(y.cfg, std::move(y.counters));
+    else if (auto r = install(std::move(*s), y.counters); !r)
+      spdlog::error("session {}: could not start it again: {}", y.cfg.name, r.error().message());
+    else spdlog::info("session {}: started again", y.cfg.name);
+  }
+}
+
 // Applies a new config (change_mu held): builds every new or changed session first, without
 // mu (if one fails, nothing changes); then stops removed sessions, restarts changed ones and
 // starts new ones.
@@ -218,20 +250,30 @@ Result<std::string> Agent::Impl::apply(const AgentConfig &next) {
     for (const auto &[name, s] : sessions) running[name] = s->config();
     for (const auto &[name, w] : waiting) running[name] = w.cfg;
   }
+  std::vector<SessionConfig> changed;
+  for (const auto &c : next.sessions)
+    if (auto it = running.find(c.name); it == running.end() || !(it->second == c)) changed.push_back(c);
+  // Sessions replaced or removed whose VNI a changed one takes to another sensor stop first
+  // (the kernel allows one VXLAN device per VNI and port); they start again if a build fails.
+  auto yielded = yield_vxlan(changed, [&](const SessionConfig &old) {
+    return std::any_of(next.sessions.begin(), next.sessions.end(), [&](const auto &c) { return c == old; });
+  });
   std::map<std::string, std::unique_ptr<Session>> fresh;  // nullptr: waits for its namespace
   std::map<std::string, SessionConfig> fresh_cfg;
-  for (const auto &c : next.sessions) {
-    if (auto it = running.find(c.name); it != running.end() && it->second == c) continue;
-    if (stopping()) return fail("stopping", EINTR);
-    auto s = build_session(c);
-    if (!s) return fail_in(s.error(), "session " + c.name);
+  for (const auto &c : changed) {
+    auto s = stopping() ? Result<std::unique_ptr<Session>>(fail("stopping", EINTR)) : build_session(c);
+    if (!s) {
+      fresh.clear();  // their devices and hooks go before the yielded sessions come back
+      restore(std::move(yielded));
+      return fail_in(s.error(), "session " + c.name);
+    }
     fresh[c.name] = std::move(*s);
     fresh_cfg[c.name] = c;
   }
   auto listed = [&](const std::string &name) {
     return std::any_of(next.sessions.begin(), next.sessions.end(), [&](const auto &c) { return c.name == name; });
   };
-  int stopped = 0, started = 0, kept = 0;
+  int stopped = static_cast<int>(yielded.size()), started = 0, kept = 0;
   std::vector<std::unique_ptr<Session>> removed;  // let go of outside mu
   {
     std::lock_guard lock(mu);

@@ -135,6 +135,17 @@ struct Agent::Impl {
   void wait_for_namespace(const SessionConfig &c, std::vector<InterfaceCounters> counters = {});
   void start_waiting(const std::string &name);
   void restart(const std::string &name);
+  // A running session stopped to give its VXLAN VNI to a successor (vxlan_clash, config.h), and
+  // what restore() needs to start it again should the successor fail.
+  struct Yielded {
+    SessionConfig cfg;
+    std::vector<InterfaceCounters> counters;
+  };
+  // Stops the running sessions that clash with one of `incoming`, unless `keeps` them (their
+  // config stays as it is). change_mu held.
+  std::vector<Yielded> yield_vxlan(const std::vector<SessionConfig> &incoming,
+                                   const std::function<bool(const SessionConfig &)> &keeps);
+  void restore(std::vector<Yielded> yielded);
   Result<std::string> apply(const AgentConfig &next);
   Result<std::string> reload();
   void reopen_outputs();

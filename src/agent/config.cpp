@@ -253,6 +253,16 @@ bool SessionConfig::operator==(const SessionConfig &o) const {
          flow_cutoff == o.flow_cutoff && capture == o.capture && mirror == o.mirror && inspect == o.inspect;
 }
 
+bool vxlan_clash(const SessionConfig &a, const SessionConfig &b) {
+  if (!a.mirror || !b.mirror || a.mirror->vxlan.empty() || b.mirror->vxlan.empty()) return false;
+  auto target = [](const MirrorTarget &m) {
+    return VxlanTarget{m.vxlan, m.local, static_cast<uint32_t>(m.vni.value_or(0)), static_cast<uint16_t>(m.vxlan_port)};
+  };
+  const MirrorTarget &x = *a.mirror, &y = *b.mirror;
+  return a.netns == b.netns && x.vni == y.vni && x.vxlan_port == y.vxlan_port &&
+         vxlan_device_name(target(x)) != vxlan_device_name(target(y));
+}
+
 Result<AgentConfig> load_agent_config(const std::string &path) {
   auto loaded = load_yaml_file(path);
   if (!loaded) return tl::unexpected(loaded.error());
@@ -323,6 +333,12 @@ Result<AgentConfig> load_agent_config(const std::string &path) {
       auto s = parse_session(c, n);
       if (!s) return tl::unexpected(s.error());
       if (!names.insert(s->name).second) return c.bad(n, fmt::format("session name '{}' is used twice", s->name));
+      for (const auto &earlier : cfg.sessions)
+        if (vxlan_clash(earlier, *s))
+          return c.bad(n, fmt::format("session {}: VNI {} on port {} already goes to {} (session {}, line {}), and a "
+                                      "namespace has one VXLAN device per VNI and port: give this sensor another VNI",
+                                      s->name, *s->mirror->vni, s->mirror->vxlan_port, earlier.mirror->vxlan,
+                                      earlier.name, earlier.line));
       cfg.sessions.push_back(*s);
     }
   return cfg;

@@ -56,6 +56,10 @@ struct SessionConfig {
   bool operator==(const SessionConfig &o) const;  // everything but `line`
 };
 
+// Whether two sessions cannot run at once: VXLAN targets in the same namespace with the same VNI
+// and port, to different sensors (the kernel allows one such VXLAN device: mirror/vxlan.h).
+bool vxlan_clash(const SessionConfig &a, const SessionConfig &b);
+
 struct ApiConfig {
   std::string listen = "127.0.0.1:7878";
   std::string token_file;  // bearer token for writes; must be mode 0600 (no token: no writes)

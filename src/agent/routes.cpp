@@ -98,8 +98,15 @@ void Agent::Impl::setup_api() {
       std::lock_guard lock(mu);
       if (!sessions.count(c->name) && !waiting.count(c->name)) return error(res, 404, "no such session");
     }
-    auto s = build_session(*c);  // the old one runs on if the new one cannot start
-    if (!s) return fail_with(res, s.error());
+    // The old one runs on if the new one cannot start; unless the new one takes its VNI to
+    // another sensor: then it stops first, and starts again if the new one fails.
+    const SessionConfig &incoming = *c;
+    auto yielded = yield_vxlan({incoming}, [&](const SessionConfig &old) { return old.name != incoming.name; });
+    auto s = build_session(*c);
+    if (!s) {
+      restore(std::move(yielded));
+      return fail_with(res, s.error());
+    }
     std::lock_guard lock(mu);
     sessions.erase(c->name);  // detached before its successor attaches (the same tc hooks)
     waiting.erase(c->name);

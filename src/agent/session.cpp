@@ -611,7 +611,8 @@ SessionHealth Session::health() const {
   h.interfaces_gone = interfaces_gone_;
   h.target_lost = target_lost_;
   std::vector<std::string> why;
-  if (target_missing_) why.push_back(fmt::format("its target {} went away: nothing is mirrored until it is back", cfg_.mirror->to));
+  if (target_missing_) why.push_back(fmt::format("its target {} went away: nothing is mirrored until it is back",
+                                                    cfg_.mirror->to.empty() ? "VXLAN device" : cfg_.mirror->to));
   {
     std::lock_guard lock(st_->reader_mu);
     if (!st_->reader_error.empty()) why.push_back(st_->reader_error);

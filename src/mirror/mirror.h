@@ -57,7 +57,7 @@ public:
   const std::vector<InterfaceInfo> &sources() const;
   // Empty, or why copies of full-size frames may not reach a VXLAN sensor whole (MTU).
   const std::string &mtu_note() const;
-  std::string target() const;  // "mon0" or "10.77.1.1 VNI 42 via bpftap-vx4789"
+  std::string target() const;  // "mon0" or "10.77.1.1 VNI 42 via bpftap-vx5d10c2"
   uint32_t target_ifindex() const;  // the interface copies leave by (the VXLAN device's, for VXLAN)
   Result<std::vector<MirrorStats>> stats() const;
   Result<bpftap_target_counters> target_stats() const;  // zero without truncation

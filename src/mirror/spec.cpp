@@ -17,8 +17,15 @@ Result<> check_vxlan(const std::string &remote, const std::string &local, int64_
   if (vni < 0 || vni > kMaxVxlanVni)
     return bad_input(fmt::format("VXLAN VNI {} is out of range 0-{}", vni, kMaxVxlanVni));
   if (port < 1 || port > 65535) return bad_input(fmt::format("VXLAN UDP port {} is out of range 1-65535", port));
-  int family = address_family(remote);
+  uint32_t w[4];
+  int family = parse_address(remote, w);
   if (!family) return bad_input(fmt::format("VXLAN remote {}: not an IPv4 or IPv6 address", remote));
+  // The device sends every copy to this one address (mirror/vxlan.h): a sensor's unicast address.
+  uint32_t first = ntohl(w[0]);
+  bool unicast = family == 4 ? w[0] != 0 && first < 0xe0000000u                       // not 0.0.0.0, multicast, 240/4
+                             : (w[0] | w[1] | w[2] | w[3]) != 0 && (first >> 24) != 0xff &&  // not ::, ff00::/8
+                                   (first >> 22) != (0xfe80u >> 6);                    // not fe80::/10 (needs a device)
+  if (!unicast) return bad_input(fmt::format("VXLAN remote {}: give the sensor's unicast address", remote));
   if (!local.empty() && address_family(local) != family)
     return bad_input(fmt::format("VXLAN local address {}: not an address of the same family as the remote {}", local, remote));
   return {};

@@ -121,13 +121,11 @@ Result<std::unique_ptr<VxlanDevice>> VxlanDevice::acquire(const VxlanTarget &t, 
     if (!r) {
       // The two clashes a user can resolve are said as such (and are bad input: exit 2).
       std::string why = r.error().message();
-      if (why.find("VNI already exists") != std::string::npos)
+      // (Kernels without extended errors say only "File exists": the name is ours and was free.)
+      if (why.find("VNI already exists") != std::string::npos || why.find("File exists") != std::string::npos)
         return bad_input(fmt::format("create {}: another VXLAN device of this network namespace has VNI {} on port {} "
                                      "(ip -d link show type vxlan), and the kernel allows one: give this sensor "
                                      "another VNI", what, t.vni, t.port));
-      if (why.find("Address already in use") != std::string::npos)
-        return bad_input(fmt::format("create {}: UDP port {} is taken, e.g. by an external-mode VXLAN device (ip -d "
-                                     "link show type vxlan): use another port", what, t.port));
       return fail("create " + what + ": " + why);
     }
     created = true;
@@ -139,8 +137,16 @@ Result<std::unique_ptr<VxlanDevice>> VxlanDevice::acquire(const VxlanTarget &t, 
     if (created) lab::run_command({"ip", "link", "del", "dev", name});
     return tl::unexpected(std::move(e));
   };
-  if (auto r = lab::run_checked({"ip", "link", "set", "dev", name, "up"}); !r)
+  // The device binds its UDP port when it comes up: that is where a port taken by another socket
+  // (e.g. an external-mode VXLAN device's) shows.
+  if (auto r = lab::run_checked({"ip", "link", "set", "dev", name, "up"}); !r) {
+    if (r.error().message().find("Address already in use") != std::string::npos) {
+      auto e = bad_input(fmt::format("bring {} up: UDP port {} is taken, e.g. by an external-mode VXLAN device (ip -d "
+                                     "link show type vxlan): use another port", what, t.port));
+      return undo(e.value());
+    }
     return undo(Error{0, fmt::format("bring {} up: {}", what, r.error().message())});
+  }
   uint32_t ifindex = if_nametoindex(name.c_str());
   if (ifindex == 0) return undo(Error{errno, "find " + what});
   // The device's MTU caps the frames it takes: at 1500 a 1514-byte copy of a full-size frame

@@ -17,6 +17,7 @@
 #include "bpf_test_util.h"
 #include "mirror/mirror.h"
 #include "mirror/rules.h"
+#include "mirror/spec.h"
 #include "packet_builder.h"
 #include "util/run.h"
 
@@ -282,6 +283,23 @@ TEST_F(MirrorProgTest, VxlanTargetIsADeviceWithTheSensorsRemoteAndVni) {
       << refused.error().message();
   EXPECT_EQ(if_nametoindex(vxlan_device_name(*clash.vxlan).c_str()), 0u);
 
+  // Nor can a fixed device use a port an external-mode device listens on (the kernel refuses when
+  // it comes up): said as such, and the half-made device is deleted.
+  for (auto cmd : std::vector<std::vector<std::string>>{
+           {"ip", "link", "add", "extvx", "type", "vxlan", "external", "dstport", "4790"},
+           {"ip", "link", "set", "extvx", "up"}}) {
+    auto r = lab::run_checked(cmd);
+    ASSERT_TRUE(r) << r.error().message();
+  }
+  MirrorOptions taken = o;
+  taken.from = {"bta"};
+  taken.vxlan->port = 4790;
+  auto busy = MirrorSession::start(taken);
+  ASSERT_FALSE(busy);
+  EXPECT_TRUE(busy.error().bad_input);
+  EXPECT_NE(busy.error().message().find("UDP port 4790 is taken"), std::string::npos) << busy.error().message();
+  EXPECT_EQ(if_nametoindex(vxlan_device_name(*taken.vxlan).c_str()), 0u);
+
   second->reset();
   EXPECT_NE(if_nametoindex(name.c_str()), 0u) << "the first session still sends to it";
   session_.reset();
@@ -373,7 +391,18 @@ TEST_F(MirrorProgTest, BadTargetsAreBadInput) {
   snap.to = "btc";
   snap.snaplen = 20;
   expect_bad(snap, "snaplen below the minimum");
-  EXPECT_EQ(if_nametoindex(vxlan_device_name(*local.vxlan).c_str()), 0u);
+  for (const char *remote : {"0.0.0.0", "239.1.1.1", "255.255.255.255", "::", "ff02::1", "fe80::1"}) {
+    auto x = o;
+    x.vxlan = VxlanTarget{remote, "", 1, 4789};
+    expect_bad(x, remote);
+  }
+  auto ok = o;
+  ok.vxlan = VxlanTarget{"2001:db8::9", "", 1, 4789};
+  EXPECT_TRUE(check_mirror_options(ok)) << "a unicast IPv6 remote";
+  // Nothing was created for any of them.
+  auto r = lab::run_checked({"ip", "-o", "link", "show", "type", "vxlan"});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->find("bpftap-vx"), std::string::npos) << *r;
 }
 
 } // namespace

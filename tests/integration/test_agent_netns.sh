@@ -85,6 +85,26 @@ ns_exec agt "$BPFTAP" agent --config "$W/bad.yaml" 2>"$W/bad.log" || rc=$?
 assert_eq 2 "$rc" "exit code with netns ../late"
 grep -q "bad.yaml:.*netns '../late' is not a namespace name" "$W/bad.log" || fail "no reason given: $(cat "$W/bad.log")"
 
+# Two sessions sending one VNI to two sensors in one namespace: refused (exit 2), both named.
+cat >"$W/clash.yaml" <<YAML
+api:
+  listen: unix:$W/clash.sock
+sessions:
+  - name: a
+    netns: ${P}host
+    interfaces: ["tap-vm1"]
+    mirror: { vxlan: 10.77.1.1, vni: 7 }
+  - name: b
+    netns: ${P}host
+    interfaces: ["tap-vm2"]
+    mirror: { vxlan: 10.77.1.2, vni: 7 }
+YAML
+rc=0
+ns_exec agt "$BPFTAP" agent --config "$W/clash.yaml" 2>"$W/clash.log" || rc=$?
+assert_eq 2 "$rc" "exit code with VNI 7 to two sensors"
+grep -q "clash.yaml:[0-9]*: session b: VNI 7 on port 4789 already goes to 10.77.1.1 (session a, line 4)" "$W/clash.log" ||
+  fail "VNI clash: $(cat "$W/clash.log")"
+
 start_agent "$W/agent.log"
 assert_eq "tap-atk tap-vm1 tap-vm2" "$(attached host-capture)" "capture attached in ${P}host at start"
 assert_eq "tap-atk tap-vm1 tap-vm2" "$(attached host-mirror)" "mirror attached in ${P}host at start"
@@ -184,6 +204,33 @@ grep -q '"state":"waiting"' "$W/resp" || fail "not waiting: $(cat "$W/resp")"
 assert_eq 204 "$(write DELETE /v1/sessions/nowhere)" "delete the waiting session"
 assert_eq 400 "$(write POST /v1/sessions -d '{"name":"slash","netns":"../x","interfaces":["eth0"],"capture":{"dir":"/tmp"}}')" "a netns that is a path"
 echo "  API: a session in ${P}vm2 captured there; one in a missing namespace waits and can be deleted"
+
+# One VXLAN device per VNI and port in a namespace: a PUT that sends host-sensor's VNI 42 to
+# another sensor stops it first and starts it on a new device; a new session with VNI 42 to a
+# third sensor is refused with what to do; a PUT that fails puts the old session back.
+sensor_json() {  # NAME REMOTE [FILTER]
+  echo "{\"name\":\"$1\",\"netns\":\"${P}host\",\"interfaces\":[\"tap-vm1\"],\"direction\":\"in\",\"filter\":\"${3:-icmp}\",\"mirror\":{\"vxlan\":\"$2\",\"vni\":42}}"
+}
+assert_eq 200 "$(write PUT /v1/sessions/host-sensor -d "$(sensor_json host-sensor 10.77.1.2)")" "host-sensor's VNI 42 to 10.77.1.2"
+vxlan_dev_to host 10.77.1.2 42 >/dev/null
+assert_eq "tap-vm1" "$(attached host-sensor)" "host-sensor attached again"
+assert_eq 400 "$(write POST /v1/sessions -d "$(sensor_json other 10.77.1.3)")" "VNI 42 to a third sensor"
+grep -q "give this sensor another VNI" "$W/resp" || fail "VNI 42 to a third sensor: $(cat "$W/resp")"
+assert_eq 400 "$(write PUT /v1/sessions/host-sensor -d "$(sensor_json host-sensor 10.77.1.1 "tcp port")")" "a PUT with a bad filter"
+vxlan_dev_to host 10.77.1.2 42 >/dev/null
+assert_eq "tap-vm1" "$(attached host-sensor)" "host-sensor put back after the failed PUT"
+grep -q "session host-sensor: started again" "$W/agent.log" || fail "the failed PUT did not stop and restore host-sensor"
+assert_eq 200 "$(write PUT /v1/sessions/host-sensor -d "$(sensor_json host-sensor 10.77.1.1)")" "host-sensor back to 10.77.1.1"
+assert_eq "$VX" "$(vxlan_dev_to host 10.77.1.1 42)" "the device of 10.77.1.1 VNI 42, by name"
+# The same through a reload of the config file (the PUTs above replaced host-sensor: the file's version is new again).
+sed -i "s|mirror: { vxlan: 10.77.1.1, vni: 42 }|mirror: { vxlan: 10.77.1.4, vni: 42 }|" "$W/agent.yaml"
+assert_eq 200 "$(write POST /v1/reload)" "reload with host-sensor's VNI 42 to 10.77.1.4"
+vxlan_dev_to host 10.77.1.4 42 >/dev/null
+sed -i "s|mirror: { vxlan: 10.77.1.4, vni: 42 }|mirror: { vxlan: 10.77.1.1, vni: 42 }|" "$W/agent.yaml"
+assert_eq 200 "$(write POST /v1/reload)" "reload with host-sensor's VNI 42 back to 10.77.1.1"
+assert_eq "$VX" "$(vxlan_dev_to host 10.77.1.1 42)" "the device of 10.77.1.1 VNI 42 after the reloads"
+assert_eq "tap-vm1" "$(attached host-sensor)" "host-sensor attached after the reloads"
+echo "  VXLAN: VNI 42 moved to another sensor by PUT and back, and by a reload; a third session with it refused; a failed PUT put the session back"
 
 grep -E " (error|critical) " "$W/agent.log" && fail "the agent logged an error"
 grep " warning " "$W/agent.log" | grep -v "the session waits for it\|was deleted or replaced" && fail "unexpected warnings"
