@@ -117,7 +117,7 @@ int run_mirror(const MirrorArgs &a) {
   // The target or every source deleted: nothing more can be mirrored (the target's index is in
   // the program): said, and the session ends with its counters, exit 1.
   VanishWatch sources((*session)->sources());
-  VanishWatch target({InterfaceInfo{o.vxlan ? vxlan_device_name(*o.vxlan) : o.to, (*session)->target_ifindex(), 1, 0}},
+  VanishWatch target({InterfaceInfo{(*session)->target_device(), (*session)->target_ifindex(), 1, 0}},
                      false);
   std::string vanished;
   while (!g_stop) {

@@ -57,6 +57,9 @@ const std::vector<InterfaceInfo> &MirrorSession::sources() const { return impl_-
 const std::string &MirrorSession::mtu_note() const { return impl_->mtu_note; }
 std::string MirrorSession::target() const { return impl_->target_name; }
 uint32_t MirrorSession::target_ifindex() const { return impl_->prog->target_ifindex(); }
+const std::string &MirrorSession::target_device() const {
+  return impl_->vxlan_dev ? impl_->vxlan_dev->name() : impl_->opts.to;
+}
 void MirrorSession::detach() {
   impl_->source_hooks.clear();
   impl_->hooks.clear();

@@ -59,6 +59,7 @@ public:
   const std::string &mtu_note() const;
   std::string target() const;  // "mon0" or "10.77.1.1 VNI 42 via bpftap-vx5d10c2"
   uint32_t target_ifindex() const;  // the interface copies leave by (the VXLAN device's, for VXLAN)
+  const std::string &target_device() const;  // its name: mon0, or bpftap's VXLAN device
   Result<std::vector<MirrorStats>> stats() const;
   Result<bpftap_target_counters> target_stats() const;  // zero without truncation
   // Replaces the rule set while the session runs (no reattach); sorted, at most BPFTAP_MAX_RULES.

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernel/attach.h"
+#include "mirror/spec.h"  // parse_address: the mirror's one address parser
 #include "util/run.h"
 
 namespace bpftap {
@@ -51,11 +52,10 @@ private:
 
 // "2001:db8:0::9" -> "2001:db8::9", as `ip -j` prints it; "" stays "".
 std::string canonical(const std::string &address) {
-  unsigned char bytes[16];
+  uint32_t words[4];
   char text[INET6_ADDRSTRLEN];
-  for (int family : {AF_INET, AF_INET6})
-    if (inet_pton(family, address.c_str(), bytes) == 1 && inet_ntop(family, bytes, text, sizeof(text)))
-      return text;
+  int family = parse_address(address, words);
+  if (family && inet_ntop(family == 4 ? AF_INET : AF_INET6, words, text, sizeof(text))) return text;
   return address;
 }
 
@@ -66,7 +66,7 @@ bool sends_to(const std::string &name, const VxlanTarget &t) {
   auto info = nlohmann::json::parse(*out, nullptr, false);
   if (!info.is_array() || info.empty()) return false;
   const auto &data = info[0].value("linkinfo", nlohmann::json::object()).value("info_data", nlohmann::json::object());
-  bool v6 = t.remote.find(':') != std::string::npos;
+  bool v6 = address_family(t.remote) == 6;
   return data.value("id", -1) == int64_t(t.vni) && data.value("port", -1) == int64_t(t.port) &&
          data.value(v6 ? "remote6" : "remote", "") == canonical(t.remote) &&
          data.value(v6 ? "local6" : "local", "") == canonical(t.local);
