@@ -41,7 +41,7 @@ def main(path):
             vals = [float(r["value"]) for r in rs]
             fmt = (lambda v: f"{v:.2f}") if load == "tcp" else (lambda v: f"{v/1000:.0f}k")
             inc = cpu[m] - cpu["none"] if "none" in cpu else float("nan")
-            base = "mirred-vxlan" if m in ("bpftap-vxlan", "bpftap-vxdev") else "mirred"
+            base = "mirred-vxlan" if m in ("bpftap-vxlan", "bpftap-vxlan-tc", "bpftap-vxdev") else "mirred"
             ref = cpu.get(base, float("nan")) - cpu.get("none", float("nan"))
             ratio = f"{inc / ref:.2f}" if m.startswith("bpftap") and ref > 0 else "-"
             ratio_bytes = med([int(r["target_bytes"]) / max(1, int(r["sent_bytes"])) for r in rs])

@@ -172,7 +172,10 @@ void add_mirror_command(CLI::App &app, Context &ctx) {
   cmd->add_option("--rule", a->rules, "'N accept|reject [proto P] [src CIDR] [dst CIDR] [sport A[-B]] [dport A[-B]]' (repeat for more rules)")->allow_extra_args(false);
   cmd->add_option("--rules-file", a->rules_file, "rules, one per line; re-read on SIGHUP");
   cmd->add_option("--stats-interval", a->stats_interval, "print the counters every this many seconds");
-  add_attach_option(cmd, a->attach, std::string("hook: ") + kAttachModeWords);
+  add_attach_option(cmd, a->attach,
+                    std::string("hook: ") + kAttachModeWords +
+                        " (tc: tc's mirred action makes the copies unless -s: cheaper per copy; left attached by "
+                        "a crash until `bpftap cleanup`)");
   cmd->add_option("expression", a->expression, "pcap-filter expression selecting what is mirrored");
   cmd->callback([a, &ctx] {
     install_signal_handlers(true);

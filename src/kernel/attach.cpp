@@ -1,11 +1,16 @@
 #include "kernel/attach.h"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/gen_stats.h>
+#include <linux/if_ether.h>
 #include <linux/magic.h>
 #include <linux/netlink.h>
+#include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
+#include <linux/tc_act/tc_mirred.h>
 #include <net/if.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -263,7 +268,103 @@ Result<std::unique_ptr<Hook>> attach_tcx(int prog_fd, uint32_t ifindex, uint8_t 
   return std::make_unique<TcxHook>(std::move(pin));  // `link` closes: the pin holds the link
 }
 
-Result<std::unique_ptr<Hook>> attach_tc(int prog_fd, uint32_t ifindex, uint8_t dir) {
+// A netlink request for one tc filter, built in place; nested attributes are opened, filled and
+// closed. Small and bounded: what bpftap sends fits.
+class TfilterRequest {
+public:
+  TfilterRequest(uint16_t type, uint16_t flags, uint32_t ifindex, uint8_t dir) {
+    auto *h = reinterpret_cast<nlmsghdr *>(buf_.data());
+    h->nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
+    h->nlmsg_type = type;
+    h->nlmsg_flags = NLM_F_REQUEST | flags;
+    h->nlmsg_seq = 1;
+    auto *t = static_cast<tcmsg *>(NLMSG_DATA(h));
+    t->tcm_family = AF_UNSPEC;
+    t->tcm_ifindex = static_cast<int>(ifindex);
+    t->tcm_handle = kTcHandle;
+    t->tcm_parent = TC_H_MAKE(TC_H_CLSACT, dir == BPFTAP_DIR_IN ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
+    t->tcm_info = TC_H_MAKE(kTcPriority << 16, htons(ETH_P_ALL));  // as libbpf's bpf_tc_attach
+  }
+  void put(uint16_t type, const void *data, size_t len) {
+    auto *h = header();
+    auto *a = reinterpret_cast<rtattr *>(buf_.data() + NLMSG_ALIGN(h->nlmsg_len));
+    a->rta_type = type;
+    a->rta_len = static_cast<uint16_t>(RTA_LENGTH(len));
+    if (len) std::memcpy(RTA_DATA(a), data, len);
+    h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(a->rta_len);
+  }
+  void put(uint16_t type, const std::string &s) { put(type, s.c_str(), s.size() + 1); }
+  void put(uint16_t type, uint32_t v) { put(type, &v, sizeof(v)); }
+  size_t open(uint16_t type) {  // a nested attribute; close() sets its length
+    size_t at = NLMSG_ALIGN(header()->nlmsg_len);
+    put(static_cast<uint16_t>(type | NLA_F_NESTED), nullptr, 0);
+    return at;
+  }
+  void close(size_t at) {
+    reinterpret_cast<rtattr *>(buf_.data() + at)->rta_len = static_cast<uint16_t>(header()->nlmsg_len - at);
+  }
+  // Sends the request and reads the answer: the kernel's error (0 for an ACK) and, for a GET, the
+  // message it returned.
+  int exchange(std::vector<char> *reply = nullptr) const {
+    FD fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+    if (!fd) return -errno;
+    timeval tv{2, 0};
+    setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (send(fd.get(), buf_.data(), header()->nlmsg_len, 0) < 0) return -errno;
+    alignas(nlmsghdr) char in[8192];
+    ssize_t n = recv(fd.get(), in, sizeof(in), 0);
+    if (n < 0) return -errno;
+    for (auto *h = reinterpret_cast<nlmsghdr *>(in); NLMSG_OK(h, static_cast<unsigned>(n)); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_ERROR) return static_cast<const nlmsgerr *>(NLMSG_DATA(h))->error;
+      if (reply) reply->assign(reinterpret_cast<char *>(h), reinterpret_cast<char *>(h) + h->nlmsg_len);
+      return 0;
+    }
+    return -EPROTO;
+  }
+
+private:
+  nlmsghdr *header() { return reinterpret_cast<nlmsghdr *>(buf_.data()); }
+  const nlmsghdr *header() const { return reinterpret_cast<const nlmsghdr *>(buf_.data()); }
+  alignas(nlmsghdr) std::array<char, 512> buf_{};
+};
+
+// The attribute of `type` in the `len` bytes of attributes at `data`, or nullptr.
+rtattr *find_attr(void *data, size_t len, uint16_t type) {
+  int left = static_cast<int>(len);
+  for (auto *a = static_cast<rtattr *>(data); RTA_OK(a, left); a = RTA_NEXT(a, left))
+    if ((a->rta_type & NLA_TYPE_MASK) == type) return a;
+  return nullptr;
+}
+rtattr *find_attr(rtattr *nest, uint16_t type) { return nest ? find_attr(RTA_DATA(nest), RTA_PAYLOAD(nest), type) : nullptr; }
+
+// `tc filter add dev IF ingress|egress pref P handle H bpf fd PROG action mirred egress mirror dev
+// TARGET continue`: classifier mode (no TCA_BPF_FLAGS_ACT_DIRECT), one action.
+int add_mirred_filter(int prog_fd, uint32_t ifindex, uint8_t dir, uint32_t mirror_to) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (int err = bpf_obj_get_info_by_fd(prog_fd, &info, &len); err) return err;
+  TfilterRequest req(RTM_NEWTFILTER, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, ifindex, dir);
+  req.put(TCA_KIND, std::string("bpf"));
+  size_t options = req.open(TCA_OPTIONS);
+  req.put(TCA_BPF_FD, static_cast<uint32_t>(prog_fd));
+  req.put(TCA_BPF_NAME, fmt::format("{}:[{}]", info.name, info.id));  // as tc names it
+  size_t actions = req.open(TCA_BPF_ACT);
+  size_t first = req.open(1);  // actions are numbered from 1, in order
+  req.put(TCA_ACT_KIND, std::string("mirred"));
+  size_t params = req.open(TCA_ACT_OPTIONS);
+  tc_mirred m{};
+  m.action = TC_ACT_UNSPEC;  // "continue": the next filter runs, as if we were not there
+  m.eaction = TCA_EGRESS_MIRROR;
+  m.ifindex = mirror_to;
+  req.put(TCA_MIRRED_PARMS, &m, sizeof(m));
+  req.close(params);
+  req.close(first);
+  req.close(actions);
+  req.close(options);
+  return req.exchange();
+}
+
+Result<std::unique_ptr<Hook>> attach_tc(int prog_fd, uint32_t ifindex, uint8_t dir, uint32_t mirror_to = 0) {
   auto point = dir == BPFTAP_DIR_IN ? BPF_TC_INGRESS : BPF_TC_EGRESS;
   std::string what = fmt::format("attach tc {} on {}", dir == BPFTAP_DIR_IN ? "ingress" : "egress", ifname(ifindex));
   bpf_tc_hook hook{};
@@ -294,7 +395,7 @@ Result<std::unique_ptr<Hook>> attach_tc(int prog_fd, uint32_t ifindex, uint8_t d
   opts.handle = kTcHandle;
   opts.priority = kTcPriority;
   opts.prog_fd = prog_fd;
-  if (int err = bpf_tc_attach(&hook, &opts); err) {
+  if (int err = mirror_to ? add_mirred_filter(prog_fd, ifindex, dir, mirror_to) : bpf_tc_attach(&hook, &opts); err) {
     if (err == -EEXIST) return fail(what + ": another bpftap already holds the tc hook (use TCX, or stop it)");
     return fail_errno(what, err);
   }
@@ -319,6 +420,26 @@ Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t
   // EINVAL: a kernel that does not know the TCX attach types.
   if (tcx || mode == AttachMode::Tcx || tcx.error().code != EINVAL) return tcx;
   return attach_tc(prog_fd, ifindex, dir);
+}
+
+Result<std::unique_ptr<Hook>> attach_tc_mirred(int prog_fd, uint32_t ifindex, uint8_t dir, uint32_t mirror_to) {
+  return attach_tc(prog_fd, ifindex, dir, mirror_to);
+}
+
+Result<uint64_t> tc_mirred_failures(uint32_t ifindex, uint8_t dir) {
+  std::string what = fmt::format("read the mirred action's counters on {} {}", ifname(ifindex),
+                                 dir == BPFTAP_DIR_IN ? "ingress" : "egress");
+  TfilterRequest req(RTM_GETTFILTER, 0, ifindex, dir);
+  std::vector<char> reply;
+  if (int err = req.exchange(&reply); err) return fail_errno(what, err);
+  auto *h = reinterpret_cast<nlmsghdr *>(reply.data());
+  auto *options = find_attr(TCA_RTA(static_cast<tcmsg *>(NLMSG_DATA(h))), TCA_PAYLOAD(h), TCA_OPTIONS);
+  auto *actions = find_attr(options, TCA_BPF_ACT);
+  auto *queue = find_attr(find_attr(find_attr(actions, 1), TCA_ACT_STATS), TCA_STATS_QUEUE);
+  if (!queue || RTA_PAYLOAD(queue) < sizeof(gnet_stats_queue)) return fail(what + ": the filter has no mirred action");
+  gnet_stats_queue q{};
+  std::memcpy(&q, RTA_DATA(queue), sizeof(q));
+  return q.overlimits;
 }
 
 // libbpf reports every failed netlink request on stderr; cleanup probes interfaces that mostly

@@ -38,6 +38,18 @@ public:
 Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t dir, AttachMode mode,
                                           const std::string &pin_dir = "");
 
+// A cls_bpf filter on clsact (as AttachMode::Tc, same handle and priority, so cleanup finds it)
+// in classifier mode, followed by tc's mirred action: the program returns 0 (no match) or -1 (a
+// match), and act_mirred sends a copy of each match out of `mirror_to`. Cheaper per copy than
+// bpf_clone_redirect, which also unclones the original's head. The action's control is
+// `continue`: filters after ours still see every packet. Like any tc filter, it stays after a
+// SIGKILL until `bpftap cleanup`.
+Result<std::unique_ptr<Hook>> attach_tc_mirred(int prog_fd, uint32_t ifindex, uint8_t dir, uint32_t mirror_to);
+
+// The copies the mirred action of attach_tc_mirred's filter on ifindex/dir could not send (the
+// action's overlimits: target down, queue full). An error if the filter is not there.
+Result<uint64_t> tc_mirred_failures(uint32_t ifindex, uint8_t dir);
+
 // The agent's pin directory, /sys/fs/bpf/bpftap/agent-<pidns>-<pid>-<starttime> (starttime: field 22 of
 // /proc/<pid>/stat, so that a reused pid is not taken for this process). Removed on destruction
 // with every pin left in it (detaching their links), and /sys/fs/bpf/bpftap with it when no other

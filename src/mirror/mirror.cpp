@@ -43,6 +43,16 @@ struct MirrorSession::Impl {
   std::map<bpftap_flow_key, uint64_t, FlowKeyLess> bypassed;          // flow -> until (ns)
   std::vector<std::unique_ptr<Hook>> hooks;                             // the target's
   std::map<uint32_t, std::vector<std::unique_ptr<Hook>>> source_hooks;  // per source ifindex
+  // --attach tc without truncation: tc's mirred action copies (attach_tc_mirred). Its failures are
+  // the action's, read with tc_mirred_failures; the last ones read, by (ifindex, dir), stay
+  // readable after detach().
+  bool mirred = false;
+  mutable std::map<std::pair<uint32_t, uint8_t>, uint64_t> mirred_failed;
+  void read_mirred_failures() const {
+    for (const auto &[ifindex, hooks] : source_hooks)
+      for (uint8_t dir : dirs())
+        if (auto n = tc_mirred_failures(ifindex, dir)) mirred_failed[{ifindex, dir}] = *n;
+  }
   std::vector<uint8_t> dirs() const {
     std::vector<uint8_t> d;
     if (opts.ingress) d.push_back(BPFTAP_DIR_IN);
@@ -61,6 +71,7 @@ const std::string &MirrorSession::target_device() const {
   return impl_->vxlan_dev ? impl_->vxlan_dev->name() : impl_->opts.to;
 }
 void MirrorSession::detach() {
+  if (impl_->mirred) impl_->read_mirred_failures();
   impl_->source_hooks.clear();
   impl_->hooks.clear();
 }
@@ -114,6 +125,9 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
   }
   // Only to cut copies: a VXLAN device has its remote and VNI already (mirror/vxlan.h).
   const bool target_prog = opts.snaplen != 0;
+  // Copies cut to a snaplen carry the session's tag in skb->mark, which only the program can
+  // set on the copy alone: they are made by bpf_clone_redirect.
+  impl->mirred = opts.attach == AttachMode::Tc && !target_prog;
 
   MirrorProgramOptions po;
   po.filter = std::move(*filter);
@@ -123,6 +137,7 @@ Result<std::unique_ptr<MirrorSession>> MirrorSession::start(const MirrorOptions 
   po.sample = opts.sample;
   po.flow_cutoff = opts.flow_cutoff;
   po.flow_table = opts.flow_table;
+  po.classify = impl->mirred;
   auto prog = MirrorProgram::load(po);
   if (!prog) return tl::unexpected(prog.error());
   impl->prog = std::move(*prog);
@@ -152,7 +167,8 @@ Result<> MirrorSession::add_source(const InterfaceInfo &s) {
   std::vector<std::unique_ptr<Hook>> hooks;
   for (uint8_t dir : im.dirs()) {
     int fd = dir == BPFTAP_DIR_IN ? im.prog->in_fd() : im.prog->out_fd();
-    auto hook = attach_hook(fd, s.ifindex, dir, im.opts.attach, im.opts.pin_dir);
+    auto hook = im.mirred ? attach_tc_mirred(fd, s.ifindex, dir, im.prog->target_ifindex())
+                          : attach_hook(fd, s.ifindex, dir, im.opts.attach, im.opts.pin_dir);
     if (!hook) {
       hooks.clear();  // detach first, then forget the interface
       im.prog->unwatch(s.ifindex);
@@ -179,6 +195,7 @@ Result<std::vector<MirrorStats>> MirrorSession::remove_source(uint32_t ifindex) 
     }
   im.source_hooks.erase(ifindex);
   im.prog->unwatch(ifindex);
+  for (uint8_t dir : im.dirs()) im.mirred_failed.erase({ifindex, dir});
   return last;
 }
 
@@ -257,10 +274,17 @@ Result<> MirrorSession::set_rules(const std::vector<bpftap_rule> &rules) {
 
 Result<std::vector<MirrorStats>> MirrorSession::stats() const {
   std::vector<MirrorStats> out;
+  if (impl_->mirred) impl_->read_mirred_failures();
   for (const auto &s : impl_->sources)
     for (uint8_t dir : impl_->dirs()) {
       auto c = impl_->prog->counters(s.ifindex, dir);
       if (!c) return fail_in(c.error(), s.name);
+      if (impl_->mirred) {  // the program counted what it handed to the action; some did not go
+        auto it = impl_->mirred_failed.find({s.ifindex, dir});
+        uint64_t failed = it == impl_->mirred_failed.end() ? 0 : std::min<uint64_t>(it->second, c->mirrored);
+        c->mirrored -= failed;
+        c->failed += failed;
+      }
       out.push_back({s.name, dir, *c});
     }
   return out;

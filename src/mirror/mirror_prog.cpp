@@ -37,6 +37,7 @@ Result<std::unique_ptr<MirrorProgram>> MirrorProgram::load(const MirrorProgramOp
   ro->snaplen = opts.snaplen;
   ro->sample_n = opts.sample;
   ro->flow_cutoff = opts.flow_cutoff;
+  ro->classify_only = opts.classify ? 1 : 0;
   bpf_map__set_max_entries(skel->maps.flows, opts.flow_cutoff ? opts.flow_table : 1);
   bpf_program__set_autoload(skel->progs.bpftap_mirror_target, opts.target_program);
   {

@@ -28,6 +28,7 @@ struct MirrorProgramOptions {
   uint32_t sample = 0;           // 1 in N flows; 0 or 1 = all
   uint64_t flow_cutoff = 0;      // payload bytes per flow; 0 = no cutoff
   uint32_t flow_table = 65536;   // flows tracked for the cutoff (LRU)
+  bool classify = false;         // no clone: a classifier for tc's mirred action (attach_tc_mirred)
 };
 
 class MirrorProgram {

@@ -1,11 +1,14 @@
 // The mirror programs on crafted packets (BPF_PROG_TEST_RUN): rules, flow cutoff, sampling,
-// truncation and the VXLAN device. Each test runs in a network namespace of its own with two
+// truncation, the VXLAN device and tc's mirred action making the copies (--attach tc). Each test runs in a network namespace of its own with two
 // veth pairs: the session mirrors bta to btc (whose peer btd has nothing attached).
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
+#include <net/ethernet.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -339,6 +342,72 @@ TEST_F(MirrorProgTest, BypassedFlowsAreNotMirroredUntilTheirTimeIsUp) {
   run_in(fwd);
   EXPECT_EQ(counters().mirrored - before.mirrored, 1u) << "mirrored again once the bypass expired";
   EXPECT_FALSE(session_->bypass(make_flow_key(IPPROTO_TCP, "10.0.0.1", 1, "::1", 2), 1)) << "mixed families";
+}
+
+// Sends `n` copies of a frame out of `dev` (they arrive on its veth peer).
+void send_frames(const char *dev, const std::vector<uint8_t> &frame, int n) {
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_ifindex = static_cast<int>(if_nametoindex(dev));
+  to.sll_halen = ETH_ALEN;
+  for (int i = 0; i < n; i++)
+    ASSERT_EQ(sendto(fd, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr *>(&to), sizeof(to)),
+              static_cast<ssize_t>(frame.size()));
+  close(fd);
+}
+
+// By netlink: /sys shows the interfaces of the namespace it was mounted in, not this test's.
+uint64_t tx_packets(const char *dev) {
+  auto out = lab::run_checked({"ip", "-s", "-j", "link", "show", "dev", dev});
+  if (!out) return ~0ull;
+  return nlohmann::json::parse(*out)[0]["stats64"]["tx"]["packets"].get<uint64_t>();
+}
+
+// --attach tc: the program is a classifier (0 = no match, -1 = a match) in front of tc's mirred
+// action, which makes the copies; the copies it cannot send are counted as failed.
+TEST_F(MirrorProgTest, AttachTcLetsTcsMirredActionCopy) {
+  MirrorOptions o;
+  o.attach = AttachMode::Tc;
+  o.ingress = true;
+  o.egress = false;
+  o.rules = *parse_rules({"10 reject proto udp dport 53", "20 accept"});
+  start(o);
+  EXPECT_EQ(session_->programs().target, -1);
+  EXPECT_EQ(run_in(udp4("10.0.0.1", "10.0.0.2", 1000, 53, 10)), 0u) << "rejected: no match";
+  EXPECT_EQ(run_in(udp4("10.0.0.1", "10.0.0.2", 1000, 54, 10)), kPass) << "accepted: a match (-1)";
+  __sk_buff other{};
+  other.ifindex = if_nametoindex("btb");
+  EXPECT_EQ(test::run_tc(session_->programs().in, udp4("10.0.0.1", "10.0.0.2", 1, 2, 10), other).retval, 0u)
+      << "an interface the session does not watch";
+
+  auto shown = lab::run_checked({"tc", "-j", "filter", "show", "dev", "bta", "ingress"});
+  ASSERT_TRUE(shown);
+  EXPECT_NE(shown->find("\"kind\":\"mirred\""), std::string::npos) << *shown;
+  EXPECT_NE(shown->find("\"to_dev\":\"btc\""), std::string::npos) << *shown;
+  EXPECT_NE(shown->find("\"control_action\":{\"type\":\"continue\"}"), std::string::npos) << *shown;
+  EXPECT_EQ(shown->find("direct-action"), std::string::npos) << *shown;
+
+  auto before = counters();
+  uint64_t tx = tx_packets("btc");
+  send_frames("btb", udp4("10.0.0.1", "10.0.0.2", 1000, 54, 100), 20);
+  send_frames("btb", udp4("10.0.0.1", "10.0.0.2", 1000, 53, 100), 5);
+  auto after = counters();
+  EXPECT_EQ(after.mirrored - before.mirrored, 20u);
+  EXPECT_EQ(tx_packets("btc") - tx, 20u) << "act_mirred sent the copies out of the target";
+  EXPECT_EQ(after.failed, 0u);
+
+  ASSERT_TRUE(lab::run_checked({"ip", "link", "set", "btc", "down"}));
+  send_frames("btb", udp4("10.0.0.1", "10.0.0.2", 1000, 54, 100), 7);
+  after = counters();
+  EXPECT_EQ(after.failed, 7u) << "copies to a target that is down";
+  EXPECT_EQ(after.mirrored - before.mirrored, 20u);
+  session_->detach();
+  EXPECT_EQ(counters().failed, 7u) << "the counters stay readable after detach";
+  shown = lab::run_checked({"tc", "filter", "show", "dev", "bta", "ingress"});
+  ASSERT_TRUE(shown);
+  EXPECT_EQ(*shown, "") << "detach removed the filter and its action";
 }
 
 TEST_F(MirrorProgTest, SourcesComeAndGo) {

@@ -19,7 +19,7 @@ for tool in bpftap bpftap-pcap tcpdump; do
   grep -Eq "^\| udp \| 8 \| .* \| $tool \|" "$report" || fail "no 8-interface UDP row for $tool"
   grep -Eq "^\| tcp \| 1 \| .* \| $tool \|" "$report" || fail "no bulk TCP row for $tool"
 done
-for m in none mirred bpftap mirred-vxlan bpftap-vxlan bpftap-cutoff; do
+for m in none mirred bpftap bpftap-tc mirred-vxlan bpftap-vxlan bpftap-vxlan-tc bpftap-cutoff; do
   grep -Eq "^\| (tcp|udp-max) \| $m \|" "$report" || fail "no vTAP row for $m"
 done
 grep -Eq "^\| 1G \| pcap \| [0-9]+ / [0-9]+" "$report" || fail "no inspection row"

@@ -2,7 +2,8 @@
 # bpftap mirror --to: what the monitor namespace receives equals, packet for packet and byte for
 # byte, what tcpdump sees on the source hook (all packets, and with a filter); the originals at
 # vm2 are identical with and without the session; counters add up; bad input exits 2 with
-# nothing attached.
+# nothing attached. The same with --attach tc, where tc's mirred action makes the copies; that
+# hook stays after SIGKILL, and `bpftap cleanup` removes it with its action.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
 require_root
@@ -19,14 +20,15 @@ replay_corpus vm1 "${pcaps[@]}" | sed "s/^/  /"
 sleep 1.2
 stop_tcpdumps
 
-# mirror_round NAME [EXPRESSION...]: mirror tap-vm1 ingress to mon0 while tcpdump watches the
-# same hook, the monitor and vm2.
+# mirror_round NAME [EXPRESSION...]: mirror tap-vm1 ingress to mon0 (with bpftap's options in
+# $extra) while tcpdump watches the same hook, the monitor and vm2.
+extra=()
 mirror_round() {
   local name="$1"; shift
   tcpdump_in vm2 "vm2-$name" eth0
   tcpdump_in mon "mon-$name" eth0
   tcpdump_in host "ref-$name" tap-vm1 -Q in "$@"
-  ns_exec host "$BPFTAP" mirror --from tap-vm1 -Q in --to mon0 "$@" 2>"$W/m-$name.log" &
+  ns_exec host "$BPFTAP" mirror --from tap-vm1 -Q in --to mon0 "${extra[@]}" "$@" 2>"$W/m-$name.log" &
   local m=$!
   wait_for_line "$W/m-$name.log" "mirroring"
   replay_corpus vm1 "${pcaps[@]}" >/dev/null
@@ -46,6 +48,23 @@ mirror_round() {
 mirror_round all
 mirror_round filtered 'udp or vlan'
 assert_nothing_attached tap-vm1
+extra=(--attach tc)
+mirror_round tc-mirred
+ns_exec host tc qdisc show dev tap-vm1 | grep -q clsact && fail "--attach tc left its clsact qdisc"
+assert_nothing_attached tap-vm1
+
+# --attach tc and SIGKILL: the filter and its mirred action stay (copies still go out) until
+# `bpftap cleanup`.
+ns_exec host "$BPFTAP" mirror --from tap-vm1 --to mon0 --attach tc 2>"$W/m-kill.log" &
+m=$!
+wait_for_line "$W/m-kill.log" "mirroring"
+kill -KILL "$m"; wait "$m" 2>/dev/null || true
+ns_exec host tc filter show dev tap-vm1 ingress | grep -q "mirred (Egress Mirror to device mon0)" ||
+  fail "after SIGKILL: no mirred action on tap-vm1: $(ns_exec host tc filter show dev tap-vm1 ingress)"
+ns_exec host "$BPFTAP" cleanup | sed "s/^/  cleanup: /"
+[[ -z "$(ns_exec host tc filter show dev tap-vm1 ingress)" ]] || fail "cleanup left a filter on tap-vm1 ingress"
+[[ -z "$(ns_exec host tc filter show dev tap-vm1 egress)" ]] || fail "cleanup left a filter on tap-vm1 egress"
+assert_nothing_attached tap-vm1
 
 # Bad input: exit 2, one line, nothing attached.
 for args in "--from tap-vm1 --to nosuch0" "--from tap-vm1 --to tap-vm1" "--from tap-vm1 --to mon0 tcp port" \
@@ -64,4 +83,4 @@ for args in "--from tap-vm1 --to nosuch0" "--from tap-vm1 --to tap-vm1" "--from 
 done
 assert_nothing_attached tap-vm1
 assert_eq "" "$(vxlan_devs host)" "VXLAN devices left after bad input"
-echo "PASS: mirror copies equal the source hook's packets; originals untouched; bad input exits 2"
+echo "PASS: mirror copies (by bpf_clone_redirect and by tc's mirred) equal the source hook's packets; originals untouched; --attach tc + SIGKILL: cleanup removes it; bad input exits 2"

@@ -9,7 +9,13 @@
  * target's egress, recognises this session's copies among everything else and truncates them
  * to the snaplen there: on the copy, never on the original. (A VXLAN device has its remote and
  * VNI fixed: the kernel encapsulates the copy, nothing here does.)
- * A clone that cannot be sent is counted. */
+ * A clone that cannot be sent is counted.
+ *
+ * With `classify_only` (bpftap mirror --attach tc, no truncation) the source programs make no
+ * clone: they run as a cls_bpf classifier in front of tc's mirred action, return 0 (no match) or
+ * -1 (a match), and act_mirred makes the copy. bpf_clone_redirect also unclones the original's
+ * head (a pskb_expand_head per copy, net/core/filter.c), which act_mirred does not; copies
+ * act_mirred cannot send are its action's overlimits, which user space counts as failed. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -25,6 +31,7 @@ const volatile __u32 session_tag = 0;      /* non-zero: a target program handles
 const volatile __u32 snaplen = 0;          /* 0 = whole packets */
 const volatile __u32 sample_n = 0;         /* 0 or 1 = every flow */
 const volatile __u64 flow_cutoff = 0;      /* 0 = no cutoff */
+const volatile __u32 classify_only = 0;    /* a classifier for tc's mirred action (above) */
 
 /* Which slot of `rule_sets` is live; user space writes the other slot, then flips this. */
 volatile __u32 active_rules = 0;
@@ -276,20 +283,24 @@ static __always_inline int within_cutoff(const struct packet_info *p) {
   return before < flow_cutoff;
 }
 
+/* What a source program returns for a packet it does not copy: on to the next program (TCX_NEXT,
+ * TC_ACT_UNSPEC), or, as a classifier, no match (0: tc's next filter runs). */
+#define PASS (classify_only ? 0 : TC_ACT_UNSPEC)
+
 static __always_inline int mirror(struct __sk_buff *skb, __u8 dir) {
   struct bpftap_mirror_counters *c = hook_counters(skb, dir, &mirror_counters);
   if (!c)
-    return TC_ACT_UNSPEC; /* an interface we were not asked to watch */
+    return PASS; /* an interface we were not asked to watch */
   c->seen++;
   if (run_filter(skb, packet_vtag(skb), dir) == 0)
-    return TC_ACT_UNSPEC;
+    return PASS;
   /* Headers are parsed only when rules, sampling or the cutoff need them. */
   struct bpftap_rule_set *rules = live_rules();
   struct packet_info p = {};
   if (rules || sample_n > 1 || flow_cutoff || bypass_entries)
     parse(skb, &p);
   if (rules && !rules_accept(rules, &p))
-    return TC_ACT_UNSPEC;
+    return PASS;
   __u32 len = wire_len(skb);
   c->matched++;
   c->bytes += len;
@@ -299,16 +310,21 @@ static __always_inline int mirror(struct __sk_buff *skb, __u8 dir) {
     __u64 *until = bpf_map_lookup_elem(&bypass, &k);
     if (until && bpf_ktime_get_ns() < *until) {
       c->bypassed++;
-      return TC_ACT_UNSPEC;
+      return PASS;
     }
   }
   if (sample_n > 1 && !in_sample(&p)) {
     c->sampled_out++;
-    return TC_ACT_UNSPEC;
+    return PASS;
   }
   if (flow_cutoff && !within_cutoff(&p)) {
     c->cut_off++;
-    return TC_ACT_UNSPEC;
+    return PASS;
+  }
+  if (classify_only) { /* tc's mirred action makes and sends the copy */
+    c->mirrored++;
+    c->mirrored_bytes += len;
+    return -1;
   }
   /* The tag rides on the clone; the original gets its mark back before anything else sees it. */
   __u32 mark = skb->mark;
@@ -319,7 +335,7 @@ static __always_inline int mirror(struct __sk_buff *skb, __u8 dir) {
     skb->mark = mark;
   if (err) {
     c->failed++;
-    return TC_ACT_UNSPEC;
+    return PASS;
   }
   c->mirrored++;
   if (snaplen && len > snaplen) {
@@ -327,7 +343,7 @@ static __always_inline int mirror(struct __sk_buff *skb, __u8 dir) {
     len = snaplen;
   }
   c->mirrored_bytes += len;
-  return TC_ACT_UNSPEC;
+  return PASS;
 }
 
 SEC("bpftap_tc")
