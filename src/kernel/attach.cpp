@@ -285,8 +285,11 @@ public:
     t->tcm_parent = TC_H_MAKE(TC_H_CLSACT, dir == BPFTAP_DIR_IN ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
     t->tcm_info = TC_H_MAKE(kTcPriority << 16, htons(ETH_P_ALL));  // as libbpf's bpf_tc_attach
   }
+  // The requests are fixed in shape and far below the buffer's size; one that would not fit
+  // is sent without the attribute, and the kernel refuses it.
   void put(uint16_t type, const void *data, size_t len) {
     auto *h = header();
+    if (NLMSG_ALIGN(h->nlmsg_len) + RTA_SPACE(len) > buf_.size()) return;
     auto *a = reinterpret_cast<rtattr *>(buf_.data() + NLMSG_ALIGN(h->nlmsg_len));
     a->rta_type = type;
     a->rta_len = static_cast<uint16_t>(RTA_LENGTH(len));
@@ -347,7 +350,7 @@ int add_mirred_filter(int prog_fd, uint32_t ifindex, uint8_t dir, uint32_t mirro
   req.put(TCA_KIND, std::string("bpf"));
   size_t options = req.open(TCA_OPTIONS);
   req.put(TCA_BPF_FD, static_cast<uint32_t>(prog_fd));
-  req.put(TCA_BPF_NAME, fmt::format("{}:[{}]", info.name, info.id));  // as tc names it
+  req.put(TCA_BPF_NAME, fmt::format("{}:[{}]", info.name, info.id));  // as libbpf's bpf_tc_attach names it
   size_t actions = req.open(TCA_BPF_ACT);
   size_t first = req.open(1);  // actions are numbered from 1, in order
   req.put(TCA_ACT_KIND, std::string("mirred"));
@@ -397,6 +400,7 @@ Result<std::unique_ptr<Hook>> attach_tc(int prog_fd, uint32_t ifindex, uint8_t d
   opts.prog_fd = prog_fd;
   if (int err = mirror_to ? add_mirred_filter(prog_fd, ifindex, dir, mirror_to) : bpf_tc_attach(&hook, &opts); err) {
     if (err == -EEXIST) return fail(what + ": another bpftap already holds the tc hook (use TCX, or stop it)");
+    if (mirror_to) what += fmt::format(": a cls_bpf filter with mirred to {}", ifname(mirror_to));
     return fail_errno(what, err);
   }
   return guard;
@@ -426,17 +430,18 @@ Result<std::unique_ptr<Hook>> attach_tc_mirred(int prog_fd, uint32_t ifindex, ui
   return attach_tc(prog_fd, ifindex, dir, mirror_to);
 }
 
-Result<uint64_t> tc_mirred_failures(uint32_t ifindex, uint8_t dir) {
-  std::string what = fmt::format("read the mirred action's counters on {} {}", ifname(ifindex),
-                                 dir == BPFTAP_DIR_IN ? "ingress" : "egress");
+Result<uint32_t> tc_mirred_failures(uint32_t ifindex, uint8_t dir) {
+  auto what = [&] {
+    return fmt::format("read the mirred action's counters on {} {}", ifname(ifindex), dir == BPFTAP_DIR_IN ? "ingress" : "egress");
+  };
   TfilterRequest req(RTM_GETTFILTER, 0, ifindex, dir);
   std::vector<char> reply;
-  if (int err = req.exchange(&reply); err) return fail_errno(what, err);
+  if (int err = req.exchange(&reply); err) return fail_errno(what(), err);
   auto *h = reinterpret_cast<nlmsghdr *>(reply.data());
   auto *options = find_attr(TCA_RTA(static_cast<tcmsg *>(NLMSG_DATA(h))), TCA_PAYLOAD(h), TCA_OPTIONS);
   auto *actions = find_attr(options, TCA_BPF_ACT);
   auto *queue = find_attr(find_attr(find_attr(actions, 1), TCA_ACT_STATS), TCA_STATS_QUEUE);
-  if (!queue || RTA_PAYLOAD(queue) < sizeof(gnet_stats_queue)) return fail(what + ": the filter has no mirred action");
+  if (!queue || RTA_PAYLOAD(queue) < sizeof(gnet_stats_queue)) return fail(what() + ": the filter has no mirred action");
   gnet_stats_queue q{};
   std::memcpy(&q, RTA_DATA(queue), sizeof(q));
   return q.overlimits;

@@ -43,12 +43,15 @@ Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t
 // match), and act_mirred sends a copy of each match out of `mirror_to`. Cheaper per copy than
 // bpf_clone_redirect, which also unclones the original's head. The action's control is
 // `continue`: filters after ours still see every packet. Like any tc filter, it stays after a
-// SIGKILL until `bpftap cleanup`.
+// SIGKILL until `bpftap cleanup`. One exception to "the original is never dropped" comes with
+// act_mirred: past its nesting limit (4 mirred actions deep in one call chain, e.g. a target
+// whose own egress mirrors again) it drops the packet it runs for.
 Result<std::unique_ptr<Hook>> attach_tc_mirred(int prog_fd, uint32_t ifindex, uint8_t dir, uint32_t mirror_to);
 
 // The copies the mirred action of attach_tc_mirred's filter on ifindex/dir could not send (the
-// action's overlimits: target down, queue full). An error if the filter is not there.
-Result<uint64_t> tc_mirred_failures(uint32_t ifindex, uint8_t dir);
+// action's overlimits, a 32-bit counter that wraps: target down, device gone, transmit errors).
+// An error if the filter is not there.
+Result<uint32_t> tc_mirred_failures(uint32_t ifindex, uint8_t dir);
 
 // The agent's pin directory, /sys/fs/bpf/bpftap/agent-<pidns>-<pid>-<starttime> (starttime: field 22 of
 // /proc/<pid>/stat, so that a reused pid is not taken for this process). Removed on destruction

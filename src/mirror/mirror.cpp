@@ -44,14 +44,25 @@ struct MirrorSession::Impl {
   std::vector<std::unique_ptr<Hook>> hooks;                             // the target's
   std::map<uint32_t, std::vector<std::unique_ptr<Hook>>> source_hooks;  // per source ifindex
   // --attach tc without truncation: tc's mirred action copies (attach_tc_mirred). Its failures are
-  // the action's, read with tc_mirred_failures; the last ones read, by (ifindex, dir), stay
-  // readable after detach().
+  // the action's, read with tc_mirred_failures at each stats() and before the filters go; the
+  // totals, by (ifindex, dir), stay readable after detach(). Failures after the last read before
+  // a filter goes (a source removed or deleted) stay counted as mirrored. Not thread-safe: like
+  // stats(), callers serialize (the CLI has one thread, the agent its lock), and the reads are in
+  // the caller's network namespace (the agent's sessions never attach with tc).
   bool mirred = false;
-  mutable std::map<std::pair<uint32_t, uint8_t>, uint64_t> mirred_failed;
+  struct MirredFailures {
+    uint32_t last = 0;   // the action's overlimits, a 32-bit counter
+    uint64_t total = 0;  // their sum, across its wraps
+  };
+  mutable std::map<std::pair<uint32_t, uint8_t>, MirredFailures> mirred_failed;
   void read_mirred_failures() const {
     for (const auto &[ifindex, hooks] : source_hooks)
       for (uint8_t dir : dirs())
-        if (auto n = tc_mirred_failures(ifindex, dir)) mirred_failed[{ifindex, dir}] = *n;
+        if (auto n = tc_mirred_failures(ifindex, dir)) {
+          auto &f = mirred_failed[{ifindex, dir}];
+          f.total += static_cast<uint32_t>(*n - f.last);
+          f.last = *n;
+        }
   }
   std::vector<uint8_t> dirs() const {
     std::vector<uint8_t> d;
@@ -281,7 +292,7 @@ Result<std::vector<MirrorStats>> MirrorSession::stats() const {
       if (!c) return fail_in(c.error(), s.name);
       if (impl_->mirred) {  // the program counted what it handed to the action; some did not go
         auto it = impl_->mirred_failed.find({s.ifindex, dir});
-        uint64_t failed = it == impl_->mirred_failed.end() ? 0 : std::min<uint64_t>(it->second, c->mirrored);
+        uint64_t failed = it == impl_->mirred_failed.end() ? 0 : std::min<uint64_t>(it->second.total, c->mirrored);
         c->mirrored -= failed;
         c->failed += failed;
       }

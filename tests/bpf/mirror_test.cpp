@@ -1,6 +1,7 @@
 // The mirror programs on crafted packets (BPF_PROG_TEST_RUN): rules, flow cutoff, sampling,
-// truncation, the VXLAN device and tc's mirred action making the copies (--attach tc). Each test runs in a network namespace of its own with two
-// veth pairs: the session mirrors bta to btc (whose peer btd has nothing attached).
+// truncation, the VXLAN device and tc's mirred action making the copies (--attach tc). Each test
+// runs in a network namespace of its own with two veth pairs: the session mirrors bta to btc
+// (whose peer btd has nothing attached).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
@@ -361,8 +362,19 @@ void send_frames(const char *dev, const std::vector<uint8_t> &frame, int n) {
 // By netlink: /sys shows the interfaces of the namespace it was mounted in, not this test's.
 uint64_t tx_packets(const char *dev) {
   auto out = lab::run_checked({"ip", "-s", "-j", "link", "show", "dev", dev});
-  if (!out) return ~0ull;
-  return nlohmann::json::parse(*out)[0]["stats64"]["tx"]["packets"].get<uint64_t>();
+  EXPECT_TRUE(out) << "ip -s link show " << dev;
+  return out ? nlohmann::json::parse(*out)[0]["stats64"]["tx"]["packets"].get<uint64_t>() : 0;
+}
+
+// Polls `get` until it returns `want` or 2 s pass (frames sent to a veth are received in a softirq
+// after sendto returns); returns the last value.
+template <typename F> uint64_t settle(F get, uint64_t want) {
+  uint64_t v = get();
+  for (int i = 0; i < 200 && v != want; i++) {
+    usleep(10000);
+    v = get();
+  }
+  return v;
 }
 
 // --attach tc: the program is a classifier (0 = no match, -1 = a match) in front of tc's mirred
@@ -393,16 +405,14 @@ TEST_F(MirrorProgTest, AttachTcLetsTcsMirredActionCopy) {
   uint64_t tx = tx_packets("btc");
   send_frames("btb", udp4("10.0.0.1", "10.0.0.2", 1000, 54, 100), 20);
   send_frames("btb", udp4("10.0.0.1", "10.0.0.2", 1000, 53, 100), 5);
-  auto after = counters();
-  EXPECT_EQ(after.mirrored - before.mirrored, 20u);
-  EXPECT_EQ(tx_packets("btc") - tx, 20u) << "act_mirred sent the copies out of the target";
-  EXPECT_EQ(after.failed, 0u);
+  EXPECT_EQ(settle([&] { return counters().mirrored - before.mirrored; }, 20), 20u);
+  EXPECT_EQ(settle([&] { return tx_packets("btc") - tx; }, 20), 20u) << "act_mirred sent the copies out of the target";
+  EXPECT_EQ(counters().failed, 0u);
 
   ASSERT_TRUE(lab::run_checked({"ip", "link", "set", "btc", "down"}));
   send_frames("btb", udp4("10.0.0.1", "10.0.0.2", 1000, 54, 100), 7);
-  after = counters();
-  EXPECT_EQ(after.failed, 7u) << "copies to a target that is down";
-  EXPECT_EQ(after.mirrored - before.mirrored, 20u);
+  EXPECT_EQ(settle([&] { return counters().failed; }, 7), 7u) << "copies to a target that is down";
+  EXPECT_EQ(counters().mirrored - before.mirrored, 20u);
   session_->detach();
   EXPECT_EQ(counters().failed, 7u) << "the counters stay readable after detach";
   shown = lab::run_checked({"tc", "filter", "show", "dev", "bta", "ingress"});

@@ -7,7 +7,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
 require_root
-require_cmd tcpdump tcpreplay bpftool capinfos
+require_cmd tcpdump tcpreplay bpftool capinfos ping
 : "${PCAPCMP:?set PCAPCMP to the pcapcmp tool}"
 make_workdir
 lab_up
@@ -61,6 +61,10 @@ wait_for_line "$W/m-kill.log" "mirroring"
 kill -KILL "$m"; wait "$m" 2>/dev/null || true
 ns_exec host tc filter show dev tap-vm1 ingress | grep -q "mirred (Egress Mirror to device mon0)" ||
   fail "after SIGKILL: no mirred action on tap-vm1: $(ns_exec host tc filter show dev tap-vm1 ingress)"
+tx0=$(ns_exec host cat /sys/class/net/mon0/statistics/tx_packets)
+ns_exec vm1 ping -c 3 -i 0.2 -q 10.77.0.2 >/dev/null
+tx1=$(ns_exec host cat /sys/class/net/mon0/statistics/tx_packets)
+(( tx1 - tx0 >= 3 )) || fail "after SIGKILL: the left filter sent $((tx1 - tx0)) copies of 3 pings to mon0"
 ns_exec host "$BPFTAP" cleanup | sed "s/^/  cleanup: /"
 [[ -z "$(ns_exec host tc filter show dev tap-vm1 ingress)" ]] || fail "cleanup left a filter on tap-vm1 ingress"
 [[ -z "$(ns_exec host tc filter show dev tap-vm1 egress)" ]] || fail "cleanup left a filter on tap-vm1 egress"

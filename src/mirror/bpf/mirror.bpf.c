@@ -4,7 +4,7 @@
  * target interface: a monitor port such as mon0, or bpftap's VXLAN device towards a remote sensor.
  *
  * The original is never modified or dropped: the source programs always return TC_ACT_UNSPEC
- * (TCX_NEXT), and the only field they touch, skb->mark, is restored right after the clone.
+ * (TCX_NEXT; as a classifier, below, 0 or -1: no verdict on the packet), and the only field they touch, skb->mark, is restored right after the clone.
  * The mark carries the session's tag to the clone, so that `bpftap_mirror_target`, on the
  * target's egress, recognises this session's copies among everything else and truncates them
  * to the snaplen there: on the copy, never on the original. (A VXLAN device has its remote and
