@@ -174,8 +174,8 @@ void add_mirror_command(CLI::App &app, Context &ctx) {
   cmd->add_option("--stats-interval", a->stats_interval, "print the counters every this many seconds");
   add_attach_option(cmd, a->attach,
                     std::string("hook: ") + kAttachModeWords +
-                        " (tc: tc's mirred action makes the copies unless -s: cheaper per copy; left attached by "
-                        "a crash until `bpftap cleanup`)");
+                        " (tc: tc's mirred action makes the copies unless -s, without uncloning the original; "
+                        "left attached by a crash until `bpftap cleanup`)");
   cmd->add_option("expression", a->expression, "pcap-filter expression selecting what is mirrored");
   cmd->callback([a, &ctx] {
     install_signal_handlers(true);

@@ -40,8 +40,8 @@ Result<std::unique_ptr<Hook>> attach_hook(int prog_fd, uint32_t ifindex, uint8_t
 
 // A cls_bpf filter on clsact (as AttachMode::Tc, same handle and priority, so cleanup finds it)
 // in classifier mode, followed by tc's mirred action: the program returns 0 (no match) or -1 (a
-// match), and act_mirred sends a copy of each match out of `mirror_to`. Cheaper per copy than
-// bpf_clone_redirect, which also unclones the original's head. The action's control is
+// match), and act_mirred sends a copy of each match out of `mirror_to`. No uncloning of the
+// original's head, which bpf_clone_redirect does after each clone. The action's control is
 // `continue`: filters after ours still see every packet. Like any tc filter, it stays after a
 // SIGKILL until `bpftap cleanup`. One exception to "the original is never dropped" comes with
 // act_mirred: past its nesting limit (4 mirred actions deep in one call chain, e.g. a target
