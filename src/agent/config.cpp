@@ -77,7 +77,7 @@ bool valid_name(const std::string &s) {
 
 Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
   if (auto r = only(c, n, "a session", {"name", "interfaces", "netns", "direction", "filter", "rules", "snaplen", "sample",
-                                        "flow_cutoff", "capture", "mirror", "inspect"});
+                                        "flow_cutoff", "attach", "capture", "mirror", "inspect"});
       !r)
     return tl::unexpected(r.error());
   SessionConfig s;
@@ -136,6 +136,13 @@ Result<SessionConfig> parse_session(const Ctx &c, const YAML::Node &n) {
     auto v = number(c, n["sample"], "sample", 1u << 24);
     if (!v) return tl::unexpected(v.error());
     s.sample = static_cast<uint32_t>(*v);
+  }
+  if (n["attach"]) {
+    auto a = scalar<std::string>(c, n["attach"], "attach", "a string");
+    if (!a) return tl::unexpected(a.error());
+    auto mode = parse_attach_mode(*a);
+    if (!mode) return c.bad(n["attach"], fmt::format("attach must be {}", kAttachModeWords));
+    s.attach = *mode;
   }
   if (n["flow_cutoff"]) {
     auto v = number(c, n["flow_cutoff"], "flow_cutoff", UINT64_MAX);
@@ -239,18 +246,19 @@ MirrorSpec mirror_spec(const SessionConfig &s) {
   m.snaplen = s.snaplen;
   m.sample = s.sample;
   m.flow_cutoff = s.flow_cutoff;
+  m.attach = s.attach;
   if (s.mirror) m.target = *s.mirror;
   return m;
 }
 
 CaptureSpec capture_spec(const SessionConfig &s) {
-  return CaptureSpec{.interfaces = s.interfaces, .ingress = s.ingress, .egress = s.egress, .filter = s.filter, .snaplen = s.snaplen};
+  return CaptureSpec{.interfaces = s.interfaces, .ingress = s.ingress, .egress = s.egress, .filter = s.filter, .snaplen = s.snaplen, .attach = s.attach};
 }
 
 bool SessionConfig::operator==(const SessionConfig &o) const {
   return name == o.name && interfaces == o.interfaces && netns == o.netns && ingress == o.ingress && egress == o.egress &&
          filter == o.filter && rules == o.rules && snaplen == o.snaplen && sample == o.sample &&
-         flow_cutoff == o.flow_cutoff && capture == o.capture && mirror == o.mirror && inspect == o.inspect;
+         flow_cutoff == o.flow_cutoff && attach == o.attach && capture == o.capture && mirror == o.mirror && inspect == o.inspect;
 }
 
 bool vxlan_clash(const SessionConfig &a, const SessionConfig &b) {
@@ -429,6 +437,7 @@ Result<SessionConfig> parse_session_json(const std::string &text, const std::str
                     {"snaplen", JType::Number, {}},
                     {"sample", JType::Number, {}},
                     {"flow_cutoff", JType::Number, {}},
+                    {"attach", JType::String, {}},
                     {"capture", JType::Object, {{"dir", JType::String, {}}, {"rotate_mb", JType::Number, {}}, {"keep_files", JType::Number, {}},
                                                 {"files", JType::String, {}}}},
                     {"mirror", JType::Object, {{"to", JType::String, {}}, {"vxlan", JType::String, {}}, {"vni", JType::Number, {}},
@@ -461,6 +470,7 @@ std::string session_to_json(const SessionConfig &s) {
   if (s.snaplen) j["snaplen"] = s.snaplen;
   if (s.sample) j["sample"] = s.sample;
   if (s.flow_cutoff) j["flow_cutoff"] = s.flow_cutoff;
+  if (s.attach != AttachMode::Auto) j["attach"] = attach_mode_word(s.attach);
   if (s.capture)
     j["capture"] = {{"dir", s.capture->dir}, {"rotate_mb", s.capture->rotate_mb}, {"keep_files", s.capture->keep_files},
                     {"files", s.capture->files}};

@@ -543,6 +543,11 @@ std::vector<InterfaceCounters> Session::counters() const {
   std::vector<InterfaceCounters> out;
   std::map<std::pair<std::string, std::string>, InterfaceCounters> live;
   if (st_->mirror) {
+    // With attach: tc the failed copies are tc's counts, read over rtnetlink: in the session's
+    // namespace, where its interfaces are (the API thread is in the agent's).
+    std::optional<NetnsScope> scope;
+    if (cfg_.attach == AttachMode::Tc)
+      if (auto sc = NetnsScope::enter(st_->ns)) scope.emplace(std::move(*sc));
     if (auto st = st_->mirror->stats())
       for (const auto &m : *st) {
         auto c = from_mirror(m.name, m.dir, true, m.counters);

@@ -20,4 +20,8 @@ std::optional<AttachMode> parse_attach_mode(std::string_view word) {
   return std::nullopt;
 }
 
+const char *attach_mode_word(AttachMode m) {
+  return m == AttachMode::Tcx ? "tcx" : m == AttachMode::Tc ? "tc" : "auto";
+}
+
 } // namespace bpftap

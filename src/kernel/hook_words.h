@@ -22,6 +22,7 @@ const char *direction_word(bool ingress, bool egress);
 
 // auto (TCX if the kernel has it), tcx, tc; nullopt for anything else.
 std::optional<AttachMode> parse_attach_mode(std::string_view word);
+const char *attach_mode_word(AttachMode m);  // the word parse_attach_mode takes
 inline constexpr const char *kAttachModeWords = "auto, tcx or tc";
 
 } // namespace bpftap

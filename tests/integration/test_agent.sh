@@ -3,7 +3,8 @@
 #  - sessions from a YAML config attach to the taps present; a new VM (namespace + tap) is attached
 #    within 1 s and its traffic captured and mirrored; deleting it detaches it, counters kept;
 #  - REST API: unauthenticated and wrong-token writes get 401; a session created, updated and
-#    deleted over the API changes what the monitor receives;
+#    deleted over the API changes what the monitor receives (created with attach: tc, a tc filter
+#    with mirred's action that goes when an update takes it back to auto);
 #  - /metrics is valid Prometheus text and its counters grow with traffic;
 #  - POST /v1/bypass stops mirroring one flow while the others go on;
 #  - SIGHUP with a broken config keeps the old sessions running and logs why;
@@ -87,8 +88,12 @@ assert_eq 401 "$code" "DELETE with a wrong token"
 code=$(api -o /dev/null -w '%{http_code}' -X POST -d '{}' "$API/v1/bypass")
 assert_eq 401 "$code" "unauthenticated bypass"
 
-# Create a session over the API: UDP from vm1 to the monitor.
-assert_eq 201 "$(write POST /v1/sessions -d '{"name":"api-udp","interfaces":["tap-vm1"],"direction":"in","filter":"udp port 9999","mirror":{"to":"mon0"}}')" "create api-udp"
+# Create a session over the API: UDP from vm1 to the monitor, copied by tc's mirred action
+# (attach: tc) behind bpftap's classifier.
+assert_eq 201 "$(write POST /v1/sessions -d '{"name":"api-udp","interfaces":["tap-vm1"],"direction":"in","filter":"udp port 9999","attach":"tc","mirror":{"to":"mon0"}}')" "create api-udp"
+ns_exec host tc filter show dev tap-vm1 ingress | grep -q "mirred (Egress Mirror to device mon0)" ||
+  fail "attach: tc: no mirred action to mon0 on tap-vm1: $(ns_exec host tc filter show dev tap-vm1 ingress)"
+get /v1/sessions/api-udp | grep -q '"attach":"tc"' || fail "GET /v1/sessions/api-udp does not say attach: tc: $(get /v1/sessions/api-udp)"
 assert_eq 400 "$(write POST /v1/sessions -d '{"name":"bad","interfaces":["tap-vm1"],"mirror":{"to":"mon0"},"colour":"red"}')" "create with an unknown key"
 grep -q "unknown key 'colour'" "$W/resp" || fail "400 without the reason: $(cat "$W/resp")"
 assert_eq 409 "$(write POST /v1/sessions -d '{"name":"api-udp","interfaces":["tap-vm1"],"mirror":{"to":"mon0"}}')" "create an existing session"
@@ -102,6 +107,10 @@ send_udp 9999
 send_udp 9998
 sleep 0.3
 assert_eq 3 "$(counter api-udp tap-vm1 mirrored)" "after the update only port 9998 is mirrored (fresh counters)"
+# The update (attach: auto) took the tc filter away with the old session.
+if ns_exec host tc filter show dev tap-vm1 ingress | grep -q mirred; then
+  fail "the tc filter of the updated session stayed: $(ns_exec host tc filter show dev tap-vm1 ingress)"
+fi
 assert_eq 204 "$(write DELETE /v1/sessions/api-udp)" "delete api-udp"
 assert_eq 404 "$(api -o /dev/null -w '%{http_code}' "$API/v1/sessions/api-udp")" "api-udp gone"
 echo "  API: 401 without the token; create / update / delete take effect"

@@ -10,6 +10,8 @@
 #    loopback down), waits again when it is deleted (counters kept, the namespace let go), and
 #    starts again when it is re-created;
 #  - a session created over the API in a third namespace (vm2's eth0) captures there;
+#  - an attach: tc mirror session there counts the copies mirred could not send (target down),
+#    read in that namespace; its filter goes on DELETE;
 #  - after SIGKILL, the VXLAN device left in the host namespace is removed by `bpftap cleanup
 #    --netns` and, after another SIGKILL, by the agent's next start; its TCX links, pinned in the
 #    bpffs it mounted in `ip netns exec`'s private mount namespace, went with that namespace;
@@ -204,6 +206,26 @@ grep -q '"state":"waiting"' "$W/resp" || fail "not waiting: $(cat "$W/resp")"
 assert_eq 204 "$(write DELETE /v1/sessions/nowhere)" "delete the waiting session"
 assert_eq 400 "$(write POST /v1/sessions -d '{"name":"slash","netns":"../x","interfaces":["eth0"],"capture":{"dir":"/tmp"}}')" "a netns that is a path"
 echo "  API: a session in ${P}vm2 captured there; one in a missing namespace waits and can be deleted"
+
+# attach: tc in another namespace: tc's mirred action copies; with mon0 down its copies fail,
+# and those failures (tc's counts, read over rtnetlink) are read in ${P}host, where the filter is,
+# not in the agent's namespace (where tap-vm1's ifindex means nothing).
+assert_eq 201 "$(write POST /v1/sessions -d "{\"name\":\"tc-mirror\",\"netns\":\"${P}host\",\"interfaces\":[\"tap-vm1\"],\"direction\":\"in\",\"filter\":\"udp port 9996\",\"attach\":\"tc\",\"mirror\":{\"to\":\"mon0\"}}")" "create tc-mirror"
+assert_eq "tap-vm1" "$(attached tc-mirror)" "tc-mirror attached to tap-vm1 in ${P}host"
+ns_exec host tc filter show dev tap-vm1 ingress | grep -q "mirred (Egress Mirror to device mon0)" ||
+  fail "attach: tc: no mirred action to mon0 on tap-vm1: $(ns_exec host tc filter show dev tap-vm1 ingress)"
+ns_exec vm1 bash -c 'for i in 1 2; do echo hi >/dev/udp/10.77.0.2/9996; done'
+ns_exec host ip link set mon0 down
+ns_exec vm1 bash -c 'for i in 1 2 3; do echo hi >/dev/udp/10.77.0.2/9996; done'
+sleep 0.3
+ns_exec host ip link set mon0 up
+assert_eq 2 "$(counter tc-mirror tap-vm1 mirrored)" "tc-mirror: copies sent while mon0 was up"
+assert_eq 3 "$(counter tc-mirror tap-vm1 failed)" "tc-mirror: copies mirred could not send (mon0 down), read in ${P}host"
+assert_eq 204 "$(write DELETE /v1/sessions/tc-mirror)" "delete tc-mirror"
+if ns_exec host tc filter show dev tap-vm1 ingress | grep -q mirred; then
+  fail "tc-mirror's filter stayed after DELETE: $(ns_exec host tc filter show dev tap-vm1 ingress)"
+fi
+echo "  attach: tc in ${P}host: 2 copies sent, 3 failed with mon0 down (tc's counts read there), filter removed on DELETE"
 
 # One VXLAN device per VNI and port in a namespace: a PUT that sends host-sensor's VNI 42 to
 # another sensor stops it first and starts it on a new device; a new session with VNI 42 to a

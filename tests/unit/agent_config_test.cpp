@@ -34,6 +34,7 @@ sessions:
     direction: in
     rules: ["10 accept proto tcp dport 80", "20 reject"]
     flow_cutoff: 16384
+    attach: tc
     mirror: { to: mon0 }
   - name: sensor
     interfaces: ["vnet*"]
@@ -56,7 +57,9 @@ sessions:
   ASSERT_TRUE(ids.mirror);
   EXPECT_EQ(ids.mirror->to, "mon0");
   EXPECT_EQ(c->sessions[2].mirror->vni, std::optional<int64_t>(42));
-  EXPECT_EQ(c->sessions[2].line, 17);
+  EXPECT_EQ(ids.attach, bpftap::AttachMode::Tc);
+  EXPECT_EQ(cap.attach, bpftap::AttachMode::Auto);
+  EXPECT_EQ(c->sessions[2].line, 18);
   EXPECT_EQ(c->sessions[2].netns, "tenant-1");
   EXPECT_EQ(ids.netns, "");
   auto sensor = parse_session_text(session_to_json(c->sessions[2]), "api");
@@ -66,6 +69,7 @@ sessions:
   auto again = parse_session_text(session_to_json(ids), "api");
   ASSERT_TRUE(again) << again.error().message();
   EXPECT_TRUE(*again == ids);
+  EXPECT_NE(session_to_json(ids).find(R"("attach":"tc")"), std::string::npos) << session_to_json(ids);
   unlink(path.c_str());
 }
 
@@ -110,6 +114,7 @@ TEST(AgentConfig, MistakesNameTheFileAndLine) {
       {"sessions:\n  - name: a\n    interfaces: [x]\n    rules: ['10 allow']\n    mirror: {to: m}\n", ":4: rule '10 allow'"},
       {"sessions:\n  - name: a\n    interfaces: [x]\n    capture: {dir: /tmp}\n  - name: a\n    interfaces: [y]\n    capture: {dir: /tmp}\n", "used twice"},
       {"sessions:\n  - name: a\n    interfaces: [x]\n    flow_cutoff: 10\n    capture: {dir: /tmp}\n", "apply to mirror sessions"},
+      {"sessions:\n  - name: a\n    interfaces: [x]\n    attach: xdp\n    mirror: {to: m}\n", ":4: attach must be auto, tcx or tc"},
       {"sessions:\n  - name: a\n    interfaces: [x]\n    mirror: {to: m}\n    capture: {dir: /tmp}\n", "cannot be combined"},
       {"sessions:\n  - name: a b\n    interfaces: [x]\n    capture: {dir: /tmp}\n", "use letters"},
       {"sessions:\n  - name: a\n    interfaces: []\n    capture: {dir: /tmp}\n", "interfaces must be a list"},
