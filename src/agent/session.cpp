@@ -545,10 +545,12 @@ std::vector<InterfaceCounters> Session::counters() const {
   if (st_->mirror) {
     // With attach: tc the failed copies are tc's counts, read over rtnetlink: in the session's
     // namespace, where its interfaces are (the API thread is in the agent's).
+    // If it cannot get there, the last counts are kept: read elsewhere, the same ifindex could
+    // be another interface, and another filter's counts.
     std::optional<NetnsScope> scope;
     if (cfg_.attach == AttachMode::Tc)
       if (auto sc = NetnsScope::enter(st_->ns)) scope.emplace(std::move(*sc));
-    if (auto st = st_->mirror->stats())
+    if (auto st = st_->mirror->stats(cfg_.attach != AttachMode::Tc || scope.has_value()))
       for (const auto &m : *st) {
         auto c = from_mirror(m.name, m.dir, true, m.counters);
         live[{c.name, c.direction}] = c;

@@ -218,15 +218,7 @@ class TcHook final : public Hook {
 public:
   TcHook(uint32_t ifindex, bpf_tc_attach_point point) : ifindex_(ifindex), point_(point), key_{netns_id(), ifindex} {}
   ~TcHook() override {
-    bpf_tc_hook hook{};
-    hook.sz = sizeof(hook);
-    hook.ifindex = static_cast<int>(ifindex_);
-    hook.attach_point = point_;
-    bpf_tc_opts opts{};
-    opts.sz = sizeof(opts);
-    opts.handle = kTcHandle;
-    opts.priority = kTcPriority;
-    bpf_tc_detach(&hook, &opts);
+    if (added_) detach_filter();
     std::lock_guard lock(g_qdisc_mu);
     auto &use = g_qdiscs[key_];
     if (--use.hooks == 0) {
@@ -238,12 +230,30 @@ public:
       g_qdiscs.erase(key_);
     }
   }
+  TcHook(const TcHook &) = delete;
+  TcHook &operator=(const TcHook &) = delete;
   const char *kind() const override { return "tc"; }
+  // The filter is ours to delete only once our add succeeded: the one a failed add (EEXIST) ran
+  // into is another bpftap's, still working.
+  void added() { added_ = true; }
 
 private:
+  void detach_filter() {
+    bpf_tc_hook hook{};
+    hook.sz = sizeof(hook);
+    hook.ifindex = static_cast<int>(ifindex_);
+    hook.attach_point = point_;
+    bpf_tc_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.handle = kTcHandle;
+    opts.priority = kTcPriority;
+    bpf_tc_detach(&hook, &opts);
+  }
+
   uint32_t ifindex_;
   bpf_tc_attach_point point_;
   QdiscKey key_;  // detached in the namespace it was attached in (the caller's NetnsScope)
+  bool added_ = false;
 };
 
 Result<std::unique_ptr<Hook>> attach_tcx(int prog_fd, uint32_t ifindex, uint8_t dir, const std::string &pin_dir) {
@@ -399,10 +409,13 @@ Result<std::unique_ptr<Hook>> attach_tc(int prog_fd, uint32_t ifindex, uint8_t d
   opts.priority = kTcPriority;
   opts.prog_fd = prog_fd;
   if (int err = mirror_to ? add_mirred_filter(prog_fd, ifindex, dir, mirror_to) : bpf_tc_attach(&hook, &opts); err) {
-    if (err == -EEXIST) return fail(what + ": another bpftap already holds the tc hook (use TCX, or stop it)");
+    if (err == -EEXIST)
+      return fail(what + ": another bpftap session or process already has its tc filter there (one per interface "
+                         "and direction with --attach tc / attach: tc; TCX, the default, takes any number)");
     if (mirror_to) what += fmt::format(": a cls_bpf filter with mirred to {}", ifname(mirror_to));
     return fail_errno(what, err);
   }
+  guard->added();
   return guard;
 }
 

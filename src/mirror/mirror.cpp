@@ -48,7 +48,8 @@ struct MirrorSession::Impl {
   // totals, by (ifindex, dir), stay readable after detach(). Failures after the last read before
   // a filter goes (a source removed or deleted) stay counted as mirrored. Not thread-safe: like
   // stats(), callers serialize (the CLI has one thread, the agent its lock), and the reads are in
-  // the caller's network namespace (the agent's sessions never attach with tc).
+  // the caller's network namespace (the agent enters the session's; a caller that cannot passes
+  // read_tc = false to stats() and gets the totals of the last read).
   bool mirred = false;
   struct MirredFailures {
     uint32_t last = 0;   // the action's overlimits, a 32-bit counter
@@ -283,9 +284,9 @@ Result<> MirrorSession::set_rules(const std::vector<bpftap_rule> &rules) {
   return {};
 }
 
-Result<std::vector<MirrorStats>> MirrorSession::stats() const {
+Result<std::vector<MirrorStats>> MirrorSession::stats(bool read_tc) const {
   std::vector<MirrorStats> out;
-  if (impl_->mirred) impl_->read_mirred_failures();
+  if (impl_->mirred && read_tc) impl_->read_mirred_failures();
   for (const auto &s : impl_->sources)
     for (uint8_t dir : impl_->dirs()) {
       auto c = impl_->prog->counters(s.ifindex, dir);

@@ -60,7 +60,9 @@ public:
   std::string target() const;  // "mon0" or "10.77.1.1 VNI 42 via bpftap-vx5d10c2"
   uint32_t target_ifindex() const;  // the interface copies leave by (the VXLAN device's, for VXLAN)
   const std::string &target_device() const;  // its name: mon0, or bpftap's VXLAN device
-  Result<std::vector<MirrorStats>> stats() const;
+  // read_tc: with --attach tc, read tc's failure counts now (over rtnetlink, in the calling
+  // thread's network namespace, which must be the session's); false keeps the last read's.
+  Result<std::vector<MirrorStats>> stats(bool read_tc = true) const;
   Result<bpftap_target_counters> target_stats() const;  // zero without truncation
   // Replaces the rule set while the session runs (no reattach); sorted, at most BPFTAP_MAX_RULES.
   Result<> set_rules(const std::vector<bpftap_rule> &rules);

@@ -214,10 +214,14 @@ assert_eq 201 "$(write POST /v1/sessions -d "{\"name\":\"tc-mirror\",\"netns\":\
 assert_eq "tap-vm1" "$(attached tc-mirror)" "tc-mirror attached to tap-vm1 in ${P}host"
 ns_exec host tc filter show dev tap-vm1 ingress | grep -q "mirred (Egress Mirror to device mon0)" ||
   fail "attach: tc: no mirred action to mon0 on tap-vm1: $(ns_exec host tc filter show dev tap-vm1 ingress)"
+poll_counter() {  # poll_counter FIELD N: until tc-mirror's FIELD on tap-vm1 reaches N (2 s at most)
+  for _ in $(seq 40); do (( $(counter tc-mirror tap-vm1 "$1") >= $2 )) && return; sleep 0.05; done
+}
 ns_exec vm1 bash -c 'for i in 1 2; do echo hi >/dev/udp/10.77.0.2/9996; done'
+poll_counter mirrored 2
 ns_exec host ip link set mon0 down
 ns_exec vm1 bash -c 'for i in 1 2 3; do echo hi >/dev/udp/10.77.0.2/9996; done'
-sleep 0.3
+poll_counter failed 3
 ns_exec host ip link set mon0 up
 assert_eq 2 "$(counter tc-mirror tap-vm1 mirrored)" "tc-mirror: copies sent while mon0 was up"
 assert_eq 3 "$(counter tc-mirror tap-vm1 failed)" "tc-mirror: copies mirred could not send (mon0 down), read in ${P}host"

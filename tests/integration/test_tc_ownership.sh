@@ -4,12 +4,14 @@
 #    filter when bpftap exits (both used to be deleted), and when `bpftap cleanup` runs after a
 #    SIGKILL; only bpftap's own filter goes;
 #  - a qdisc another tool created, with its filter, stays after bpftap's exit and cleanup;
+#  - a second --attach tc on a hook bpftap's tc filter holds is refused, and leaves the first one's
+#    filter in place (it used to delete it);
 #  - a file in /run/bpftap/qdiscs that is not bpftap's (a stray name) is left alone with a
 #    warning: cleanup and the agent go on (they used to exit 1 with just "bpftap: stoul").
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/replay_lib.sh"
 require_root
-require_cmd tc
+require_cmd tc capinfos
 make_workdir
 lab_up
 W=$WORKDIR
@@ -70,7 +72,25 @@ has_ours tap-atk ingress && fail "cleanup left bpftap's filter"
 ns_exec host tc qdisc del dev tap-atk clsact
 echo "  another tool's qdisc and filter: kept by bpftap's exit and by cleanup"
 
-# 4. A stray file among bpftap's state files.
+# 4. A second tc capture on the same hook is refused, and the first one's filter is left working
+#    (the failed attach used to delete it on its way out: same handle and priority).
+capture_until x -i tap-vm1
+set +e
+ns_exec host timeout 10 "$BPFTAP" capture --attach tc -i tap-vm1 -w "$W/second.pcapng" 2>"$W/second.log"
+rc=$?
+set -e
+(( rc != 0 )) || fail "a second tc capture on tap-vm1 started"
+grep -q "already has its tc filter there" "$W/second.log" || fail "second capture: $(cat "$W/second.log")"
+has_ours tap-vm1 ingress || fail "the second capture's failed attach deleted the first one's filter"
+ns_exec vm1 ping -c 3 -i 0.2 -W 1 10.77.0.2 >/dev/null || fail "vm1 cannot ping vm2"
+signal_job INT "$CAP"
+wait "$CAP" || fail "capture exited $?"
+got=$(capinfos -M -c "$W/c.pcapng" | awk '/Number of packets/ { print $NF }')
+(( got >= 6 )) || fail "the first capture kept $got packets after the second one failed, expected 6 (3 echo requests and replies)"
+has_qdisc tap-vm1 && fail "the first capture's exit left its qdisc"
+echo "  a second tc capture on tap-vm1: refused (exit $rc), the first kept its filter and $got packets"
+
+# 5. A stray file among bpftap's state files.
 nsid=$(ns_exec host stat -L -c %i /proc/self/ns/net)
 mkdir -p /run/bpftap/qdiscs
 stray="/run/bpftap/qdiscs/$nsid-notanumber"
