@@ -26,7 +26,8 @@ void add_capture_options(CLI::App *cmd, CaptureArgs &a) {
   cmd->add_option("-W", a.max_files, "with -C: keep this many files (ring); with -G: stop after this many files");
   cmd->add_option("-F", a.filter_file, "read the filter expression from FILE ('#' starts a comment)");
   cmd->add_option("-B,--buffer-size", a.buffer_kib, "kernel buffer size in KiB (power of two for the ring buffer; "
-                                                    "default: 8-64 MiB by the snapshot length)")
+                                                    "default: 8-128 MiB by the snapshot length and interfaces; "
+                                                    "-B 8192 is cheaper for small packets, see README)")
       ->check(CLI::Range(0u, 1u << 20));
   cmd->add_option("--buffer", a.buffer, "kernel-to-user transport: ring (one ring buffer) or perf (per-CPU)")
       ->check(CLI::IsMember({"ring", "perf"}));
