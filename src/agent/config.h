@@ -51,7 +51,7 @@ struct SessionConfig {
   uint64_t flow_cutoff = 0;             // mirror: payload bytes per flow
   // Hook, as bpftap capture's and mirror's --attach: auto (TCX, else tc), tcx or tc. With tc a
   // mirror session's copies are made by tc's mirred action (mirror/mirror.h), and a crashed
-  // agent's filters stay until `bpftap cleanup` (the unit runs it).
+  // agent's filters stay until its next start or `bpftap cleanup` removes them.
   AttachMode attach = AttachMode::Auto;
   std::optional<CaptureTarget> capture;
   std::optional<MirrorTarget> mirror;   // mirror/spec.h, shared with bpftap mirror

@@ -118,6 +118,11 @@ assert_nothing_attached() {
 }
 
 # bpftap's VXLAN devices (bpftap-vx…) in the lab namespace $1, one per line.
+# tc_has DEV DIR PATTERN: does `tc filter show` of the lab host's DEV (ingress|egress) hold PATTERN?
+# The output is read whole first: with pipefail, `tc ... | grep -q` fails when grep stops early.
+tc_has() { local o; o=$(ns_exec host tc filter show dev "$1" "$2"); grep -q "$3" <<<"$o"; }
+tc_filters() { ns_exec host tc filter show dev "$1" "$2"; }  # for messages
+
 vxlan_devs() { ns_exec "$1" ip -o link show type vxlan | sed -n 's/^[0-9]*: \(bpftap-vx[0-9a-f]*\)[:@].*/\1/p'; }
 # Asserts that the lab namespace $1 has exactly one bpftap VXLAN device, sending to $2 with VNI $3
 # (a fixed-remote device, as for tc mirred), and prints its name.

@@ -91,8 +91,7 @@ assert_eq 401 "$code" "unauthenticated bypass"
 # Create a session over the API: UDP from vm1 to the monitor, copied by tc's mirred action
 # (attach: tc) behind bpftap's classifier.
 assert_eq 201 "$(write POST /v1/sessions -d '{"name":"api-udp","interfaces":["tap-vm1"],"direction":"in","filter":"udp port 9999","attach":"tc","mirror":{"to":"mon0"}}')" "create api-udp"
-ns_exec host tc filter show dev tap-vm1 ingress | grep -q "mirred (Egress Mirror to device mon0)" ||
-  fail "attach: tc: no mirred action to mon0 on tap-vm1: $(ns_exec host tc filter show dev tap-vm1 ingress)"
+tc_has tap-vm1 ingress "mirred (Egress Mirror to device mon0)" || fail "attach: tc: no mirred action to mon0 on tap-vm1: $(tc_filters tap-vm1 ingress)"
 get /v1/sessions/api-udp | grep -q '"attach":"tc"' || fail "GET /v1/sessions/api-udp does not say attach: tc: $(get /v1/sessions/api-udp)"
 assert_eq 400 "$(write POST /v1/sessions -d '{"name":"bad","interfaces":["tap-vm1"],"mirror":{"to":"mon0"},"colour":"red"}')" "create with an unknown key"
 grep -q "unknown key 'colour'" "$W/resp" || fail "400 without the reason: $(cat "$W/resp")"
@@ -108,9 +107,7 @@ send_udp 9998
 sleep 0.3
 assert_eq 3 "$(counter api-udp tap-vm1 mirrored)" "after the update only port 9998 is mirrored (fresh counters)"
 # The update (attach: auto) took the tc filter away with the old session.
-if ns_exec host tc filter show dev tap-vm1 ingress | grep -q mirred; then
-  fail "the tc filter of the updated session stayed: $(ns_exec host tc filter show dev tap-vm1 ingress)"
-fi
+tc_has tap-vm1 ingress mirred && fail "the tc filter of the updated session stayed: $(tc_filters tap-vm1 ingress)"
 assert_eq 204 "$(write DELETE /v1/sessions/api-udp)" "delete api-udp"
 assert_eq 404 "$(api -o /dev/null -w '%{http_code}' "$API/v1/sessions/api-udp")" "api-udp gone"
 echo "  API: 401 without the token; create / update / delete take effect"

@@ -212,8 +212,7 @@ echo "  API: a session in ${P}vm2 captured there; one in a missing namespace wai
 # not in the agent's namespace (where tap-vm1's ifindex means nothing).
 assert_eq 201 "$(write POST /v1/sessions -d "{\"name\":\"tc-mirror\",\"netns\":\"${P}host\",\"interfaces\":[\"tap-vm1\"],\"direction\":\"in\",\"filter\":\"udp port 9996\",\"attach\":\"tc\",\"mirror\":{\"to\":\"mon0\"}}")" "create tc-mirror"
 assert_eq "tap-vm1" "$(attached tc-mirror)" "tc-mirror attached to tap-vm1 in ${P}host"
-ns_exec host tc filter show dev tap-vm1 ingress | grep -q "mirred (Egress Mirror to device mon0)" ||
-  fail "attach: tc: no mirred action to mon0 on tap-vm1: $(ns_exec host tc filter show dev tap-vm1 ingress)"
+tc_has tap-vm1 ingress "mirred (Egress Mirror to device mon0)" || fail "attach: tc: no mirred action to mon0 on tap-vm1: $(tc_filters tap-vm1 ingress)"
 poll_counter() {  # poll_counter FIELD N: until tc-mirror's FIELD on tap-vm1 reaches N (2 s at most)
   for _ in $(seq 40); do (( $(counter tc-mirror tap-vm1 "$1") >= $2 )) && return; sleep 0.05; done
 }
@@ -226,9 +225,7 @@ ns_exec host ip link set mon0 up
 assert_eq 2 "$(counter tc-mirror tap-vm1 mirrored)" "tc-mirror: copies sent while mon0 was up"
 assert_eq 3 "$(counter tc-mirror tap-vm1 failed)" "tc-mirror: copies mirred could not send (mon0 down), read in ${P}host"
 assert_eq 204 "$(write DELETE /v1/sessions/tc-mirror)" "delete tc-mirror"
-if ns_exec host tc filter show dev tap-vm1 ingress | grep -q mirred; then
-  fail "tc-mirror's filter stayed after DELETE: $(ns_exec host tc filter show dev tap-vm1 ingress)"
-fi
+tc_has tap-vm1 ingress mirred && fail "tc-mirror's filter stayed after DELETE: $(tc_filters tap-vm1 ingress)"
 echo "  attach: tc in ${P}host: 2 copies sent, 3 failed with mon0 down (tc's counts read there), filter removed on DELETE"
 
 # One VXLAN device per VNI and port in a namespace: a PUT that sends host-sensor's VNI 42 to

@@ -31,7 +31,7 @@ echo "  tcx: nothing left after SIGKILL"
 
 # tc: the filters and our qdisc survive the kill...
 start_and_kill -i tap-vm1 -i tap-vm2 --attach tc
-ns_exec host tc filter show dev tap-vm1 ingress | grep -q bpftap_ingress || fail "expected a leftover tc filter to clean"
+tc_has tap-vm1 ingress bpftap_ingress || fail "expected a leftover tc filter to clean"
 ns_exec host tc qdisc show dev tap-vm2 | grep -q clsact || fail "expected a leftover clsact qdisc"
 # ...until cleanup.
 ns_exec host "$BPFTAP" cleanup | sed "s/^/  cleanup: /"
@@ -46,10 +46,10 @@ wait_for_line "$W/one.log" "listening on"
 ns_exec vm1 ping -c 2 -W 1 10.77.0.2 >/dev/null || true
 wait "$one" || fail "tc capture exited non-zero"
 ns_exec host tc qdisc show dev tap-vm1 | grep -q clsact || fail "bpftap removed a clsact qdisc it did not create"
-ns_exec host tc filter show dev tap-vm1 ingress | grep -q bpftap && fail "tc filter left after a normal exit"
+tc_has tap-vm1 ingress bpftap && fail "tc filter left after a normal exit"
 start_and_kill -i tap-vm1 --attach tc
 ns_exec host "$BPFTAP" cleanup >/dev/null
 ns_exec host tc qdisc show dev tap-vm1 | grep -q clsact || fail "cleanup removed a clsact qdisc bpftap did not create"
-ns_exec host tc filter show dev tap-vm1 ingress | grep -q bpftap && fail "cleanup left a bpftap filter"
+tc_has tap-vm1 ingress bpftap && fail "cleanup left a bpftap filter"
 ns_exec host tc qdisc del dev tap-vm1 clsact
 echo "PASS: SIGKILL + cleanup leave nothing; foreign qdiscs are kept"

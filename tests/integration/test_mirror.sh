@@ -59,8 +59,7 @@ ns_exec host "$BPFTAP" mirror --from tap-vm1 --to mon0 --attach tc 2>"$W/m-kill.
 m=$!
 wait_for_line "$W/m-kill.log" "mirroring"
 kill -KILL "$m"; wait "$m" 2>/dev/null || true
-ns_exec host tc filter show dev tap-vm1 ingress | grep -q "mirred (Egress Mirror to device mon0)" ||
-  fail "after SIGKILL: no mirred action on tap-vm1: $(ns_exec host tc filter show dev tap-vm1 ingress)"
+tc_has tap-vm1 ingress "mirred (Egress Mirror to device mon0)" || fail "after SIGKILL: no mirred action on tap-vm1: $(tc_filters tap-vm1 ingress)"
 tx0=$(ns_exec host cat /sys/class/net/mon0/statistics/tx_packets)
 ns_exec vm1 ping -c 3 -i 0.2 -q 10.77.0.2 >/dev/null
 tx1=$(ns_exec host cat /sys/class/net/mon0/statistics/tx_packets)

@@ -17,9 +17,8 @@ lab_up
 W=$WORKDIR
 # Another tool's filter: a classic-BPF cls_bpf that accepts everything, at priority 7.
 foreign_filter() { ns_exec host tc filter add dev "$1" "$2" prio 7 bpf bytecode "1,6 0 0 4294967295," classid 1:1; }
-# (The output is read whole first: with pipefail, `tc ... | grep -q` fails when grep stops early.)
-has_foreign() { local o; o=$(ns_exec host tc filter show dev "$1" "$2"); grep -q "pref 7 bpf" <<<"$o"; }
-has_ours() { local o; o=$(ns_exec host tc filter show dev "$1" "$2"); grep -q "bpftap_" <<<"$o"; }
+has_foreign() { tc_has "$1" "$2" "pref 7 bpf"; }
+has_ours() { tc_has "$1" "$2" "bpftap_"; }
 has_qdisc() { local o; o=$(ns_exec host tc qdisc show dev "$1"); grep -q clsact <<<"$o"; }
 
 capture_until() {  # capture_until DONE-FILE ARGS...: a tc capture that runs until DONE-FILE exists
