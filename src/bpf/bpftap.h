@@ -7,6 +7,10 @@
 
 #define BPFTAP_MAX_SNAPLEN 262144u
 #define BPFTAP_VLAN_HLEN 4u
+/* Copies of at most this many bytes go to the capture's small ring, longer ones to its big ring:
+ * a ring small enough for the TLB to cover keeps small packets cheap at high rates, a big one
+ * absorbs bursts of GSO frames while a file write stalls. */
+#define BPFTAP_SMALL_RECORD 512u
 
 enum bpftap_dir {
   BPFTAP_DIR_IN = 1,

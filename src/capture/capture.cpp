@@ -80,7 +80,8 @@ struct Capture::Impl {
   std::unordered_map<uint32_t, uint32_t> slot_of;  // ifindex -> slot, attached ones
   uint64_t total_captured = 0;
 
-  std::optional<RingReader> ring;
+  std::optional<RingSet> rings;  // the small records' ring, then the big one's (if used)
+  uint64_t ring_bytes = 0;       // both together
   std::atomic<uint64_t> ring_used{0}, ring_peak{0};
   std::vector<uint8_t> restored;  // frames whose VLAN tag is put back (the only copies made)
 
@@ -117,12 +118,17 @@ struct Capture::Impl {
   // Ring transport: writes the records older than `cutoff_tai` straight from ring memory, then
   // flushes the sink (which lets go of that memory) and gives the space back to the kernel.
   bool drain_ring(PacketSink &sink, uint64_t cutoff_tai) {
-    ring_used.store(ring->waiting(), std::memory_order_relaxed);
-    if (ring_used > ring_peak.load(std::memory_order_relaxed)) ring_peak.store(ring_used, std::memory_order_relaxed);
+    uint64_t used = 0, peak = ring_peak.load(std::memory_order_relaxed);
+    for (const auto &r : rings->rings()) {
+      used += r.waiting();
+      peak = std::max(peak, r.waiting());
+    }
+    ring_used.store(used, std::memory_order_relaxed);
+    ring_peak.store(peak, std::memory_order_relaxed);
     std::lock_guard lock(mu);
-    const auto &recs = ring->take(cutoff_tai, left());
+    const auto &recs = rings->take(cutoff_tai, left());
     if (recs.empty()) {
-      ring->release();  // passes over discarded records, if that is all there was
+      rings->release();  // passes over discarded records, if that is all there was
       return true;
     }
     // Frames with a tag to put back are rebuilt here; sized first, so the spans stay valid.
@@ -155,7 +161,7 @@ struct Capture::Impl {
     }
     if (!sink_failed)
       if (auto r = sink.flush(); !r) fail_sink(r.error());
-    ring->release();  // whether or not the sink failed: a failed sink holds no reference
+    rings->release();  // whether or not the sink failed: a failed sink holds no reference
     return !sink_failed;
   }
 
@@ -191,12 +197,12 @@ struct Capture::Impl {
 
   // One round of the reading loop: wait (at most timeout_ms), then write what is due.
   Result<> round(PacketSink &sink, int timeout_ms, bool final) {
-    if (ring) {
-      // The kernel wakes the reader once, when the backlog passes a quarter of the ring (the
-      // program's wakeup_bytes), not again while it stays there: still that far behind after the
+    if (rings) {
+      // The kernel wakes the reader once, when the backlog passes a quarter of a ring (the
+      // program's wakeup marks), not again while it stays there: still that far behind after the
       // last round, the reader only lets the reorder window pass before the next one.
-      if (ring->waiting() >= ring->size() / 4) timeout_ms = std::min(timeout_ms, 1);
-      if (int err = ring->wait(timeout_ms); err < 0 && err != -EINTR) return fail_errno("wait for captured packets", err);
+      if (rings->backlogged()) timeout_ms = std::min(timeout_ms, 1);
+      if (int err = rings->wait(timeout_ms); err < 0 && err != -EINTR) return fail_errno("wait for captured packets", err);
       uint64_t cutoff = final ? UINT64_MAX : clock_ns(CLOCK_TAI) - kReorderWindowNs;
       if (!drain_ring(sink, cutoff)) return tl::unexpected(sink_error);
       return {};
@@ -274,14 +280,31 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
                  : opts.output == BPFTAP_OUT_PERFBUF ? 16u << 20  // per CPU
                                                      : default_buffer_bytes(opts.snaplen, impl->initial.size());
   impl->opts.buffer_bytes = po.ring_bytes;
+  // Copies that all fit the small ring need no big one; otherwise the small one is as the
+  // default sizes it for short copies (8 MiB and up), never bigger than the big one.
+  bool big = opts.snaplen > BPFTAP_SMALL_RECORD;
+  po.small_ring_bytes = !big ? po.ring_bytes
+                             : std::min(po.ring_bytes, default_buffer_bytes(BPFTAP_SMALL_RECORD, impl->initial.size()));
+  if (!big) po.ring_bytes = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));  // the least a ring can be; unused
   auto prog = CaptureProgram::load(po);
   if (!prog) return tl::unexpected(prog.error());
   impl->prog = std::move(*prog);
 
   if (opts.output == BPFTAP_OUT_RINGBUF) {
-    auto ring = RingReader::open(impl->prog->ring_fd(), po.ring_bytes);
-    if (!ring) return tl::unexpected(ring.error());
-    impl->ring.emplace(std::move(*ring));
+    std::vector<RingReader> readers;
+    auto small = RingReader::open(impl->prog->small_ring_fd(), po.small_ring_bytes);
+    if (!small) return tl::unexpected(small.error());
+    readers.push_back(std::move(*small));
+    impl->ring_bytes = po.small_ring_bytes;
+    if (big) {
+      auto ring = RingReader::open(impl->prog->ring_fd(), po.ring_bytes);
+      if (!ring) return tl::unexpected(ring.error());
+      readers.push_back(std::move(*ring));
+      impl->ring_bytes += po.ring_bytes;
+    }
+    auto set = RingSet::open(std::move(readers));
+    if (!set) return tl::unexpected(set.error());
+    impl->rings.emplace(std::move(*set));
   } else {
     size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     size_t pages = std::max<size_t>(1, po.ring_bytes / page);
@@ -410,8 +433,8 @@ void Capture::locked(const std::function<void()> &fn) {
 }
 
 std::optional<RingUsage> Capture::ring_usage() const {
-  if (!impl_->ring) return std::nullopt;
-  return RingUsage{impl_->opts.buffer_bytes, impl_->ring_used.load(std::memory_order_relaxed),
+  if (!impl_->rings) return std::nullopt;
+  return RingUsage{impl_->ring_bytes, impl_->ring_used.load(std::memory_order_relaxed),
                    impl_->ring_peak.load(std::memory_order_relaxed)};
 }
 

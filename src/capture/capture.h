@@ -37,8 +37,10 @@ struct CaptureOptions {
   bpftap_output output = BPFTAP_OUT_RINGBUF;
   AttachMode attach = AttachMode::Auto;
   std::string pin_dir;                  // the agent's PinDir: TCX links pinned there ("" = fds held)
-  uint32_t buffer_bytes = 0;            // ring buffer size, or per-CPU perf buffer size; 0 = by
-                                        // default_buffer_bytes()
+  uint32_t buffer_bytes = 0;            // the big records' ring size (with a snapshot length of at
+                                        // most BPFTAP_SMALL_RECORD, the one ring's), or the per-CPU
+                                        // perf buffer size; 0 = by default_buffer_bytes(). The small
+                                        // records' ring is never bigger.
 };
 
 // The ring buffer a capture gets unless told otherwise: room for about a thousand records of
@@ -47,11 +49,12 @@ struct CaptureOptions {
 // ~100 ms now and then (measured on tmpfs), and the ring is what absorbs them.
 uint32_t default_buffer_bytes(uint32_t snaplen, size_t interfaces);
 
-// How full the kernel's ring buffer is (ring transport only).
+// How full the kernel's ring buffers are (ring transport only): the small records' ring and,
+// with a snapshot length past BPFTAP_SMALL_RECORD, the big records' one.
 struct RingUsage {
-  uint64_t size = 0;  // bytes
-  uint64_t used = 0;  // waiting for bpftap at the last drain
-  uint64_t peak = 0;  // the most ever waiting at a drain (size reached = drops)
+  uint64_t size = 0;  // bytes, both rings
+  uint64_t used = 0;  // waiting for bpftap at the last drain, both rings
+  uint64_t peak = 0;  // the most ever waiting in one ring at a drain (its size reached = drops)
 };
 
 // One BPF object, one ring buffer and one reader for all the interfaces of a capture, however

@@ -20,7 +20,9 @@ struct CaptureProgramOptions {
   std::vector<bpf_insn> filter;  // translate_cbpf() output; empty = accept everything
   uint32_t snaplen = BPFTAP_MAX_SNAPLEN;
   bpftap_output output = BPFTAP_OUT_RINGBUF;
-  uint32_t ring_bytes = 1u << 24;  // power of two, ≥ page size
+  uint32_t ring_bytes = 1u << 24;        // the big ring (copies > BPFTAP_SMALL_RECORD bytes):
+                                         // a power of two, ≥ page size
+  uint32_t small_ring_bytes = 1u << 23;  // the small ring (copies ≤ BPFTAP_SMALL_RECORD bytes)
   bool taps = true;         // load the ingress/egress programs
   bool filter_test = false; // load bpftap_filter_test (tests only)
 };
@@ -35,7 +37,8 @@ public:
   int ingress_fd() const;
   int egress_fd() const;
   int filter_test_fd() const;
-  int ring_fd() const;
+  int ring_fd() const;        // the big ring
+  int small_ring_fd() const;  // the small ring
   int perf_fd() const;
   int counters_fd() const;
 

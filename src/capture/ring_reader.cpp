@@ -57,7 +57,7 @@ RingReader::RingReader(RingReader &&o) noexcept
     : map_fd_(std::move(o.map_fd_)), epoll_fd_(std::move(o.epoll_fd_)), size_(o.size_), mask_(o.mask_),
       page_(o.page_), consumer_(std::exchange(o.consumer_, nullptr)), producer_(std::exchange(o.producer_, nullptr)),
       data_(o.data_), owned_(o.owned_), scanned_(o.scanned_), held_(std::move(o.held_)),
-      wrapped_(std::move(o.wrapped_)) {}
+      wrapped_(std::move(o.wrapped_)), taken_(std::move(o.taken_)) {}
 
 RingReader::~RingReader() {
   if (!owned_) return;
@@ -125,6 +125,7 @@ const std::vector<RingRecord> &RingReader::take(uint64_t cutoff, size_t limit) {
   if (sorted) {
     size_t n = std::min(due, limit);
     for (size_t i = 0; i < n; i++) out_.push_back(held_[i].rec);
+    taken_.assign(held_.begin(), held_.begin() + static_cast<long>(n));
     held_.erase(held_.begin(), held_.begin() + static_cast<long>(n));
     return out_;
   }
@@ -141,7 +142,17 @@ const std::vector<RingRecord> &RingReader::take(uint64_t cutoff, size_t limit) {
   }
   held_.swap(keep_);
   for (const auto &p : batch_) out_.push_back(p.rec);
+  taken_.swap(batch_);
   return out_;
+}
+
+void RingReader::untake(size_t n) {
+  n = std::min(n, taken_.size());
+  if (n == 0) return;
+  held_.insert(held_.end(), taken_.end() - static_cast<long>(n), taken_.end());
+  taken_.resize(taken_.size() - n);
+  out_.resize(taken_.size());
+  std::sort(held_.begin(), held_.end(), [](const Pending &a, const Pending &b) { return a.pos < b.pos; });
 }
 
 void RingReader::release() {
@@ -149,6 +160,7 @@ void RingReader::release() {
   uint64_t upto = held_.empty() ? scanned_ : held_.front().pos;
   __atomic_store_n(consumer_, upto, __ATOMIC_RELEASE);
   out_.clear();
+  taken_.clear();
   // Copies of wrapped records handed out are no longer needed; held ones still are.
   for (auto it = wrapped_.begin(); it != wrapped_.end();) {
     const uint8_t *copy = it->data();
@@ -156,6 +168,58 @@ void RingReader::release() {
                             [&](const Pending &p) { return reinterpret_cast<const uint8_t *>(p.rec.hdr) == copy; });
     it = held ? std::next(it) : wrapped_.erase(it);
   }
+}
+
+Result<RingSet> RingSet::open(std::vector<RingReader> rings) {
+  RingSet set;
+  set.rings_ = std::move(rings);
+  set.epoll_fd_ = FD(epoll_create1(EPOLL_CLOEXEC));
+  if (!set.epoll_fd_) return fail_errno("epoll_create1", errno);
+  for (const auto &r : set.rings_) {
+    if (r.map_fd() < 0) continue;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLET;
+    if (epoll_ctl(set.epoll_fd_.get(), EPOLL_CTL_ADD, r.map_fd(), &ev) != 0)
+      return fail_errno("watch the ring buffers (epoll_ctl)", errno);
+  }
+  return set;
+}
+
+int RingSet::wait(int timeout_ms) const {
+  epoll_event ev[4];
+  if (epoll_wait(epoll_fd_.get(), ev, 4, timeout_ms) < 0) return -errno;
+  return 0;
+}
+
+const std::vector<RingRecord> &RingSet::take(uint64_t cutoff, size_t limit) {
+  out_.clear();
+  if (rings_.size() == 1) {
+    out_ = rings_[0].take(cutoff, limit);
+    return out_;
+  }
+  // Each ring's batch is in time order: merge them, taking the oldest head each time.
+  batches_.clear();
+  for (auto &r : rings_) batches_.push_back({&r.take(cutoff, limit), 0});
+  while (out_.size() < limit) {
+    Batch *next = nullptr;
+    for (auto &b : batches_)
+      if (b.at < b.recs->size() && (!next || (*b.recs)[b.at].hdr->ts_tai_ns < (*next->recs)[next->at].hdr->ts_tai_ns))
+        next = &b;
+    if (!next) break;
+    out_.push_back((*next->recs)[next->at++]);
+  }
+  // Cut by the limit: what each ring gave past it goes back to that ring, for a later take().
+  for (size_t i = 0; i < rings_.size(); i++) rings_[i].untake(batches_[i].recs->size() - batches_[i].at);
+  return out_;
+}
+
+void RingSet::release() {
+  for (auto &r : rings_) r.release();
+  out_.clear();
+}
+
+bool RingSet::backlogged() const {
+  return std::any_of(rings_.begin(), rings_.end(), [](const RingReader &r) { return r.waiting() >= r.size() / 4; });
 }
 
 } // namespace bpftap

@@ -59,8 +59,13 @@ public:
   // still held (a ring is released in order; records taken beyond it are freed later).
   void release();
 
+  // The last `n` records the last take() handed out are held again, as if never taken (a later
+  // take() hands them out). Call before release().
+  void untake(size_t n);
+
   // Records scanned and not yet handed out.
   size_t held() const { return held_.size(); }
+  int map_fd() const { return map_fd_.get(); }
 
 private:
   struct Pending {
@@ -83,6 +88,39 @@ private:
   std::list<std::vector<uint8_t>> wrapped_;  // records that wrap around, put together (rare)
   std::vector<Pending> keep_;   // scratch for take()
   std::vector<Pending> batch_;  // scratch for take()
+  std::vector<Pending> taken_;  // what the last take() handed out (for untake())
+  std::vector<RingRecord> out_;
+};
+
+// Several rings read as one (the capture's small and big rings): the records of all of them in
+// timestamp order, each ring's own time-ordered batch merged, none copied.
+class RingSet {
+public:
+  // Waits on every ring that has a map (those made by RingReader::open) with one epoll.
+  static Result<RingSet> open(std::vector<RingReader> rings);
+
+  // As RingReader::wait(), for any of the rings.
+  int wait(int timeout_ms) const;
+  // As RingReader::take(), across the rings: at most `limit` records with ts_tai_ns <= cutoff,
+  // oldest first.
+  const std::vector<RingRecord> &take(uint64_t cutoff_tai_ns, size_t limit = SIZE_MAX);
+  // As RingReader::release(), for every ring.
+  void release();
+
+  // True when a ring holds a quarter of its size or more (its wakeup mark: the kernel wakes
+  // the reader once when it is passed, not again while it stays past it).
+  bool backlogged() const;
+  const std::vector<RingReader> &rings() const { return rings_; }
+
+private:
+  RingSet() = default;
+  struct Batch {
+    const std::vector<RingRecord> *recs;  // what one ring's take() handed out
+    size_t at;                            // merged up to here
+  };
+  std::vector<RingReader> rings_;
+  FD epoll_fd_;
+  std::vector<Batch> batches_;
   std::vector<RingRecord> out_;
 };
 

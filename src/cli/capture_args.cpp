@@ -26,10 +26,11 @@ void add_capture_options(CLI::App *cmd, CaptureArgs &a) {
   cmd->add_option("-W", a.max_files, "with -C: keep this many files (ring); with -G: stop after this many files");
   cmd->add_option("-F", a.filter_file, "read the filter expression from FILE ('#' starts a comment)");
   cmd->add_option("-B,--buffer-size", a.buffer_kib, "kernel buffer size in KiB (power of two for the ring buffer; "
-                                                    "default: 8-128 MiB by the snapshot length and interfaces; "
-                                                    "-B 8192 is cheaper for small packets, see README)")
+                                                    "default: 8-128 MiB by the snapshot length and interfaces); "
+                                                    "copies of at most 512 bytes go to a ring of their own, "
+                                                    "of 8 MiB or more, never bigger than this")
       ->check(CLI::Range(0u, 1u << 20));
-  cmd->add_option("--buffer", a.buffer, "kernel-to-user transport: ring (one ring buffer) or perf (per-CPU)")
+  cmd->add_option("--buffer", a.buffer, "kernel-to-user transport: ring (ring buffers shared by all CPUs) or perf (per-CPU)")
       ->check(CLI::IsMember({"ring", "perf"}));
   add_attach_option(cmd, a.attach, "hook: auto (TCX if the kernel has it), tcx, or tc (clsact + cls_bpf)");
   cmd->add_option("--backend", a.backend, "ebpf (TC programs, the default) or pcap (libpcap, one handle per "

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -52,28 +53,45 @@ test::RunResult run(int prog_fd, const std::vector<uint8_t> &f, uint32_t ifindex
   return test::run_tc(prog_fd, f, ctx);
 }
 
+// Loads the programs with both rings (small and big records) of `ring_bytes`.
 std::unique_ptr<CaptureProgram> load(uint32_t snaplen, uint32_t ring_bytes) {
   CaptureProgramOptions o;  // empty filter: accept everything
   o.snaplen = snaplen;
   o.ring_bytes = ring_bytes;
+  o.small_ring_bytes = ring_bytes;
   auto p = CaptureProgram::load(o);
   EXPECT_TRUE(p) << p.error().message();
   return p ? std::move(*p) : nullptr;
 }
 
 // The program's ring reservation for a record of `cap` bytes: 4 size classes per power of two
-// from 128 to 262144 (128, 160, 192, 224, 256, 320, ...), written out independently here.
+// from 64 to 262144 (64, 80, 96, 112, 128, 160, ...), written out independently here.
 uint64_t size_class(uint64_t cap) {
   std::vector<uint64_t> classes;
-  for (uint64_t p = 128; p < BPFTAP_MAX_SNAPLEN; p *= 2)
+  for (uint64_t p = 64; p < BPFTAP_MAX_SNAPLEN; p *= 2)
     for (uint64_t q = 0; q < 4; q++) classes.push_back(p + q * p / 4);
   classes.push_back(BPFTAP_MAX_SNAPLEN);
-  EXPECT_EQ(classes.size(), 45u);
+  EXPECT_EQ(classes.size(), 49u);
   return *std::lower_bound(classes.begin(), classes.end(), cap);
 }
 
 // Ring bytes one record of `cap` packet bytes takes: kernel header, bpftap header, size class.
 uint64_t ring_span(uint64_t cap) { return (8 + sizeof(bpftap_pkt_hdr) + size_class(cap) + 7) & ~uint64_t{7}; }
+
+// Both rings read as the capture reads them: the small records' ring, then the big one's.
+std::optional<RingSet> open_rings(CaptureProgram &prog, uint32_t ring_bytes) {
+  std::vector<RingReader> v;
+  for (int fd : {prog.small_ring_fd(), prog.ring_fd()}) {
+    auto rd = RingReader::open(fd, ring_bytes);
+    EXPECT_TRUE(rd) << rd.error().message();
+    if (!rd) return std::nullopt;
+    v.push_back(std::move(*rd));
+  }
+  auto set = RingSet::open(std::move(v));
+  EXPECT_TRUE(set) << set.error().message();
+  if (!set) return std::nullopt;
+  return std::move(*set);
+}
 
 // The largest frame BPF_PROG_TEST_RUN accepts for a TC program (it builds a linear skb), found
 // by running `prog_fd` before any interface is watched (the program returns at once: no
@@ -93,14 +111,19 @@ struct Expected {
   std::vector<uint8_t> frame;
 };
 
-// Takes every record out of the ring and checks it against `want` (matched by direction and
-// length, each once): metadata, bytes (the frame's first min(len, snaplen)), timestamps in order.
+// Takes every record out of the rings and checks it against `want` (matched by direction and
+// length, each once): which ring it went to (copies of up to BPFTAP_SMALL_RECORD bytes to the
+// small one), metadata, bytes (the frame's first min(len, snaplen)), timestamps in order.
 void expect_ring_holds(CaptureProgram &prog, uint32_t ring_bytes, uint32_t snaplen, const std::vector<Expected> &want) {
-  auto rd = RingReader::open(prog.ring_fd(), ring_bytes);
-  ASSERT_TRUE(rd) << rd.error().message();
-  uint64_t span = 0;
-  for (const auto &w : want) span += ring_span(std::min<size_t>(w.frame.size(), snaplen));
-  EXPECT_EQ(rd->waiting(), span) << "ring bytes used != the size classes of the records";
+  auto rd = open_rings(prog, ring_bytes);
+  ASSERT_TRUE(rd);
+  uint64_t small = 0, big = 0;
+  for (const auto &w : want) {
+    size_t cap = std::min<size_t>(w.frame.size(), snaplen);
+    (cap <= BPFTAP_SMALL_RECORD ? small : big) += ring_span(cap);
+  }
+  EXPECT_EQ(rd->rings()[0].waiting(), small) << "small ring bytes used != the size classes of the short copies";
+  EXPECT_EQ(rd->rings()[1].waiting(), big) << "big ring bytes used != the size classes of the long copies";
   const auto &recs = rd->take(UINT64_MAX);
   ASSERT_EQ(recs.size(), want.size());
   std::vector<bool> used(want.size());
@@ -125,7 +148,7 @@ void expect_ring_holds(CaptureProgram &prog, uint32_t ring_bytes, uint32_t snapl
     EXPECT_TRUE(std::equal(r.bytes.begin(), r.bytes.end(), f.begin())) << "bytes are not the frame's prefix";
   }
   rd->release();
-  EXPECT_EQ(rd->waiting(), 0u);
+  for (const auto &r : rd->rings()) EXPECT_EQ(r.waiting(), 0u);
 }
 
 void expect_counters(CaptureProgram &prog, uint8_t dir, uint64_t n, uint64_t bytes, uint64_t dropped = 0) {
@@ -145,7 +168,7 @@ void run_size_table(uint32_t snaplen) {
   ASSERT_TRUE(prog);
   size_t largest = largest_runnable_frame(prog->ingress_fd());
   std::vector<size_t> sizes;
-  for (size_t n : {60, 128, 129, 1514, 9000, 65000}) {
+  for (size_t n : {60, 64, 65, 100, 128, 129, 512, 513, 1514, 9000, 65000}) {
     if (n <= largest)
       sizes.push_back(n);
     else
@@ -315,6 +338,50 @@ TEST(CaptureProg, FullRingCountsDropsAndNeverDropsThePacket) {
   rd->release();
 }
 
+// Short and long copies go to separate rings: a burst of small packets that fills the small
+// ring (its copies counted dropped) leaves the big ring's room to full-size frames, and the
+// two come back merged in time order.
+TEST(CaptureProg, SmallRingFullDoesNotStopLongCopies) {
+  const uint32_t ring_bytes = 1u << 16;
+  auto prog = load(BPFTAP_MAX_SNAPLEN, ring_bytes);
+  ASSERT_TRUE(prog);
+  ASSERT_TRUE(prog->watch(kLo));
+  const uint64_t fit_small = ring_bytes / ring_span(100), fit_big = ring_bytes / ring_span(1514);
+  std::vector<size_t> order;  // frame sizes in the order they were run
+  for (uint64_t i = 0; i < fit_small + 50; i++) {
+    ASSERT_EQ(run(prog->ingress_fd(), frame(100, uint32_t(i))).retval, kPass);
+    order.push_back(100);
+    if (i % 20 == 0) {
+      ASSERT_EQ(run(prog->ingress_fd(), frame(1514, uint32_t(i))).retval, kPass);
+      order.push_back(1514);
+    }
+  }
+  uint64_t longs = std::count(order.begin(), order.end(), size_t{1514});
+  ASSERT_LE(longs, fit_big);
+  auto c = prog->counters(kLo, BPFTAP_DIR_IN);
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->dropped, 50u) << "only the short copies past the small ring's room are dropped";
+
+  auto rd = open_rings(*prog, ring_bytes);
+  ASSERT_TRUE(rd);
+  const auto &recs = rd->take(UINT64_MAX);
+  ASSERT_EQ(recs.size(), order.size() - 50);
+  // In run order: the long frames interleaved with the short ones that fit (the first ones).
+  std::vector<size_t> want;
+  uint64_t shorts = 0;
+  for (size_t n : order)
+    if (n == 1514 || shorts++ < fit_small) want.push_back(n);
+  std::vector<size_t> got;
+  uint64_t prev = 0;
+  for (const auto &r : recs) {
+    got.push_back(r.hdr->wire_len);
+    EXPECT_GE(r.hdr->ts_tai_ns, prev);
+    prev = r.hdr->ts_tai_ns;
+  }
+  EXPECT_EQ(got, want);
+  rd->release();
+}
+
 using test::PrivateNetns;
 
 // Interfaces with an ifindex past BPFTAP_IFSLOT_DIRECT (65536) are found through the program's
@@ -342,8 +409,8 @@ TEST(CaptureProg, LargeIfindexIsWatchedToo) {
   for (uint32_t idx : {small, large}) ASSERT_TRUE(prog->watch(idx));
   for (uint32_t idx : {large, small, large}) ASSERT_EQ(run(prog->ingress_fd(), f, idx).retval, kPass);
 
-  auto rd = RingReader::open(prog->ring_fd(), ring_bytes);
-  ASSERT_TRUE(rd) << rd.error().message();
+  auto rd = open_rings(*prog, ring_bytes);
+  ASSERT_TRUE(rd);
   const auto &recs = rd->take(UINT64_MAX);
   ASSERT_EQ(recs.size(), 3u);
   std::map<uint32_t, int> per_if;
@@ -418,11 +485,11 @@ TEST(CaptureProg, RealLoopbackTrafficUpTo64KiB) {
   close(tx);
   hooks.clear();
 
-  auto rd = RingReader::open(prog->ring_fd(), ring_bytes);
-  ASSERT_TRUE(rd) << rd.error().message();
+  auto rd = open_rings(*prog, ring_bytes);
+  ASSERT_TRUE(rd);
   uint64_t span = 0;
   for (size_t n : sizes) span += 2 * ring_span(n);
-  EXPECT_EQ(rd->waiting(), span);
+  EXPECT_EQ(rd->rings()[0].waiting() + rd->rings()[1].waiting(), span);
   const auto &recs = rd->take(UINT64_MAX);
   ASSERT_EQ(recs.size(), 2 * std::size(sizes));
   std::map<std::pair<uint8_t, uint32_t>, int> seen;

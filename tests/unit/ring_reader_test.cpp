@@ -479,6 +479,59 @@ TEST(RingReader, LimitReturnsTheOldestAndTheRestLater) {
   EXPECT_EQ(ring.consumer(), ring.producer());
 }
 
+// Two rings read as one (the capture's small and big records' rings), each written out of
+// order by two CPUs: take() merges them by timestamp with each record's own bytes, holds what
+// is past the cutoff in either ring, and gives each ring back only what it handed out; a limit
+// that cuts the merged batch leaves the rest, in either ring, for the next take(), once each.
+TEST(RingSet, RecordsOfTwoRingsFromTwoCpusComeBackMergedByTimestamp) {
+  FakeRing small(1 << 14), big(1 << 16);
+  ASSERT_TRUE(small.ok() && big.ok());
+  std::map<uint64_t, Want> want;
+  std::map<uint64_t, uint64_t> pos;
+  // ifindex 1/2 = the CPU that wrote it; short copies in `small`, long ones in `big`.
+  const std::pair<uint64_t, bool> order[] = {{10, false}, {15, true}, {30, false}, {12, true}, {20, false},
+                                             {40, true},  {25, false}, {35, true}, {50, false}, {45, true}};
+  for (size_t i = 0; i < std::size(order); i++) {
+    auto [ts, is_big] = order[i];
+    Want w{ts, uint32_t(i % 2 + 1), payload(is_big ? 1400 + ts : 60 + ts, uint32_t(ts))};
+    pos[ts] = (is_big ? big : small).append(w.ts, w.ifindex, w.bytes);
+    want[ts] = w;
+  }
+  std::vector<RingReader> rings;
+  rings.push_back(small.reader());
+  rings.push_back(big.reader());
+  auto set = RingSet::open(std::move(rings));
+  ASSERT_TRUE(set) << set.error().message();
+  {
+    const auto &recs = set->take(32);
+    ASSERT_EQ(timestamps(recs), (std::vector<uint64_t>{10, 12, 15, 20, 25, 30}));
+    for (const auto &r : recs) expect_record(r, want[r.hdr->ts_tai_ns]);
+  }
+  EXPECT_EQ(small.consumer(), 0u) << "take() must not give space back";
+  set->release();
+  EXPECT_EQ(small.consumer(), pos[50]) << "small ring: up to its first held record";
+  EXPECT_EQ(big.consumer(), pos[40]) << "big ring: up to its first held record";
+
+  // The limit cuts the merged batch: 35 and 40 (big ring), then 45 (big) and 50 (small).
+  EXPECT_EQ(timestamps(set->take(UINT64_MAX, 2)), (std::vector<uint64_t>{35, 40}));
+  set->release();
+  EXPECT_EQ(small.consumer(), pos[50]) << "50 was cut by the limit: still the small ring's";
+  EXPECT_EQ(big.consumer(), pos[45]);
+  {
+    const auto &recs = set->take(UINT64_MAX, 2);
+    ASSERT_EQ(timestamps(recs), (std::vector<uint64_t>{45, 50}));
+    for (const auto &r : recs) expect_record(r, want[r.hdr->ts_tai_ns]);
+  }
+  set->release();
+  EXPECT_EQ(small.consumer(), small.producer());
+  EXPECT_EQ(big.consumer(), big.producer());
+  EXPECT_TRUE(set->take(UINT64_MAX).empty());
+  EXPECT_FALSE(set->backlogged());
+  // A ring a quarter full is a backlog (its wakeup mark passed).
+  for (uint64_t ts = 100; big.producer() - big.consumer() < big.size() / 4; ts++) big.append(ts, 1, payload(1000, 9));
+  EXPECT_TRUE(set->backlogged());
+}
+
 // The record is longer than its packet (the program reserves a size class): only cap_len
 // bytes are returned, and the next record is found past the whole reservation.
 TEST(RingReader, SizeClassSlackIsNotPartOfThePacket) {

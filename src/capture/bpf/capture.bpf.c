@@ -2,6 +2,10 @@
 /* bpftap capture: one TC program per hook direction. Each packet goes through the filter
  * (a tcpdump expression translated from cBPF and spliced in at load time in place of
  * bpftap_filter's body); accepted packets are copied, truncated, to a ring or perf buffer.
+ * There are two rings: copies of up to BPFTAP_SMALL_RECORD bytes go to a small one (a few MiB,
+ * which the TLB covers, so that a million small packets a second touch no cold page), longer
+ * ones to a big one (enough for a quarter second of GSO frames). User space merges them by
+ * timestamp.
  * The original packet is never modified: the programs always return TC_ACT_UNSPEC
  * (TCX_NEXT), so whatever else is attached still runs and the packet continues. */
 #include <linux/bpf.h>
@@ -13,14 +17,21 @@
 
 const volatile __u32 snaplen = BPFTAP_MAX_SNAPLEN;
 const volatile __u8 output = BPFTAP_OUT_RINGBUF;
-/* Wake the reader only once this much is waiting: a wakeup per packet costs the reader more
- * than the copy itself. The reader also drains on a short timer, so nothing waits long. */
+/* Wake the reader only once this much is waiting in a ring: a wakeup per packet costs the
+ * reader more than the copy itself. The reader also drains on a short timer, so nothing waits
+ * long. */
 const volatile __u32 wakeup_bytes = 1 << 20;
+const volatile __u32 wakeup_bytes_small = 1 << 20;
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 1 << 24);
 } ring SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 1 << 23);
+} ring_small SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
@@ -40,16 +51,16 @@ static __always_inline __u32 min_u32(__u32 a, __u32 b) { return a < b ? a : b; }
 /* Wakes the reader once per backlog: when this record (`span` ring bytes, already counted in
  * AVAIL_DATA since its reservation) takes the waiting data past wakeup_bytes. Asking again for every
  * record past it cost each one a self-interrupt (irq_work; ~4 us in a VM) until the reader caught up. */
-static __always_inline __u64 ring_wakeup(__u64 span) {
-  __u64 avail = bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA);
-  return avail >= wakeup_bytes && avail - span < wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+static __always_inline __u64 ring_wakeup(void *map, __u32 mark, __u64 span) {
+  __u64 avail = bpf_ringbuf_query(map, BPF_RB_AVAIL_DATA);
+  return avail >= mark && avail - span < mark ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 /* Ring buffer reservations must have a size known to the verifier: round up to a size class.
  * The length stays a 64-bit value so the bound checked here is the one the verifier sees. */
-#define RING_CLASS(cls)                                                                       \
+#define RING_CLASS(map, mark, cls)                                                            \
   if (len <= (cls)) {                                                                        \
-    struct bpftap_pkt_hdr *rec = bpf_ringbuf_reserve(&ring, sizeof(*hdr) + (cls), 0);        \
+    struct bpftap_pkt_hdr *rec = bpf_ringbuf_reserve(&map, sizeof(*hdr) + (cls), 0);         \
     if (!rec)                                                                                \
       return -1;                                                                             \
     *rec = *hdr;                                                                             \
@@ -57,59 +68,65 @@ static __always_inline __u64 ring_wakeup(__u64 span) {
       bpf_ringbuf_discard(rec, 0);                                                           \
       return -1;                                                                             \
     }                                                                                        \
-    bpf_ringbuf_submit(rec, ring_wakeup(BPF_RINGBUF_HDR_SZ + sizeof(*hdr) + (cls)));          \
+    bpf_ringbuf_submit(rec, ring_wakeup(&map, mark, BPF_RINGBUF_HDR_SZ + sizeof(*hdr) + (cls))); \
     return 0;                                                                                \
   }
 
 static __always_inline int emit_ring(struct __sk_buff *skb, const struct bpftap_pkt_hdr *hdr) {
   __u64 len = hdr->cap_len;
   asm volatile("" : "+r"(len)); /* no 32-bit copies of it */
-  /* Four classes per power of two: a record wastes at most a fifth of its size in the ring. */
-  RING_CLASS(128)
-  RING_CLASS(160)
-  RING_CLASS(192)
-  RING_CLASS(224)
-  RING_CLASS(256)
-  RING_CLASS(320)
-  RING_CLASS(384)
-  RING_CLASS(448)
-  RING_CLASS(512)
-  RING_CLASS(640)
-  RING_CLASS(768)
-  RING_CLASS(896)
-  RING_CLASS(1024)
-  RING_CLASS(1280)
-  RING_CLASS(1536)
-  RING_CLASS(1792)
-  RING_CLASS(2048)
-  RING_CLASS(2560)
-  RING_CLASS(3072)
-  RING_CLASS(3584)
-  RING_CLASS(4096)
-  RING_CLASS(5120)
-  RING_CLASS(6144)
-  RING_CLASS(7168)
-  RING_CLASS(8192)
-  RING_CLASS(10240)
-  RING_CLASS(12288)
-  RING_CLASS(14336)
-  RING_CLASS(16384)
-  RING_CLASS(20480)
-  RING_CLASS(24576)
-  RING_CLASS(28672)
-  RING_CLASS(32768)
-  RING_CLASS(40960)
-  RING_CLASS(49152)
-  RING_CLASS(57344)
-  RING_CLASS(65536)
-  RING_CLASS(81920)
-  RING_CLASS(98304)
-  RING_CLASS(114688)
-  RING_CLASS(131072)
-  RING_CLASS(163840)
-  RING_CLASS(196608)
-  RING_CLASS(229376)
-  RING_CLASS(BPFTAP_MAX_SNAPLEN)
+  /* Four classes per power of two: a record wastes at most a fifth of its size in the ring.
+   * From 64 bytes: a minimum-size frame's record is 104 ring bytes, not 168. */
+  RING_CLASS(ring_small, wakeup_bytes_small, 64)
+  RING_CLASS(ring_small, wakeup_bytes_small, 80)
+  RING_CLASS(ring_small, wakeup_bytes_small, 96)
+  RING_CLASS(ring_small, wakeup_bytes_small, 112)
+  RING_CLASS(ring_small, wakeup_bytes_small, 128)
+  RING_CLASS(ring_small, wakeup_bytes_small, 160)
+  RING_CLASS(ring_small, wakeup_bytes_small, 192)
+  RING_CLASS(ring_small, wakeup_bytes_small, 224)
+  RING_CLASS(ring_small, wakeup_bytes_small, 256)
+  RING_CLASS(ring_small, wakeup_bytes_small, 320)
+  RING_CLASS(ring_small, wakeup_bytes_small, 384)
+  RING_CLASS(ring_small, wakeup_bytes_small, 448)
+  RING_CLASS(ring_small, wakeup_bytes_small, 512)
+  _Static_assert(BPFTAP_SMALL_RECORD == 512, "the small ring takes the classes up to 512");
+  RING_CLASS(ring, wakeup_bytes, 640)
+  RING_CLASS(ring, wakeup_bytes, 768)
+  RING_CLASS(ring, wakeup_bytes, 896)
+  RING_CLASS(ring, wakeup_bytes, 1024)
+  RING_CLASS(ring, wakeup_bytes, 1280)
+  RING_CLASS(ring, wakeup_bytes, 1536)
+  RING_CLASS(ring, wakeup_bytes, 1792)
+  RING_CLASS(ring, wakeup_bytes, 2048)
+  RING_CLASS(ring, wakeup_bytes, 2560)
+  RING_CLASS(ring, wakeup_bytes, 3072)
+  RING_CLASS(ring, wakeup_bytes, 3584)
+  RING_CLASS(ring, wakeup_bytes, 4096)
+  RING_CLASS(ring, wakeup_bytes, 5120)
+  RING_CLASS(ring, wakeup_bytes, 6144)
+  RING_CLASS(ring, wakeup_bytes, 7168)
+  RING_CLASS(ring, wakeup_bytes, 8192)
+  RING_CLASS(ring, wakeup_bytes, 10240)
+  RING_CLASS(ring, wakeup_bytes, 12288)
+  RING_CLASS(ring, wakeup_bytes, 14336)
+  RING_CLASS(ring, wakeup_bytes, 16384)
+  RING_CLASS(ring, wakeup_bytes, 20480)
+  RING_CLASS(ring, wakeup_bytes, 24576)
+  RING_CLASS(ring, wakeup_bytes, 28672)
+  RING_CLASS(ring, wakeup_bytes, 32768)
+  RING_CLASS(ring, wakeup_bytes, 40960)
+  RING_CLASS(ring, wakeup_bytes, 49152)
+  RING_CLASS(ring, wakeup_bytes, 57344)
+  RING_CLASS(ring, wakeup_bytes, 65536)
+  RING_CLASS(ring, wakeup_bytes, 81920)
+  RING_CLASS(ring, wakeup_bytes, 98304)
+  RING_CLASS(ring, wakeup_bytes, 114688)
+  RING_CLASS(ring, wakeup_bytes, 131072)
+  RING_CLASS(ring, wakeup_bytes, 163840)
+  RING_CLASS(ring, wakeup_bytes, 196608)
+  RING_CLASS(ring, wakeup_bytes, 229376)
+  RING_CLASS(ring, wakeup_bytes, BPFTAP_MAX_SNAPLEN)
   return -1;
 }
 
