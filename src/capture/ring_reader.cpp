@@ -199,7 +199,19 @@ const std::vector<RingRecord> &RingSet::take(uint64_t cutoff, size_t limit) {
   }
   // Each ring's batch is in time order: merge them, taking the oldest head each time.
   batches_.clear();
-  for (auto &r : rings_) batches_.push_back({&r.take(cutoff, limit), 0});
+  size_t filled = 0;
+  for (auto &r : rings_) {
+    batches_.push_back({&r.take(cutoff, limit), 0});
+    filled += !batches_.back().recs->empty();
+  }
+  if (filled <= 1) {  // usually one ring has it all (small packets, or a bulk flow): nothing to merge
+    for (auto &b : batches_)
+      if (!b.recs->empty()) {
+        out_ = *b.recs;
+        b.at = b.recs->size();
+      }
+    return out_;
+  }
   while (out_.size() < limit) {
     Batch *next = nullptr;
     for (auto &b : batches_)

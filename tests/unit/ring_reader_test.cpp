@@ -528,8 +528,16 @@ TEST(RingSet, RecordsOfTwoRingsFromTwoCpusComeBackMergedByTimestamp) {
   EXPECT_TRUE(set->take(UINT64_MAX).empty());
   EXPECT_FALSE(set->backlogged());
   // A ring a quarter full is a backlog (its wakeup mark passed).
-  for (uint64_t ts = 100; big.producer() - big.consumer() < big.size() / 4; ts++) big.append(ts, 1, payload(1000, 9));
+  std::vector<uint64_t> appended;
+  for (uint64_t ts = 100; big.producer() - big.consumer() < big.size() / 4; ts++) {
+    big.append(ts, 1, payload(1000, 9));
+    appended.push_back(ts);
+  }
   EXPECT_TRUE(set->backlogged());
+  // Only one ring has records: they come back as that ring gave them.
+  EXPECT_EQ(timestamps(set->take(UINT64_MAX)), appended);
+  set->release();
+  EXPECT_FALSE(set->backlogged());
 }
 
 // The record is longer than its packet (the program reserves a size class): only cap_len
