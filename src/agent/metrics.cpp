@@ -118,14 +118,16 @@ std::string metrics_text(const std::map<std::string, std::unique_ptr<Session>> &
     uint64_t RingUsage::*field;
   };
   static const Gauge rings[] = {
-      {"bpftap_ring_buffer_bytes", "Kernel ring buffer memory of a capture session (all its interfaces).", &RingUsage::size},
-      {"bpftap_ring_buffer_used_bytes", "Bytes waiting in the session's ring buffers at their last drain.", &RingUsage::used},
-      {"bpftap_ring_buffer_peak_used_bytes", "The most bytes ever waiting in one of the session's ring buffers at a drain; at its size, copies are dropped.", &RingUsage::peak},
+      {"bpftap_ring_buffer_bytes", "Kernel ring buffer memory of a capture session (all its interfaces), per ring: small (copies of up to 512 bytes) and big.", &RingUsage::size},
+      {"bpftap_ring_buffer_used_bytes", "Bytes waiting in the ring buffer at its last drain.", &RingUsage::used},
+      {"bpftap_ring_buffer_peak_used_bytes", "The most bytes ever waiting in the ring buffer at a drain; at its size, copies are dropped.", &RingUsage::peak},
   };
   for (const auto &g : rings) {
     out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", g.name, g.help, g.name);
     for (auto &[name, s] : sessions)
-      if (!s->is_mirror()) out += fmt::format("{}{{session=\"{}\"}} {}\n", g.name, label(name), s->ring_usage().*(g.field));
+      if (!s->is_mirror())
+        for (const auto &r : s->ring_usage())
+          out += fmt::format("{}{{session=\"{}\",ring=\"{}\"}} {}\n", g.name, label(name), r.ring, r.*(g.field));
   }
   out += fmt::format("# HELP bpftap_sessions Sessions running.\n# TYPE bpftap_sessions gauge\nbpftap_sessions {}\n", sessions.size());
   out += fmt::format("# HELP bpftap_sessions_waiting Sessions waiting for their network namespace.\n"

@@ -428,9 +428,9 @@ bool Session::attached(uint32_t ifindex) const {
   return st_->mirror_ifaces.count(ifindex) || st_->taps.count(ifindex);
 }
 
-RingUsage Session::ring_usage() const {
+std::vector<RingUsage> Session::ring_usage() const {
   if (!st_->cap) return {};
-  return st_->cap->ring_usage().value_or(RingUsage{});
+  return st_->cap->ring_usage();
 }
 
 Result<> Session::attach(const InterfaceInfo &iface) {

@@ -62,7 +62,7 @@ public:
   bool is_mirror() const { return cfg_.mirror.has_value(); }
   // Capture / inspect sessions: their interfaces' ring buffers together (size and bytes
   // waiting summed; peak: the fullest one's most).
-  RingUsage ring_usage() const;
+  std::vector<RingUsage> ring_usage() const;  // one per ring of a capture or inspect session
   // Mirror sessions: stop mirroring a flow for a while; expire the bypasses whose time is up.
   Result<> bypass(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb, double seconds);
   void unbypass(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb);

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -81,8 +82,10 @@ struct Capture::Impl {
   uint64_t total_captured = 0;
 
   std::optional<RingSet> rings;  // the small records' ring, then the big one's (if used)
-  uint64_t ring_bytes = 0;       // both together
-  std::atomic<uint64_t> ring_used{0}, ring_peak{0};
+  struct RingGauge {
+    std::atomic<uint64_t> used{0}, peak{0};  // written by the reader, read by stats threads
+  };
+  std::array<RingGauge, 2> gauges;  // by ring, as in `rings`
   std::vector<uint8_t> restored;  // frames whose VLAN tag is put back (the only copies made)
 
   std::unique_ptr<perf_buffer, PerfDeleter> perf;
@@ -118,13 +121,11 @@ struct Capture::Impl {
   // Ring transport: writes the records older than `cutoff_tai` straight from ring memory, then
   // flushes the sink (which lets go of that memory) and gives the space back to the kernel.
   bool drain_ring(PacketSink &sink, uint64_t cutoff_tai) {
-    uint64_t used = 0, peak = ring_peak.load(std::memory_order_relaxed);
-    for (const auto &r : rings->rings()) {
-      used += r.waiting();
-      peak = std::max(peak, r.waiting());
+    for (size_t i = 0; i < rings->rings().size() && i < gauges.size(); i++) {
+      uint64_t used = rings->rings()[i].waiting();
+      gauges[i].used.store(used, std::memory_order_relaxed);
+      if (used > gauges[i].peak.load(std::memory_order_relaxed)) gauges[i].peak.store(used, std::memory_order_relaxed);
     }
-    ring_used.store(used, std::memory_order_relaxed);
-    ring_peak.store(peak, std::memory_order_relaxed);
     std::lock_guard lock(mu);
     const auto &recs = rings->take(cutoff_tai, left());
     if (recs.empty()) {
@@ -285,7 +286,8 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
   bool big = opts.snaplen > BPFTAP_SMALL_RECORD;
   po.small_ring_bytes = !big ? po.ring_bytes
                              : std::min(po.ring_bytes, default_buffer_bytes(BPFTAP_SMALL_RECORD, impl->initial.size()));
-  if (!big) po.ring_bytes = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));  // the least a ring can be; unused
+  if (!big && opts.output == BPFTAP_OUT_RINGBUF)
+    po.ring_bytes = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));  // the least a ring can be; unused
   auto prog = CaptureProgram::load(po);
   if (!prog) return tl::unexpected(prog.error());
   impl->prog = std::move(*prog);
@@ -295,12 +297,10 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
     auto small = RingReader::open(impl->prog->small_ring_fd(), po.small_ring_bytes);
     if (!small) return tl::unexpected(small.error());
     readers.push_back(std::move(*small));
-    impl->ring_bytes = po.small_ring_bytes;
     if (big) {
       auto ring = RingReader::open(impl->prog->ring_fd(), po.ring_bytes);
       if (!ring) return tl::unexpected(ring.error());
       readers.push_back(std::move(*ring));
-      impl->ring_bytes += po.ring_bytes;
     }
     auto set = RingSet::open(std::move(readers));
     if (!set) return tl::unexpected(set.error());
@@ -432,10 +432,14 @@ void Capture::locked(const std::function<void()> &fn) {
   fn();
 }
 
-std::optional<RingUsage> Capture::ring_usage() const {
-  if (!impl_->rings) return std::nullopt;
-  return RingUsage{impl_->ring_bytes, impl_->ring_used.load(std::memory_order_relaxed),
-                   impl_->ring_peak.load(std::memory_order_relaxed)};
+std::vector<RingUsage> Capture::ring_usage() const {
+  std::vector<RingUsage> out;
+  if (!impl_->rings) return out;
+  const auto &rings = impl_->rings->rings();
+  for (size_t i = 0; i < rings.size() && i < impl_->gauges.size(); i++)
+    out.push_back({i == 0 ? "small" : "big", rings[i].size(), impl_->gauges[i].used.load(std::memory_order_relaxed),
+                   impl_->gauges[i].peak.load(std::memory_order_relaxed)});
+  return out;
 }
 
 } // namespace bpftap

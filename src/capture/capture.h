@@ -49,12 +49,13 @@ struct CaptureOptions {
 // ~100 ms now and then (measured on tmpfs), and the ring is what absorbs them.
 uint32_t default_buffer_bytes(uint32_t snaplen, size_t interfaces);
 
-// How full the kernel's ring buffers are (ring transport only): the small records' ring and,
-// with a snapshot length past BPFTAP_SMALL_RECORD, the big records' one.
+// How full one of the kernel's ring buffers is (ring transport only): "small" (copies of up to
+// BPFTAP_SMALL_RECORD bytes) and, with a longer snapshot length, "big".
 struct RingUsage {
-  uint64_t size = 0;  // bytes, both rings
-  uint64_t used = 0;  // waiting for bpftap at the last drain, both rings
-  uint64_t peak = 0;  // the most ever waiting in one ring at a drain (its size reached = drops)
+  const char *ring = "";
+  uint64_t size = 0;  // bytes
+  uint64_t used = 0;  // waiting for bpftap at the last drain
+  uint64_t peak = 0;  // the most ever waiting at a drain (size reached = drops)
 };
 
 // One BPF object, one ring buffer and one reader for all the interfaces of a capture, however
@@ -84,8 +85,8 @@ public:
   Result<std::vector<InterfaceStats>> finish(PacketSink &sink) override;
   // The interfaces attached now. Safe to call from another thread than run()'s.
   Result<std::vector<InterfaceStats>> stats() const override;
-  // nullopt with the perf transport. Safe to call while run() drains.
-  std::optional<RingUsage> ring_usage() const;
+  // One per ring; none with the perf transport. Safe to call while run() drains.
+  std::vector<RingUsage> ring_usage() const;
   // Runs `fn` under the lock the reader writes under (the sink's state is then the caller's).
   void locked(const std::function<void()> &fn);
 

@@ -32,12 +32,6 @@ Result<RingReader> RingReader::open(int map_fd, uint64_t size) {
   r.data_ = static_cast<const uint8_t *>(p) + r.page_;
   r.scanned_ = __atomic_load_n(r.consumer_, __ATOMIC_ACQUIRE);
 
-  r.epoll_fd_ = FD(epoll_create1(EPOLL_CLOEXEC));
-  if (!r.epoll_fd_) return fail_errno("epoll_create1", errno);
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLET;
-  if (epoll_ctl(r.epoll_fd_.get(), EPOLL_CTL_ADD, r.map_fd_.get(), &ev) != 0)
-    return fail_errno("watch the ring buffer (epoll_ctl)", errno);
   return r;
 }
 
@@ -54,7 +48,7 @@ RingReader RingReader::over(uint64_t *consumer, const uint64_t *producer, const 
 }
 
 RingReader::RingReader(RingReader &&o) noexcept
-    : map_fd_(std::move(o.map_fd_)), epoll_fd_(std::move(o.epoll_fd_)), size_(o.size_), mask_(o.mask_),
+    : map_fd_(std::move(o.map_fd_)), size_(o.size_), mask_(o.mask_),
       page_(o.page_), consumer_(std::exchange(o.consumer_, nullptr)), producer_(std::exchange(o.producer_, nullptr)),
       data_(o.data_), owned_(o.owned_), scanned_(o.scanned_), held_(std::move(o.held_)),
       wrapped_(std::move(o.wrapped_)), taken_(std::move(o.taken_)) {}
@@ -63,13 +57,6 @@ RingReader::~RingReader() {
   if (!owned_) return;
   if (consumer_) munmap(consumer_, page_);
   if (producer_) munmap(const_cast<uint64_t *>(producer_), page_ + size_);
-}
-
-int RingReader::wait(int timeout_ms) const {
-  if (!epoll_fd_) return 0;
-  epoll_event ev;
-  if (epoll_wait(epoll_fd_.get(), &ev, 1, timeout_ms) < 0) return -errno;
-  return 0;
 }
 
 uint64_t RingReader::waiting() const {
@@ -181,11 +168,13 @@ Result<RingSet> RingSet::open(std::vector<RingReader> rings) {
     ev.events = EPOLLIN | EPOLLET;
     if (epoll_ctl(set.epoll_fd_.get(), EPOLL_CTL_ADD, r.map_fd(), &ev) != 0)
       return fail_errno("watch the ring buffers (epoll_ctl)", errno);
+    set.watched_++;
   }
   return set;
 }
 
 int RingSet::wait(int timeout_ms) const {
+  if (watched_ == 0) return 0;
   epoll_event ev[4];
   if (epoll_wait(epoll_fd_.get(), ev, 4, timeout_ms) < 0) return -errno;
   return 0;

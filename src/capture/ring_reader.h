@@ -40,12 +40,6 @@ public:
   RingReader(const RingReader &) = delete;
   ~RingReader();
 
-  // Waits until the kernel program asks for a wakeup (see the program's wakeup_bytes) or
-  // `timeout_ms` passes. Held records do not end the wait (the ring is edge-triggered here), so
-  // a reader holding a few recent records sleeps like one holding none. Returns -errno on
-  // failure (-EINTR included), 0 otherwise.
-  int wait(int timeout_ms) const;
-
   // Bytes written by the kernel and not released yet (held records included).
   uint64_t waiting() const;
   uint64_t size() const { return size_; }
@@ -75,7 +69,7 @@ private:
   RingReader() = default;
   void scan();
 
-  FD map_fd_, epoll_fd_;
+  FD map_fd_;
   uint64_t size_ = 0, mask_ = 0;
   size_t page_ = 0;
   uint64_t *consumer_ = nullptr;        // the consumer page: ours to write
@@ -99,7 +93,10 @@ public:
   // Waits on every ring that has a map (those made by RingReader::open) with one epoll.
   static Result<RingSet> open(std::vector<RingReader> rings);
 
-  // As RingReader::wait(), for any of the rings.
+  // Waits until the kernel program asks for a wakeup in any of the rings (see the program's
+  // wakeup marks) or `timeout_ms` passes. Held records do not end the wait (the rings are
+  // edge-triggered here), so a reader holding a few recent records sleeps like one holding none.
+  // Returns -errno on failure (-EINTR included), 0 otherwise; at once for rings made by over().
   int wait(int timeout_ms) const;
   // As RingReader::take(), across the rings: at most `limit` records with ts_tai_ns <= cutoff,
   // oldest first.
@@ -120,6 +117,7 @@ private:
   };
   std::vector<RingReader> rings_;
   FD epoll_fd_;
+  size_t watched_ = 0;  // rings in the epoll
   std::vector<Batch> batches_;
   std::vector<RingRecord> out_;
 };

@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -61,8 +64,11 @@ TEST(CaptureSession, StatsFromOtherThreadsWhileTheReaderRuns) {
       EXPECT_GE((*st)[0].captured, last_captured) << "captured went backwards";
       last_captured = (*st)[0].captured;
       auto ru = (*cap)->ring_usage();
-      ASSERT_TRUE(ru.has_value());
-      EXPECT_LE(ru->used, ru->size);
+      ASSERT_EQ(ru.size(), 1u);  // -s 128: only the small copies' ring
+      for (const auto &r : ru) {
+        EXPECT_LE(r.used, r.size);
+        EXPECT_LE(r.peak, r.size);
+      }
       polls++;
     }
   });
@@ -95,4 +101,42 @@ TEST(CaptureSession, StatsFromOtherThreadsWhileTheReaderRuns) {
   EXPECT_EQ(s.captured + s.dropped, s.matched);
   EXPECT_EQ(sink.written(), s.captured);
   EXPECT_GT(polls, 10u) << "the stats thread hardly ran";
+}
+
+// The rings a capture gets: copies of up to 512 bytes in a small ring (8 MiB by default, never
+// more than -B), longer ones in a big one (-B, or by the snapshot length), which a snapshot
+// length of at most 512 does not need; the perf transport has none.
+TEST(CaptureSession, RingsAreSizedBySnaplenAndBufferSize) {
+  test::PrivateNetns ns;
+  ASSERT_TRUE(ns.ok());
+  struct Case {
+    uint32_t snaplen, buffer_bytes;
+    bpftap_output output;
+    std::vector<std::pair<std::string, uint64_t>> want;  // ring, size
+  };
+  const uint64_t MiB = 1u << 20;
+  const Case cases[] = {
+      {128, 0, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}}},
+      {512, 0, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}}},
+      {513, 0, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}, {"big", 8 * MiB}}},
+      {BPFTAP_MAX_SNAPLEN, 0, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}, {"big", 128 * MiB}}},
+      {BPFTAP_MAX_SNAPLEN, 64 * MiB, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}, {"big", 64 * MiB}}},
+      {BPFTAP_MAX_SNAPLEN, 4 * MiB, BPFTAP_OUT_RINGBUF, {{"small", 4 * MiB}, {"big", 4 * MiB}}},
+      {128, 2 * MiB, BPFTAP_OUT_RINGBUF, {{"small", 2 * MiB}}},
+      {128, 0, BPFTAP_OUT_PERFBUF, {}},
+  };
+  for (const auto &c : cases) {
+    SCOPED_TRACE("snaplen " + std::to_string(c.snaplen) + ", buffer " + std::to_string(c.buffer_bytes) +
+                 (c.output == BPFTAP_OUT_PERFBUF ? ", perf" : ""));
+    CaptureOptions o;
+    o.interfaces = {"lo"};
+    o.snaplen = c.snaplen;
+    o.buffer_bytes = c.buffer_bytes;
+    o.output = c.output;
+    auto cap = Capture::start(o);
+    ASSERT_TRUE(cap) << cap.error().message();
+    std::vector<std::pair<std::string, uint64_t>> got;
+    for (const auto &r : (*cap)->ring_usage()) got.emplace_back(r.ring, r.size);
+    EXPECT_EQ(got, c.want);
+  }
 }

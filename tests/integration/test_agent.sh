@@ -131,14 +131,19 @@ before=$(metric bpftap_packets_mirrored_total 'session="ids-feed",interface="tap
 ns_exec vm1 ping -c 3 -i 0.2 -W 1 10.77.0.2 >/dev/null
 after=$(metric bpftap_packets_mirrored_total 'session="ids-feed",interface="tap-vm1"')
 assert_eq $((before + 3)) "$after" "bpftap_packets_mirrored_total grew with traffic"
-# Ring buffer usage of the capture session: one ring for all its interfaces (32 MiB at full
-# snapshot length); the pings above waited in it before a drain.
-size=$(metric bpftap_ring_buffer_bytes 'session="vm-capture"')
-peak=$(metric bpftap_ring_buffer_peak_used_bytes 'session="vm-capture"')
-used=$(metric bpftap_ring_buffer_used_bytes 'session="vm-capture"')
-(( size == 32 * 1048576 )) || fail "bpftap_ring_buffer_bytes: $size, expected one ring of 32 MiB"
-(( peak > 0 && peak <= size && used <= size )) || fail "ring usage: peak $peak, used $used of $size"
-echo "  /metrics: counters grow with traffic; ring buffers: $size bytes, peak $peak waiting at a drain"
+# Ring buffer usage of the capture session: two rings for all its interfaces (at full snapshot
+# length: 8 MiB for copies of up to 512 bytes, 32 MiB for longer ones); the pings above (98-byte
+# frames) waited in the small one before a drain, and nothing came to the big one.
+size=$(metric bpftap_ring_buffer_bytes 'session="vm-capture",ring="small"')
+peak=$(metric bpftap_ring_buffer_peak_used_bytes 'session="vm-capture",ring="small"')
+used=$(metric bpftap_ring_buffer_used_bytes 'session="vm-capture",ring="small"')
+big=$(metric bpftap_ring_buffer_bytes 'session="vm-capture",ring="big"')
+big_peak=$(metric bpftap_ring_buffer_peak_used_bytes 'session="vm-capture",ring="big"')
+(( size == 8 * 1048576 )) || fail "bpftap_ring_buffer_bytes small: $size, expected 8 MiB"
+(( big == 32 * 1048576 )) || fail "bpftap_ring_buffer_bytes big: $big, expected 32 MiB"
+(( peak > 0 && peak <= size && used <= size )) || fail "small ring usage: peak $peak, used $used of $size"
+(( big_peak == 0 )) || fail "the big ring held $big_peak bytes of pings"
+echo "  /metrics: counters grow with traffic; ring buffers: $size + $big bytes, peak $peak waiting at a drain"
 
 # Bypass: vm1<->vm2 ICMP is shunted, atk's pings still mirrored.
 assert_eq 201 "$(write POST /v1/bypass -d '{"proto":"icmp","src":"10.77.0.1","dst":"10.77.0.2","seconds":30}')" "bypass"
