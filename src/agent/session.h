@@ -60,9 +60,9 @@ public:
   }
   void count_attach_error() { attach_errors_++; }
   bool is_mirror() const { return cfg_.mirror.has_value(); }
-  // Capture / inspect sessions: their interfaces' ring buffers together (size and bytes
-  // waiting summed; peak: the fullest one's most).
-  std::vector<RingUsage> ring_usage() const;  // one per ring of a capture or inspect session
+  // Capture / inspect sessions: each of the session's ring buffers (small and big copies),
+  // shared by all its interfaces.
+  std::vector<RingUsage> ring_usage() const;
   // Mirror sessions: stop mirroring a flow for a while; expire the bypasses whose time is up.
   Result<> bypass(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb, double seconds);
   void unbypass(uint8_t proto, const std::string &a, uint16_t pa, const std::string &b, uint16_t pb);

@@ -112,7 +112,8 @@ const std::vector<RingRecord> &RingReader::take(uint64_t cutoff, size_t limit) {
   if (sorted) {
     size_t n = std::min(due, limit);
     for (size_t i = 0; i < n; i++) out_.push_back(held_[i].rec);
-    taken_.assign(held_.begin(), held_.begin() + static_cast<long>(n));
+    // Only a limit can make a caller give records back (untake): no copy per record otherwise.
+    if (limit != SIZE_MAX) taken_.assign(held_.begin(), held_.begin() + static_cast<long>(n));
     held_.erase(held_.begin(), held_.begin() + static_cast<long>(n));
     return out_;
   }
@@ -182,10 +183,7 @@ int RingSet::wait(int timeout_ms) const {
 
 const std::vector<RingRecord> &RingSet::take(uint64_t cutoff, size_t limit) {
   out_.clear();
-  if (rings_.size() == 1) {
-    out_ = rings_[0].take(cutoff, limit);
-    return out_;
-  }
+  if (rings_.size() == 1) return rings_[0].take(cutoff, limit);
   // Each ring's batch is in time order: merge them, taking the oldest head each time.
   batches_.clear();
   size_t filled = 0;
@@ -194,11 +192,8 @@ const std::vector<RingRecord> &RingSet::take(uint64_t cutoff, size_t limit) {
     filled += !batches_.back().recs->empty();
   }
   if (filled <= 1) {  // usually one ring has it all (small packets, or a bulk flow): nothing to merge
-    for (auto &b : batches_)
-      if (!b.recs->empty()) {
-        out_ = *b.recs;
-        b.at = b.recs->size();
-      }
+    for (const auto &b : batches_)
+      if (!b.recs->empty()) return *b.recs;
     return out_;
   }
   while (out_.size() < limit) {

@@ -54,7 +54,8 @@ public:
   void release();
 
   // The last `n` records the last take() handed out are held again, as if never taken (a later
-  // take() hands them out). Call before release().
+  // take() hands them out). Only after a take() with a limit (RingSet's cut of a merged batch);
+  // call before release().
   void untake(size_t n);
 
   // Records scanned and not yet handed out.
@@ -82,7 +83,7 @@ private:
   std::list<std::vector<uint8_t>> wrapped_;  // records that wrap around, put together (rare)
   std::vector<Pending> keep_;   // scratch for take()
   std::vector<Pending> batch_;  // scratch for take()
-  std::vector<Pending> taken_;  // what the last take() handed out (for untake())
+  std::vector<Pending> taken_;  // what the last take() with a limit handed out (for untake())
   std::vector<RingRecord> out_;
 };
 
