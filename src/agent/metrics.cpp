@@ -118,7 +118,7 @@ std::string metrics_text(const std::map<std::string, std::unique_ptr<Session>> &
     uint64_t RingUsage::*field;
   };
   static const Gauge rings[] = {
-      {"bpftap_ring_buffer_bytes", "Kernel ring buffer memory of a capture session (all its interfaces), per ring: small (copies of up to 512 bytes) and big.", &RingUsage::size},
+      {"bpftap_ring_buffer_bytes", "Kernel ring buffer memory of a capture session (all its interfaces), per ring: small (copies of up to 512 bytes), big (longer ones) and spill (longer ones when big is full).", &RingUsage::size},
       {"bpftap_ring_buffer_used_bytes", "Bytes waiting in the ring buffer at its last drain.", &RingUsage::used},
       {"bpftap_ring_buffer_peak_used_bytes", "The most bytes ever waiting in the ring buffer at a drain; at its size, copies are dropped.", &RingUsage::peak},
   };

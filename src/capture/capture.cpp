@@ -35,6 +35,11 @@ constexpr uint64_t kReorderWindowNs = 2'000'000;
 // wakeup_bytes, a quarter of the ring, is passed); otherwise the reader drains on this timer, which is also how long a
 // packet can wait before a file or pipe gets it (as the writers' flush interval was).
 constexpr int kPollMs = 50;
+// The big records' ring the program writes while the reader keeps up (see capture.bpf.c): a
+// 64 KB copy into an 8 MiB ring cost a third of one into the 128 MiB full-snaplen buffer, whose
+// memory the cache no longer held (bench/results/2026-12-06-e.md). A bigger buffer becomes the
+// spill ring behind it.
+constexpr uint32_t kHotRingBytes = 8u << 20;
 // Perf transport: sinks are flushed at most this often (a file or pipe gets data within ~50 ms).
 constexpr uint64_t kFlushIntervalNs = 50'000'000;
 
@@ -85,7 +90,7 @@ struct Capture::Impl {
   struct RingGauge {
     std::atomic<uint64_t> used{0}, peak{0};  // written by the reader, read by stats threads
   };
-  std::array<RingGauge, 2> gauges;  // by ring, as in `rings`
+  std::array<RingGauge, 3> gauges;  // by ring, as in `rings`
   std::vector<uint8_t> restored;  // frames whose VLAN tag is put back (the only copies made)
 
   std::unique_ptr<perf_buffer, PerfDeleter> perf;
@@ -288,6 +293,12 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
                              : std::min(po.ring_bytes, default_buffer_bytes(BPFTAP_SMALL_RECORD, impl->initial.size()));
   if (!big && opts.output == BPFTAP_OUT_RINGBUF)
     po.ring_bytes = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));  // the least a ring can be; unused
+  // A big buffer is a hot ring of a few MiB, which the program writes while the reader keeps
+  // up, and the buffer itself as the spill ring, which only a backlog writes.
+  if (big && opts.output == BPFTAP_OUT_RINGBUF && po.ring_bytes > kHotRingBytes) {
+    po.spill_ring_bytes = po.ring_bytes;
+    po.ring_bytes = kHotRingBytes;
+  }
   auto prog = CaptureProgram::load(po);
   if (!prog) return tl::unexpected(prog.error());
   impl->prog = std::move(*prog);
@@ -301,6 +312,11 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
       auto ring = RingReader::open(impl->prog->ring_fd(), po.ring_bytes);
       if (!ring) return tl::unexpected(ring.error());
       readers.push_back(std::move(*ring));
+    }
+    if (po.spill_ring_bytes) {
+      auto spill = RingReader::open(impl->prog->spill_ring_fd(), po.spill_ring_bytes);
+      if (!spill) return tl::unexpected(spill.error());
+      readers.push_back(std::move(*spill));
     }
     auto set = RingSet::open(std::move(readers));
     if (!set) return tl::unexpected(set.error());
@@ -437,7 +453,7 @@ std::vector<RingUsage> Capture::ring_usage() const {
   if (!impl_->rings) return out;
   const auto &rings = impl_->rings->rings();
   for (size_t i = 0; i < rings.size() && i < impl_->gauges.size(); i++)
-    out.push_back({i == 0 ? "small" : "big", rings[i].size(), impl_->gauges[i].used.load(std::memory_order_relaxed),
+    out.push_back({i == 0 ? "small" : i == 1 ? "big" : "spill", rings[i].size(), impl_->gauges[i].used.load(std::memory_order_relaxed),
                    impl_->gauges[i].peak.load(std::memory_order_relaxed)});
   return out;
 }

@@ -46,11 +46,13 @@ struct CaptureOptions {
 // The ring buffer a capture gets unless told otherwise: room for about a thousand records of
 // the snapshot length, more with more interfaces, a power of two between 8 and 128 MiB. At full
 // length that is 128 MiB, a quarter of a second of 4 Gbit/s: writes to a file stall for up to
-// ~100 ms now and then (measured on tmpfs), and the ring is what absorbs them.
+// ~100 ms now and then (measured on tmpfs), and the ring is what absorbs them. Past 8 MiB the
+// program writes an 8 MiB ring while the reader keeps up and spills into this one when it is full.
 uint32_t default_buffer_bytes(uint32_t snaplen, size_t interfaces);
 
 // How full one of the kernel's ring buffers is (ring transport only): "small" (copies of up to
-// BPFTAP_SMALL_RECORD bytes) and, with a longer snapshot length, "big".
+// BPFTAP_SMALL_RECORD bytes) and, with a longer snapshot length, "big", and with a buffer of
+// more than 8 MiB, "spill" (the buffer itself: longer copies when "big", 8 MiB, is full).
 struct RingUsage {
   const char *ring = "";
   uint64_t size = 0;  // bytes

@@ -19,9 +19,14 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::load(const CaptureProgra
   skel->rodata->output = opts.output;
   skel->rodata->wakeup_bytes = opts.ring_bytes / 4;
   skel->rodata->wakeup_bytes_small = opts.small_ring_bytes / 4;
+  skel->rodata->wakeup_bytes_spill = opts.spill_ring_bytes / 4;
+  skel->rodata->spill = opts.spill_ring_bytes > 0;
   bool rings = opts.output == BPFTAP_OUT_RINGBUF;
   if (int err = bpf_map__set_max_entries(skel->maps.ring, rings ? opts.ring_bytes : 4096); err)
     return fail_errno("size the ring buffer", err);
+  if (int err = bpf_map__set_max_entries(skel->maps.ring_spill, rings && opts.spill_ring_bytes ? opts.spill_ring_bytes : 4096);
+      err)
+    return fail_errno("size the spill ring buffer", err);
   if (int err = bpf_map__set_max_entries(skel->maps.ring_small, rings ? opts.small_ring_bytes : 4096); err)
     return fail_errno("size the small records' ring buffer", err);
   bpf_program__set_autoload(skel->progs.bpftap_ingress, opts.taps);
@@ -50,6 +55,7 @@ int CaptureProgram::egress_fd() const { return bpf_program__fd(skel_->progs.bpft
 int CaptureProgram::filter_test_fd() const { return bpf_program__fd(skel_->progs.bpftap_filter_test); }
 int CaptureProgram::ring_fd() const { return bpf_map__fd(skel_->maps.ring); }
 int CaptureProgram::small_ring_fd() const { return bpf_map__fd(skel_->maps.ring_small); }
+int CaptureProgram::spill_ring_fd() const { return bpf_map__fd(skel_->maps.ring_spill); }
 int CaptureProgram::perf_fd() const { return bpf_map__fd(skel_->maps.perf); }
 int CaptureProgram::counters_fd() const { return bpf_map__fd(skel_->maps.counters); }
 

@@ -23,6 +23,8 @@ struct CaptureProgramOptions {
   uint32_t ring_bytes = 1u << 24;        // the big ring (copies > BPFTAP_SMALL_RECORD bytes):
                                          // a power of two, ≥ page size
   uint32_t small_ring_bytes = 1u << 23;  // the small ring (copies ≤ BPFTAP_SMALL_RECORD bytes)
+  uint32_t spill_ring_bytes = 0;         // where longer copies go when the big ring is full
+                                         // (0: none, a full big ring is a drop)
   bool taps = true;         // load the ingress/egress programs
   bool filter_test = false; // load bpftap_filter_test (tests only)
 };
@@ -39,6 +41,7 @@ public:
   int filter_test_fd() const;
   int ring_fd() const;        // the big ring
   int small_ring_fd() const;  // the small ring
+  int spill_ring_fd() const;  // the spill ring
   int perf_fd() const;
   int counters_fd() const;
 

@@ -382,6 +382,54 @@ TEST(CaptureProg, SmallRingFullDoesNotStopLongCopies) {
   rd->release();
 }
 
+// A long copy that finds the big ring full goes to the spill ring (the full-snaplen buffer,
+// which only a backlog writes), and is dropped only when that one is full too. The reader gets
+// every record of both, in run order, with its own bytes; once the big ring has room again,
+// copies go back to it.
+TEST(CaptureProg, FullBigRingSpillsIntoTheSpillRing) {
+  const uint32_t big_bytes = 1u << 16, spill_bytes = 1u << 18;
+  CaptureProgramOptions o;
+  o.ring_bytes = big_bytes;
+  o.small_ring_bytes = big_bytes;
+  o.spill_ring_bytes = spill_bytes;
+  auto loaded = CaptureProgram::load(o);
+  ASSERT_TRUE(loaded) << loaded.error().message();
+  auto &prog = *loaded;
+  ASSERT_TRUE(prog->watch(kLo));
+  const uint64_t fit_big = big_bytes / ring_span(1514), fit_spill = spill_bytes / ring_span(1514);  // 41, 166
+  std::vector<std::vector<uint8_t>> frames;
+  for (uint32_t i = 0; i < fit_big + fit_spill + 10; i++) {
+    frames.push_back(frame(1514, i));
+    ASSERT_EQ(run(prog->ingress_fd(), frames.back()).retval, kPass);
+  }
+  auto c = prog->counters(kLo, BPFTAP_DIR_IN);
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->dropped, 10u) << "only what fits neither ring is dropped";
+
+  std::vector<RingReader> v;
+  for (auto [fd, size] : {std::pair{prog->ring_fd(), big_bytes}, std::pair{prog->spill_ring_fd(), spill_bytes}}) {
+    auto rd = RingReader::open(fd, size);
+    ASSERT_TRUE(rd) << rd.error().message();
+    v.push_back(std::move(*rd));
+  }
+  auto set = RingSet::open(std::move(v));
+  ASSERT_TRUE(set) << set.error().message();
+  EXPECT_EQ(set->rings()[0].waiting(), fit_big * ring_span(1514));
+  EXPECT_EQ(set->rings()[1].waiting(), fit_spill * ring_span(1514));
+  {
+    const auto &recs = set->take(UINT64_MAX);
+    ASSERT_EQ(recs.size(), fit_big + fit_spill);
+    for (size_t i = 0; i < recs.size(); i++)
+      EXPECT_TRUE(std::equal(recs[i].bytes.begin(), recs[i].bytes.end(), frames[i].begin(), frames[i].end()))
+          << "record " << i << " is not frame " << i;
+  }
+  set->release();
+  // Room again: the next copies go to the big ring, not the spill ring.
+  for (uint32_t i = 0; i < 5; i++) ASSERT_EQ(run(prog->ingress_fd(), frame(1514, 5000 + i)).retval, kPass);
+  EXPECT_EQ(set->rings()[0].waiting(), 5 * ring_span(1514));
+  EXPECT_EQ(set->rings()[1].waiting(), 0u);
+}
+
 using test::PrivateNetns;
 
 // Interfaces with an ifindex past BPFTAP_IFSLOT_DIRECT (65536) are found through the program's

@@ -105,7 +105,8 @@ TEST(CaptureSession, StatsFromOtherThreadsWhileTheReaderRuns) {
 
 // The rings a capture gets: copies of up to 512 bytes in a small ring (8 MiB by default, never
 // more than -B), longer ones in a big one (-B, or by the snapshot length), which a snapshot
-// length of at most 512 does not need; the perf transport has none.
+// length of at most 512 does not need; past 8 MiB the big one is 8 MiB and the buffer becomes
+// the spill ring behind it. The perf transport has none.
 TEST(CaptureSession, RingsAreSizedBySnaplenAndBufferSize) {
   test::PrivateNetns ns;
   ASSERT_TRUE(ns.ok());
@@ -119,8 +120,9 @@ TEST(CaptureSession, RingsAreSizedBySnaplenAndBufferSize) {
       {128, 0, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}}},
       {512, 0, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}}},
       {513, 0, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}, {"big", 8 * MiB}}},
-      {BPFTAP_MAX_SNAPLEN, 0, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}, {"big", 128 * MiB}}},
-      {BPFTAP_MAX_SNAPLEN, 64 * MiB, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}, {"big", 64 * MiB}}},
+      {BPFTAP_MAX_SNAPLEN, 0, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}, {"big", 8 * MiB}, {"spill", 128 * MiB}}},
+      {BPFTAP_MAX_SNAPLEN, 64 * MiB, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}, {"big", 8 * MiB}, {"spill", 64 * MiB}}},
+      {BPFTAP_MAX_SNAPLEN, 8 * MiB, BPFTAP_OUT_RINGBUF, {{"small", 8 * MiB}, {"big", 8 * MiB}}},
       {BPFTAP_MAX_SNAPLEN, 4 * MiB, BPFTAP_OUT_RINGBUF, {{"small", 4 * MiB}, {"big", 4 * MiB}}},
       {128, 2 * MiB, BPFTAP_OUT_RINGBUF, {{"small", 2 * MiB}}},
       {128, 0, BPFTAP_OUT_PERFBUF, {}},

@@ -2,10 +2,13 @@
 /* bpftap capture: one TC program per hook direction. Each packet goes through the filter
  * (a tcpdump expression translated from cBPF and spliced in at load time in place of
  * bpftap_filter's body); accepted packets are copied, truncated, to a ring or perf buffer.
- * There are two rings: copies of up to BPFTAP_SMALL_RECORD bytes go to a small one (a few MiB,
+ * There are three rings: copies of up to BPFTAP_SMALL_RECORD bytes go to a small one (a few MiB,
  * which the TLB covers, so that a million small packets a second touch no cold page), longer
- * ones to a big one (enough for a quarter second of GSO frames). User space merges them by
- * timestamp.
+ * ones to a big one, also of a few MiB, which the cache still holds when the program comes round
+ * to a record's place again. When the big one is full (the reader held back), longer copies
+ * spill into the spill ring (enough for a quarter second of GSO frames), whose cold memory only
+ * a backlog touches: a 64 KB copy into a 128 MiB ring cost three times what it costs in an 8 MiB
+ * one (bench/results/2026-12-06-e.md). User space merges the rings by timestamp.
  * The original packet is never modified: the programs always return TC_ACT_UNSPEC
  * (TCX_NEXT), so whatever else is attached still runs and the packet continues. */
 #include <linux/bpf.h>
@@ -22,6 +25,9 @@ const volatile __u8 output = BPFTAP_OUT_RINGBUF;
  * long. */
 const volatile __u32 wakeup_bytes = 1 << 20;
 const volatile __u32 wakeup_bytes_small = 1 << 20;
+const volatile __u32 wakeup_bytes_spill = 1 << 20;
+/* No spill ring (a kernel buffer of a few MiB at most): a full big ring is a drop. */
+const volatile __u8 spill = 1;
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -32,6 +38,11 @@ struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 1 << 23);
 } ring_small SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 1 << 24);
+} ring_spill SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
@@ -57,19 +68,36 @@ static __always_inline __u64 ring_wakeup(void *map, __u32 mark, __u64 span) {
 }
 
 /* Ring buffer reservations must have a size known to the verifier: round up to a size class.
- * The length stays a 64-bit value so the bound checked here is the one the verifier sees. */
+ * The length stays a 64-bit value so the bound checked here is the one the verifier sees.
+ * RESERVE_COPY returns from the function once the record is in `map`; if `map` is full it falls
+ * through (to the next ring, or to a drop). */
+#define RESERVE_COPY(map, mark, cls)                                                          \
+  {                                                                                          \
+    struct bpftap_pkt_hdr *rec = bpf_ringbuf_reserve(&map, sizeof(*hdr) + (cls), 0);         \
+    if (rec) {                                                                               \
+      *rec = *hdr;                                                                           \
+      if (len > 0 && bpf_skb_load_bytes(skb, 0, rec + 1, len) < 0) {                         \
+        bpf_ringbuf_discard(rec, 0);                                                         \
+        return -1;                                                                           \
+      }                                                                                      \
+      bpf_ringbuf_submit(rec, ring_wakeup(&map, mark, BPF_RINGBUF_HDR_SZ + sizeof(*hdr) + (cls))); \
+      return 0;                                                                              \
+    }                                                                                        \
+  }
+
 #define RING_CLASS(map, mark, cls)                                                            \
   if (len <= (cls)) {                                                                        \
-    struct bpftap_pkt_hdr *rec = bpf_ringbuf_reserve(&map, sizeof(*hdr) + (cls), 0);         \
-    if (!rec)                                                                                \
-      return -1;                                                                             \
-    *rec = *hdr;                                                                             \
-    if (len > 0 && bpf_skb_load_bytes(skb, 0, rec + 1, len) < 0) {                            \
-      bpf_ringbuf_discard(rec, 0);                                                           \
-      return -1;                                                                             \
-    }                                                                                        \
-    bpf_ringbuf_submit(rec, ring_wakeup(&map, mark, BPF_RINGBUF_HDR_SZ + sizeof(*hdr) + (cls))); \
-    return 0;                                                                                \
+    RESERVE_COPY(map, mark, cls)                                                             \
+    return -1;                                                                               \
+  }
+
+/* Longer copies: the big ring, else the spill ring. */
+#define BIG_CLASS(cls)                                                                        \
+  if (len <= (cls)) {                                                                        \
+    RESERVE_COPY(ring, wakeup_bytes, cls)                                                    \
+    if (spill)                                                                               \
+      RESERVE_COPY(ring_spill, wakeup_bytes_spill, cls)                                      \
+    return -1;                                                                               \
   }
 
 static __always_inline int emit_ring(struct __sk_buff *skb, const struct bpftap_pkt_hdr *hdr) {
@@ -91,42 +119,42 @@ static __always_inline int emit_ring(struct __sk_buff *skb, const struct bpftap_
   RING_CLASS(ring_small, wakeup_bytes_small, 448)
   RING_CLASS(ring_small, wakeup_bytes_small, 512)
   _Static_assert(BPFTAP_SMALL_RECORD == 512, "the small ring takes the classes up to 512");
-  RING_CLASS(ring, wakeup_bytes, 640)
-  RING_CLASS(ring, wakeup_bytes, 768)
-  RING_CLASS(ring, wakeup_bytes, 896)
-  RING_CLASS(ring, wakeup_bytes, 1024)
-  RING_CLASS(ring, wakeup_bytes, 1280)
-  RING_CLASS(ring, wakeup_bytes, 1536)
-  RING_CLASS(ring, wakeup_bytes, 1792)
-  RING_CLASS(ring, wakeup_bytes, 2048)
-  RING_CLASS(ring, wakeup_bytes, 2560)
-  RING_CLASS(ring, wakeup_bytes, 3072)
-  RING_CLASS(ring, wakeup_bytes, 3584)
-  RING_CLASS(ring, wakeup_bytes, 4096)
-  RING_CLASS(ring, wakeup_bytes, 5120)
-  RING_CLASS(ring, wakeup_bytes, 6144)
-  RING_CLASS(ring, wakeup_bytes, 7168)
-  RING_CLASS(ring, wakeup_bytes, 8192)
-  RING_CLASS(ring, wakeup_bytes, 10240)
-  RING_CLASS(ring, wakeup_bytes, 12288)
-  RING_CLASS(ring, wakeup_bytes, 14336)
-  RING_CLASS(ring, wakeup_bytes, 16384)
-  RING_CLASS(ring, wakeup_bytes, 20480)
-  RING_CLASS(ring, wakeup_bytes, 24576)
-  RING_CLASS(ring, wakeup_bytes, 28672)
-  RING_CLASS(ring, wakeup_bytes, 32768)
-  RING_CLASS(ring, wakeup_bytes, 40960)
-  RING_CLASS(ring, wakeup_bytes, 49152)
-  RING_CLASS(ring, wakeup_bytes, 57344)
-  RING_CLASS(ring, wakeup_bytes, 65536)
-  RING_CLASS(ring, wakeup_bytes, 81920)
-  RING_CLASS(ring, wakeup_bytes, 98304)
-  RING_CLASS(ring, wakeup_bytes, 114688)
-  RING_CLASS(ring, wakeup_bytes, 131072)
-  RING_CLASS(ring, wakeup_bytes, 163840)
-  RING_CLASS(ring, wakeup_bytes, 196608)
-  RING_CLASS(ring, wakeup_bytes, 229376)
-  RING_CLASS(ring, wakeup_bytes, BPFTAP_MAX_SNAPLEN)
+  BIG_CLASS(640)
+  BIG_CLASS(768)
+  BIG_CLASS(896)
+  BIG_CLASS(1024)
+  BIG_CLASS(1280)
+  BIG_CLASS(1536)
+  BIG_CLASS(1792)
+  BIG_CLASS(2048)
+  BIG_CLASS(2560)
+  BIG_CLASS(3072)
+  BIG_CLASS(3584)
+  BIG_CLASS(4096)
+  BIG_CLASS(5120)
+  BIG_CLASS(6144)
+  BIG_CLASS(7168)
+  BIG_CLASS(8192)
+  BIG_CLASS(10240)
+  BIG_CLASS(12288)
+  BIG_CLASS(14336)
+  BIG_CLASS(16384)
+  BIG_CLASS(20480)
+  BIG_CLASS(24576)
+  BIG_CLASS(28672)
+  BIG_CLASS(32768)
+  BIG_CLASS(40960)
+  BIG_CLASS(49152)
+  BIG_CLASS(57344)
+  BIG_CLASS(65536)
+  BIG_CLASS(81920)
+  BIG_CLASS(98304)
+  BIG_CLASS(114688)
+  BIG_CLASS(131072)
+  BIG_CLASS(163840)
+  BIG_CLASS(196608)
+  BIG_CLASS(229376)
+  BIG_CLASS(BPFTAP_MAX_SNAPLEN)
   return -1;
 }
 
