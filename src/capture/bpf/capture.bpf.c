@@ -26,7 +26,7 @@ const volatile __u8 output = BPFTAP_OUT_RINGBUF;
 const volatile __u32 wakeup_bytes = 1 << 20;
 const volatile __u32 wakeup_bytes_small = 1 << 20;
 const volatile __u32 wakeup_bytes_spill = 1 << 20;
-/* No spill ring (a kernel buffer of a few MiB at most): a full big ring is a drop. */
+/* 0 when there is no spill ring (a kernel buffer of 8 MiB or less): a full big ring is a drop. */
 const volatile __u8 spill = 1;
 
 struct {
