@@ -11,6 +11,10 @@
  * a ring small enough for the TLB to cover keeps small packets cheap at high rates, a big one
  * absorbs bursts of GSO frames while a file write stalls. */
 #define BPFTAP_SMALL_RECORD 512u
+/* Small copies reach the small ring in per-CPU batches of up to this many bytes: each ring
+ * record there is a run of (struct bpftap_pkt_hdr, cap_len bytes, padding to a multiple of 8),
+ * in the order one CPU stamped them. A power of two. */
+#define BPFTAP_BATCH_BYTES 8192u
 
 enum bpftap_dir {
   BPFTAP_DIR_IN = 1,

@@ -8,8 +8,8 @@
 
 #include "bpftap.h"
 
-/* User space replaces this body with the translated tcpdump expression; it must stay the last
- * function of each program (it is the only function not inlined). Arguments: the skb, the VLAN
+/* User space replaces this body with the translated tcpdump expression (functions after it in
+ * the program move by the difference; see src/filter/splice.cpp). Arguments: the skb, the VLAN
  * tag the kernel took out of the frame (tpid << 16 | tci, 0 = none) and the packet type an
  * AF_PACKET socket would report (PACKET_OUTGOING on egress). Returns the number of bytes to
  * capture, 0 to reject, like a cBPF socket filter. The asm keeps clang from folding the default

@@ -27,10 +27,14 @@ namespace {
 static_assert(sizeof(bpftap_pkt_hdr) == 32, "bpftap_pkt_hdr layout changed");
 static_assert(sizeof(bpftap_counters) == 32, "bpftap_counters layout changed");
 
+// Small copies wait in a per-CPU batch at most this long before the kernel commits them to the
+// small ring (capture.bpf.c).
+constexpr uint64_t kBatchFlushNs = 1'000'000;
 // A record is written only once it is this old, so that one another CPU stamped earlier but
-// committed later can still be put before it. The time between a hook stamping a packet and
-// its record being committed is microseconds; the window is milliseconds.
-constexpr uint64_t kReorderWindowNs = 2'000'000;
+// committed later can still be put before it. The time between a hook stamping a packet and its
+// record being committed is microseconds, or up to kBatchFlushNs for a small copy (plus the
+// delay of the softirq its timer runs in); the window is milliseconds.
+constexpr uint64_t kReorderWindowNs = kBatchFlushNs + 2'000'000;
 // The kernel wakes the reader only when a backlog builds up (once, when the program's
 // wakeup_bytes, a quarter of the ring, is passed); otherwise the reader drains on this timer, which is also how long a
 // packet can wait before a file or pipe gets it (as the writers' flush interval was).
@@ -299,13 +303,16 @@ Result<std::unique_ptr<Capture>> Capture::start(const CaptureOptions &opts) {
     po.spill_ring_bytes = po.ring_bytes;
     po.ring_bytes = kHotRingBytes;
   }
+  // A ring of a few batches would be full most of the time: small rings take records one by one.
+  po.batch = po.small_ring_bytes >= 16 * BPFTAP_BATCH_BYTES;
+  po.batch_flush_ns = kBatchFlushNs;
   auto prog = CaptureProgram::load(po);
   if (!prog) return tl::unexpected(prog.error());
   impl->prog = std::move(*prog);
 
   if (opts.output == BPFTAP_OUT_RINGBUF) {
     std::vector<RingReader> readers;
-    auto small = RingReader::open(impl->prog->small_ring_fd(), po.small_ring_bytes);
+    auto small = RingReader::open(impl->prog->small_ring_fd(), po.small_ring_bytes, po.batch);
     if (!small) return tl::unexpected(small.error());
     readers.push_back(std::move(*small));
     if (big) {
@@ -422,6 +429,12 @@ Result<std::vector<InterfaceStats>> Capture::finish(PacketSink &sink) {
   {
     std::lock_guard lock(s.mu);
     for (auto &sl : s.slots) sl.hooks.clear();  // detach first: nothing new arrives after this
+  }
+  // The batches of small copies still in the kernel are committed by their timers, within
+  // kBatchFlushNs: let them.
+  if (s.rings) {
+    timespec pause{0, static_cast<long>(2 * kBatchFlushNs)};
+    nanosleep(&pause, nullptr);
   }
   // Twice: a program that ran as its hook went away may still have been committing.
   for (int i = 0; i < 2 && !s.count_reached(); i++)

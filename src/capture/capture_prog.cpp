@@ -21,6 +21,12 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::load(const CaptureProgra
   skel->rodata->wakeup_bytes_small = opts.small_ring_bytes / 4;
   skel->rodata->wakeup_bytes_spill = opts.spill_ring_bytes / 4;
   skel->rodata->spill = opts.spill_ring_bytes > 0;
+  skel->rodata->batch = opts.batch;
+  skel->rodata->batch_flush_ns = opts.batch_flush_ns;
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return fail_errno("count the possible CPUs", cpus < 0 ? cpus : EINVAL);
+  if (int err = bpf_map__set_max_entries(skel->maps.batches, static_cast<uint32_t>(cpus)); err)
+    return fail_errno("size the per-CPU batches", err);
   bool rings = opts.output == BPFTAP_OUT_RINGBUF;
   if (int err = bpf_map__set_max_entries(skel->maps.ring, rings ? opts.ring_bytes : 4096); err)
     return fail_errno("size the ring buffer", err);

@@ -25,6 +25,9 @@ struct CaptureProgramOptions {
   uint32_t small_ring_bytes = 1u << 23;  // the small ring (copies ≤ BPFTAP_SMALL_RECORD bytes)
   uint32_t spill_ring_bytes = 0;         // where longer copies go when the big ring is full
                                          // (0: none, a full big ring is a drop)
+  bool batch = true;        // small copies reach the small ring in per-CPU batches
+                            // (BPFTAP_BATCH_BYTES); false: one ring record each
+  uint64_t batch_flush_ns = 1'000'000;  // how long a batch's first record waits at most
   bool taps = true;         // load the ingress/egress programs
   bool filter_test = false; // load bpftap_filter_test (tests only)
 };

@@ -32,9 +32,10 @@ void prefault(std::vector<T> &v, size_t n) {
 
 } // namespace
 
-Result<RingReader> RingReader::open(int map_fd, uint64_t size) {
+Result<RingReader> RingReader::open(int map_fd, uint64_t size, bool batched) {
   if (size == 0 || (size & (size - 1)) != 0) return fail("map the ring buffer: size is not a power of two", EINVAL);
   RingReader r;
+  r.batched_ = batched;
   r.map_fd_ = FD(fcntl(map_fd, F_DUPFD_CLOEXEC, 0));
   if (!r.map_fd_) return fail_errno("map the ring buffer: dup", errno);
   r.size_ = size;
@@ -57,8 +58,10 @@ Result<RingReader> RingReader::open(int map_fd, uint64_t size) {
   return r;
 }
 
-RingReader RingReader::over(uint64_t *consumer, const uint64_t *producer, const uint8_t *data, uint64_t size) {
+RingReader RingReader::over(uint64_t *consumer, const uint64_t *producer, const uint8_t *data, uint64_t size,
+                            bool batched) {
   RingReader r;
+  r.batched_ = batched;
   r.size_ = size;
   r.mask_ = size - 1;
   r.consumer_ = consumer;
@@ -72,7 +75,7 @@ RingReader RingReader::over(uint64_t *consumer, const uint64_t *producer, const 
 RingReader::RingReader(RingReader &&o) noexcept
     : map_fd_(std::move(o.map_fd_)), size_(o.size_), mask_(o.mask_),
       page_(o.page_), consumer_(std::exchange(o.consumer_, nullptr)), producer_(std::exchange(o.producer_, nullptr)),
-      data_(o.data_), owned_(o.owned_), scanned_(o.scanned_), held_(std::move(o.held_)),
+      data_(o.data_), owned_(o.owned_), batched_(o.batched_), scanned_(o.scanned_), held_(std::move(o.held_)),
       wrapped_(std::move(o.wrapped_)), keep_(std::move(o.keep_)), batch_(std::move(o.batch_)),
       taken_(std::move(o.taken_)), out_(std::move(o.out_)) {}
 
@@ -106,12 +109,22 @@ void RingReader::scan() {
       std::memcpy(copy.data() + first, data_, len - first);
       rec = copy.data();
     }
-    if (!discarded && len >= sizeof(bpftap_pkt_hdr)) {
-      const auto *hdr = reinterpret_cast<const bpftap_pkt_hdr *>(rec);
-      uint32_t cap = std::min<uint32_t>(hdr->cap_len, len - uint32_t(sizeof(bpftap_pkt_hdr)));
-      held_.push_back({scanned_, {hdr, {rec + sizeof(bpftap_pkt_hdr), cap}}});
-    }
+    if (!discarded) hold(scanned_, rec, len);
     scanned_ += (uint64_t{len} + BPF_RINGBUF_HDR_SZ + 7) & ~uint64_t{7};
+  }
+}
+
+// Holds the packet record(s) of the ring record at `pos`: one, or a batch of them, each a header,
+// cap_len bytes and padding to 8. A header that claims more bytes than the record has is cut.
+void RingReader::hold(uint64_t pos, const uint8_t *rec, uint32_t len) {
+  uint64_t at = 0;
+  while (at + sizeof(bpftap_pkt_hdr) <= len) {
+    const auto *hdr = reinterpret_cast<const bpftap_pkt_hdr *>(rec + at);
+    auto room = static_cast<uint32_t>(len - at - sizeof(bpftap_pkt_hdr));
+    uint32_t cap = std::min<uint32_t>(hdr->cap_len, room);
+    held_.push_back({pos, {hdr, {rec + at + sizeof(bpftap_pkt_hdr), cap}}});
+    if (!batched_) return;
+    at += sizeof(bpftap_pkt_hdr) + ((uint64_t{cap} + 7) & ~uint64_t{7});
   }
 }
 
@@ -149,7 +162,7 @@ const std::vector<RingRecord> &RingReader::take(uint64_t cutoff, size_t limit) {
   if (batch_.size() > limit) {
     keep_.insert(keep_.end(), batch_.begin() + static_cast<long>(limit), batch_.end());
     batch_.resize(limit);
-    std::sort(keep_.begin(), keep_.end(), [](const Pending &a, const Pending &b) { return a.pos < b.pos; });
+    std::stable_sort(keep_.begin(), keep_.end(), [](const Pending &a, const Pending &b) { return a.pos < b.pos; });
   }
   held_.swap(keep_);
   for (const auto &p : batch_) out_.push_back(p.rec);
@@ -163,7 +176,7 @@ void RingReader::untake(size_t n) {
   held_.insert(held_.end(), taken_.end() - static_cast<long>(n), taken_.end());
   taken_.resize(taken_.size() - n);
   out_.resize(taken_.size());
-  std::sort(held_.begin(), held_.end(), [](const Pending &a, const Pending &b) { return a.pos < b.pos; });
+  std::stable_sort(held_.begin(), held_.end(), [](const Pending &a, const Pending &b) { return a.pos < b.pos; });
 }
 
 void RingReader::release() {
@@ -172,11 +185,14 @@ void RingReader::release() {
   __atomic_store_n(consumer_, upto, __ATOMIC_RELEASE);
   out_.clear();
   taken_.clear();
-  // Copies of wrapped records handed out are no longer needed; held ones still are.
+  // Copies of wrapped records handed out are no longer needed; held ones still are (any packet
+  // record of a batch in the copy).
   for (auto it = wrapped_.begin(); it != wrapped_.end();) {
-    const uint8_t *copy = it->data();
-    bool held = std::any_of(held_.begin(), held_.end(),
-                            [&](const Pending &p) { return reinterpret_cast<const uint8_t *>(p.rec.hdr) == copy; });
+    const uint8_t *copy = it->data(), *copy_end = copy + it->size();
+    bool held = std::any_of(held_.begin(), held_.end(), [&](const Pending &p) {
+      const auto *h = reinterpret_cast<const uint8_t *>(p.rec.hdr);
+      return h >= copy && h < copy_end;
+    });
     it = held ? std::next(it) : wrapped_.erase(it);
   }
 }

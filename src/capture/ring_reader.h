@@ -30,11 +30,14 @@ struct RingRecord {
 class RingReader {
 public:
   // Maps the ring of a BPF_MAP_TYPE_RINGBUF map (`size` = its max_entries, a power of two).
-  static Result<RingReader> open(int map_fd, uint64_t size);
+  // `batched`: each ring record is a batch of packet records (the capture's small ring; see
+  // BPFTAP_BATCH_BYTES), not one.
+  static Result<RingReader> open(int map_fd, uint64_t size, bool batched = false);
   // Tests: a ring laid out by the caller as the kernel lays it out (the consumer position, the
   // producer position, and `size` bytes of data; the kernel's second mapping of the data is
   // not needed). Not owned; wait() returns at once.
-  static RingReader over(uint64_t *consumer, const uint64_t *producer, const uint8_t *data, uint64_t size);
+  static RingReader over(uint64_t *consumer, const uint64_t *producer, const uint8_t *data, uint64_t size,
+                         bool batched = false);
   RingReader(RingReader &&o) noexcept;
   RingReader &operator=(RingReader &&o) = delete;
   RingReader(const RingReader &) = delete;
@@ -64,11 +67,12 @@ public:
 
 private:
   struct Pending {
-    uint64_t pos;  // ring position of the record's 8-byte kernel header
+    uint64_t pos;  // ring position of the 8-byte kernel header of the ring record holding it
     RingRecord rec;
   };
   RingReader() = default;
   void scan();
+  void hold(uint64_t pos, const uint8_t *rec, uint32_t len);
 
   FD map_fd_;
   uint64_t size_ = 0, mask_ = 0;
@@ -77,6 +81,7 @@ private:
   const uint64_t *producer_ = nullptr;  // the producer page, then the data mapped twice
   const uint8_t *data_ = nullptr;
   bool owned_ = true;  // the mappings are ours to unmap
+  bool batched_ = false;
 
   uint64_t scanned_ = 0;        // ring position scanned up to (>= *consumer_)
   std::vector<Pending> held_;   // scanned, not handed out, in ring order

@@ -1,7 +1,7 @@
 // Splicing a translated filter into BPF programs at load time.
 //
 // Every program in SEC("bpftap_tc") calls `bpftap_filter`, a noinline stub that is the last
-// function of the program. libbpf calls our prog_prepare_load_fn after it has relocated the
+// function of the program (others may follow it). libbpf calls our prog_prepare_load_fn after it has relocated the
 // program and appended the stub; there the stub's body is replaced by the translated filter.
 #pragma once
 

@@ -53,12 +53,21 @@ test::RunResult run(int prog_fd, const std::vector<uint8_t> &f, uint32_t ifindex
   return test::run_tc(prog_fd, f, ctx);
 }
 
-// Loads the programs with both rings (small and big records) of `ring_bytes`.
-std::unique_ptr<CaptureProgram> load(uint32_t snaplen, uint32_t ring_bytes) {
+// Loads the programs with both rings (small and big records) of `ring_bytes`; `batch`: small
+// copies in per-CPU batches (the default), or a ring record each.
+// The batches' timers are set to 50 ms, past the test runs of a test: a test run holds off
+// preemption but not softirqs, so a timer due during the runs could flush a batch in the middle
+// of one (attached, the programs run in softirq or with bottom halves disabled, and cannot be
+// interrupted by it).
+constexpr uint64_t kTestFlushNs = 50'000'000;
+std::unique_ptr<CaptureProgram> load(uint32_t snaplen, uint32_t ring_bytes, bool batch = true,
+                                     uint64_t flush_ns = kTestFlushNs) {
   CaptureProgramOptions o;  // empty filter: accept everything
   o.snaplen = snaplen;
   o.ring_bytes = ring_bytes;
   o.small_ring_bytes = ring_bytes;
+  o.batch = batch;
+  o.batch_flush_ns = flush_ns;
   auto p = CaptureProgram::load(o);
   EXPECT_TRUE(p) << p.error().message();
   return p ? std::move(*p) : nullptr;
@@ -78,11 +87,36 @@ uint64_t size_class(uint64_t cap) {
 // Ring bytes one record of `cap` packet bytes takes: kernel header, bpftap header, size class.
 uint64_t ring_span(uint64_t cap) { return (8 + sizeof(bpftap_pkt_hdr) + size_class(cap) + 7) & ~uint64_t{7}; }
 
-// Both rings read as the capture reads them: the small records' ring, then the big one's.
-std::optional<RingSet> open_rings(CaptureProgram &prog, uint32_t ring_bytes) {
+// Bytes a small copy of `cap` bytes takes in a per-CPU batch: bpftap header, bytes, padding to 8.
+uint64_t batch_span(uint64_t cap) { return sizeof(bpftap_pkt_hdr) + ((cap + 7) & ~uint64_t{7}); }
+
+// The batches' timers commit what is left in them within kTestFlushNs: wait for that.
+void settle() { usleep(2 * kTestFlushNs / 1000); }
+
+// While it lives, the test runs on one CPU, so that the small copies of consecutive runs share
+// one per-CPU batch.
+class StayOnThisCpu {
+public:
+  StayOnThisCpu() {
+    sched_getaffinity(0, sizeof saved_, &saved_);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(sched_getcpu(), &set);
+    EXPECT_EQ(sched_setaffinity(0, sizeof set, &set), 0) << strerror(errno);
+  }
+  ~StayOnThisCpu() { sched_setaffinity(0, sizeof saved_, &saved_); }
+
+private:
+  cpu_set_t saved_{};
+};
+
+// Both rings read as the capture reads them: the small records' ring, then the big one's (after
+// the batches' timers have run).
+std::optional<RingSet> open_rings(CaptureProgram &prog, uint32_t ring_bytes, bool batch = true) {
+  settle();
   std::vector<RingReader> v;
   for (int fd : {prog.small_ring_fd(), prog.ring_fd()}) {
-    auto rd = RingReader::open(fd, ring_bytes);
+    auto rd = RingReader::open(fd, ring_bytes, batch && fd == prog.small_ring_fd());
     EXPECT_TRUE(rd) << rd.error().message();
     if (!rd) return std::nullopt;
     v.push_back(std::move(*rd));
@@ -117,12 +151,22 @@ struct Expected {
 void expect_ring_holds(CaptureProgram &prog, uint32_t ring_bytes, uint32_t snaplen, const std::vector<Expected> &want) {
   auto rd = open_rings(prog, ring_bytes);
   ASSERT_TRUE(rd);
-  uint64_t small = 0, big = 0;
+  uint64_t small = 0, big = 0, shorts = 0;
   for (const auto &w : want) {
     size_t cap = std::min<size_t>(w.frame.size(), snaplen);
-    (cap <= BPFTAP_SMALL_RECORD ? small : big) += ring_span(cap);
+    if (cap <= BPFTAP_SMALL_RECORD) {
+      small += batch_span(cap);
+      shorts++;
+    } else {
+      big += ring_span(cap);
+    }
   }
-  EXPECT_EQ(rd->rings()[0].waiting(), small) << "small ring bytes used != the size classes of the short copies";
+  // Short copies come in batches of one or more, each with its 8-byte ring header.
+  if (shorts == 0) {
+    EXPECT_EQ(rd->rings()[0].waiting(), 0u);
+  }
+  EXPECT_GE(rd->rings()[0].waiting(), small + (shorts ? 8 : 0)) << "small ring bytes used < the short copies' records";
+  EXPECT_LE(rd->rings()[0].waiting(), small + 8 * shorts) << "small ring bytes used > the short copies' records";
   EXPECT_EQ(rd->rings()[1].waiting(), big) << "big ring bytes used != the size classes of the long copies";
   const auto &recs = rd->take(UINT64_MAX);
   ASSERT_EQ(recs.size(), want.size());
@@ -343,7 +387,7 @@ TEST(CaptureProg, FullRingCountsDropsAndNeverDropsThePacket) {
 // two come back merged in time order.
 TEST(CaptureProg, SmallRingFullDoesNotStopLongCopies) {
   const uint32_t ring_bytes = 1u << 16;
-  auto prog = load(BPFTAP_MAX_SNAPLEN, ring_bytes);
+  auto prog = load(BPFTAP_MAX_SNAPLEN, ring_bytes, false);  // a ring record per copy (below: batches)
   ASSERT_TRUE(prog);
   ASSERT_TRUE(prog->watch(kLo));
   const uint64_t fit_small = ring_bytes / ring_span(100), fit_big = ring_bytes / ring_span(1514);
@@ -362,7 +406,7 @@ TEST(CaptureProg, SmallRingFullDoesNotStopLongCopies) {
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->dropped, 50u) << "only the short copies past the small ring's room are dropped";
 
-  auto rd = open_rings(*prog, ring_bytes);
+  auto rd = open_rings(*prog, ring_bytes, false);
   ASSERT_TRUE(rd);
   const auto &recs = rd->take(UINT64_MAX);
   ASSERT_EQ(recs.size(), order.size() - 50);
@@ -428,6 +472,99 @@ TEST(CaptureProg, FullBigRingSpillsIntoTheSpillRing) {
   for (uint32_t i = 0; i < 5; i++) ASSERT_EQ(run(prog->ingress_fd(), frame(1514, 5000 + i)).retval, kPass);
   EXPECT_EQ(set->rings()[0].waiting(), 5 * ring_span(1514));
   EXPECT_EQ(set->rings()[1].waiting(), 0u);
+}
+
+// Small copies wait in their CPU's batch until its timer commits them to the small ring as one
+// ring record: nothing is in the ring before, all of them after, in run order, with their bytes.
+TEST(CaptureProg, SmallCopiesReachTheRingInOneBatchWhenItsTimerFires) {
+  StayOnThisCpu pinned;
+  const uint32_t ring_bytes = 1u << 20;
+  auto prog = load(BPFTAP_MAX_SNAPLEN, ring_bytes, true, 300'000'000);
+  ASSERT_TRUE(prog);
+  ASSERT_TRUE(prog->watch(kLo));
+  std::vector<std::vector<uint8_t>> frames;
+  uint64_t span = 8;
+  for (size_t n : {60, 100, 512}) {
+    frames.push_back(frame(n, uint32_t(n)));
+    ASSERT_EQ(run(prog->ingress_fd(), frames.back()).retval, kPass);
+    span += batch_span(n);
+  }
+  auto rd = RingReader::open(prog->small_ring_fd(), ring_bytes, true);
+  ASSERT_TRUE(rd) << rd.error().message();
+  EXPECT_EQ(rd->waiting(), 0u) << "committed before the batch's timer (300 ms)";
+  for (int i = 0; i < 200 && rd->waiting() == 0; i++) usleep(10'000);
+  EXPECT_EQ(rd->waiting(), span) << "not one ring record holding the three";
+  const auto &recs = rd->take(UINT64_MAX);
+  ASSERT_EQ(recs.size(), frames.size());
+  for (size_t i = 0; i < recs.size(); i++) {
+    EXPECT_EQ(recs[i].hdr->wire_len, frames[i].size());
+    EXPECT_TRUE(std::equal(recs[i].bytes.begin(), recs[i].bytes.end(), frames[i].begin(), frames[i].end()))
+        << "record " << i;
+  }
+  rd->release();
+  EXPECT_EQ(rd->waiting(), 0u);
+}
+
+// A batch goes to the ring as soon as the next copy does not fit in it, without its timer.
+TEST(CaptureProg, AFullBatchGoesAtOnce) {
+  StayOnThisCpu pinned;
+  const uint32_t ring_bytes = 1u << 20;
+  auto prog = load(BPFTAP_MAX_SNAPLEN, ring_bytes, true, 60'000'000'000);  // a timer that never fires here
+  ASSERT_TRUE(prog);
+  ASSERT_TRUE(prog->watch(kLo));
+  const uint64_t fit = BPFTAP_BATCH_BYTES / batch_span(64);  // 85 records of 96 bytes
+  for (uint64_t i = 0; i <= fit; i++) ASSERT_EQ(run(prog->ingress_fd(), frame(64, uint32_t(i))).retval, kPass);
+  auto rd = RingReader::open(prog->small_ring_fd(), ring_bytes, true);
+  ASSERT_TRUE(rd) << rd.error().message();
+  EXPECT_EQ(rd->waiting(), 8 + fit * batch_span(64));
+  const auto &recs = rd->take(UINT64_MAX);
+  ASSERT_EQ(recs.size(), fit);
+  for (size_t i = 0; i < recs.size(); i++) {
+    auto f = frame(64, uint32_t(i));
+    EXPECT_TRUE(std::equal(recs[i].bytes.begin(), recs[i].bytes.end(), f.begin(), f.end())) << "record " << i;
+  }
+  rd->release();
+}
+
+// The small ring full: a batch that does not fit stays in its CPU's buffer (its timer tries
+// again), the copies that find both full are counted dropped, the packets always go on, and
+// once the reader gives space back the held batch arrives. Every matched packet is either read,
+// in run order, or counted dropped.
+TEST(CaptureProg, BatchesIntoAFullRingCountDropsAndLoseNothingElse) {
+  StayOnThisCpu pinned;
+  const uint32_t ring_bytes = 1u << 16;  // 8 batches of 85 64-byte copies
+  auto prog = load(BPFTAP_MAX_SNAPLEN, ring_bytes);
+  ASSERT_TRUE(prog);
+  ASSERT_TRUE(prog->watch(kLo));
+  const uint32_t n = 1000;
+  for (uint32_t i = 0; i < n; i++) {
+    auto r = run(prog->ingress_fd(), frame(64, i));
+    ASSERT_EQ(r.err, 0);
+    ASSERT_EQ(r.retval, kPass) << "frame " << i;
+  }
+  auto c = prog->counters(kLo, BPFTAP_DIR_IN);
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->matched, n);
+  EXPECT_GT(c->dropped, 0u);
+  auto rd = RingReader::open(prog->small_ring_fd(), ring_bytes, true);
+  ASSERT_TRUE(rd) << rd.error().message();
+  std::vector<uint32_t> got;  // which frames came back (the seed is in byte 14 onwards)
+  auto read_all = [&] {
+    settle();
+    for (const auto &r : rd->take(UINT64_MAX)) {
+      uint32_t i = uint32_t(got.size());
+      auto f = frame(64, i);
+      EXPECT_TRUE(std::equal(r.bytes.begin(), r.bytes.end(), f.begin(), f.end())) << "record " << i << " is not frame " << i;
+      got.push_back(i);
+    }
+    rd->release();
+  };
+  read_all();
+  const uint64_t per_batch = BPFTAP_BATCH_BYTES / batch_span(64);
+  const uint64_t batches = ring_bytes / ((8 + per_batch * batch_span(64) + 7) & ~uint64_t{7});
+  EXPECT_EQ(got.size(), batches * per_batch) << "the ring should hold " << batches << " full batches";
+  read_all();  // the batch held back, now that there is room
+  EXPECT_EQ(got.size() + c->dropped, n) << "every matched packet is either read or counted dropped";
 }
 
 using test::PrivateNetns;
@@ -535,9 +672,16 @@ TEST(CaptureProg, RealLoopbackTrafficUpTo64KiB) {
 
   auto rd = open_rings(*prog, ring_bytes);
   ASSERT_TRUE(rd);
-  uint64_t span = 0;
-  for (size_t n : sizes) span += 2 * ring_span(n);
-  EXPECT_EQ(rd->rings()[0].waiting() + rd->rings()[1].waiting(), span);
+  uint64_t short_bytes = 0, long_bytes = 0;
+  for (size_t n : sizes) {
+    if (n <= BPFTAP_SMALL_RECORD)
+      short_bytes += 2 * batch_span(n);
+    else
+      long_bytes += 2 * ring_span(n);
+  }
+  EXPECT_EQ(rd->rings()[1].waiting(), long_bytes);
+  EXPECT_GE(rd->rings()[0].waiting(), short_bytes + 8);  // one batch or two (8 bytes of ring header each)
+  EXPECT_LE(rd->rings()[0].waiting(), short_bytes + 16);
   const auto &recs = rd->take(UINT64_MAX);
   ASSERT_EQ(recs.size(), 2 * std::size(sizes));
   std::map<std::pair<uint8_t, uint32_t>, int> seen;

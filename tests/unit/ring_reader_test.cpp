@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 #include <span>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -84,7 +85,7 @@ public:
   uint64_t free_space() const { return size_ - (producer_ - consumer_); }
   const uint8_t *data() const { return base_; }
 
-  RingReader reader() { return RingReader::over(&consumer_, &producer_, base_, size_); }
+  RingReader reader(bool batched = false) { return RingReader::over(&consumer_, &producer_, base_, size_, batched); }
 
   // Writes a record at the producer position and advances the producer, as bpf_ringbuf_reserve
   // does (with `flags` = the busy bit it is still being written; the discard bit = discarded).
@@ -112,6 +113,36 @@ public:
     const uint32_t word[2] = {len | flags, 0};
     put(pos, word, sizeof word);
     producer_ += record_span(len);
+    return pos;
+  }
+
+  // Writes one record holding a batch of packet records, as the capture program's per-CPU
+  // batches are: each a bpftap header, cap_len bytes, and garbage up to a multiple of 8.
+  // `recs`: (timestamp, ifindex, bytes). Returns the record's position.
+  uint64_t append_batch(const std::vector<std::tuple<uint64_t, uint32_t, std::vector<uint8_t>>> &recs) {
+    std::vector<uint8_t> body;
+    for (const auto &[ts, ifindex, bytes] : recs) {
+      bpftap_pkt_hdr h{};
+      h.ts_tai_ns = ts;
+      h.ifindex = ifindex;
+      h.wire_len = uint32_t(bytes.size() + 4);
+      h.snap_len = uint32_t(bytes.size());
+      h.cap_len = uint32_t(bytes.size());
+      h.dir = BPFTAP_DIR_IN;
+      const auto *hb = reinterpret_cast<const uint8_t *>(&h);
+      body.insert(body.end(), hb, hb + sizeof h);
+      body.insert(body.end(), bytes.begin(), bytes.end());
+      body.resize((body.size() + 7) & ~size_t{7}, 0xEE);
+    }
+    if (record_span(body.size()) > free_space()) {
+      ADD_FAILURE() << "fake ring full";
+      return UINT64_MAX;
+    }
+    uint64_t pos = producer_;
+    put(pos + kRecHdr, body.data(), body.size());
+    const uint32_t word[2] = {uint32_t(body.size()), 0};
+    put(pos, word, sizeof word);
+    producer_ += record_span(body.size());
     return pos;
   }
 
@@ -394,6 +425,55 @@ TEST(RingReader, HeldWrappedRecordSurvivesRelease) {
     expect_record(recs[0], wrapped);
     rd.release();
     EXPECT_EQ(ring.consumer(), ring.producer());
+  }
+}
+
+// The capture's small ring holds per-CPU batches. Two CPUs' batches interleave in time (and one
+// wraps around the end of the data area): take() hands out their packet records by timestamp,
+// each with its own bytes, read in place; a batch partly held by the cutoff keeps its space until
+// all of its records are out.
+TEST(RingReader, BatchesFromTwoCpusComeBackSortedAndReleasedWhole) {
+  const uint64_t size = 4096;
+  for (Mapping mapping : {Mapping::Twice, Mapping::Once}) {
+    SCOPED_TRACE(mapping_name(mapping));
+    FakeRing ring(size, 3 * size - 504, mapping);
+    ASSERT_TRUE(ring.ok());
+    std::map<uint64_t, Want> want;
+    auto batch = [&](std::initializer_list<uint64_t> stamps, uint32_t cpu) {
+      std::vector<std::tuple<uint64_t, uint32_t, std::vector<uint8_t>>> recs;
+      for (uint64_t ts : stamps) {
+        Want w{ts, cpu, payload(60 + ts % 50, uint32_t(ts))};  // lengths not multiples of 8
+        recs.emplace_back(w.ts, w.ifindex, w.bytes);
+        want[ts] = w;
+      }
+      return ring.append_batch(recs);
+    };
+    uint64_t a = batch({10, 30, 50}, 1);
+    uint64_t b = batch({20, 40, 60, 95}, 2);  // wraps around the end
+    ASSERT_FALSE(ring.wraps(a, b - a - kRecHdr));
+    ASSERT_TRUE(ring.wraps(b, 4 * sizeof(bpftap_pkt_hdr) + 72 + 96 + 112 + 112));
+    uint64_t c = batch({70, 80}, 1);
+    auto rd = ring.reader(true);
+    {
+      const auto &recs = rd.take(75);
+      ASSERT_EQ(timestamps(recs), (std::vector<uint64_t>{10, 20, 30, 40, 50, 60, 70}));
+      for (const auto &r : recs) {
+        expect_record(r, want[r.hdr->ts_tai_ns]);
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(r.hdr) % 8, 0u) << "a header not 8-byte aligned";
+      }
+    }
+    rd.release();
+    // Batch a is all out; b still holds 95: the kernel gets a's space back, not b's.
+    EXPECT_EQ(ring.consumer(), b);
+    EXPECT_EQ(rd.held(), 2u);  // 95 and 80
+    {
+      const auto &recs = rd.take(UINT64_MAX);
+      ASSERT_EQ(timestamps(recs), (std::vector<uint64_t>{80, 95}));
+      for (const auto &r : recs) expect_record(r, want[r.hdr->ts_tai_ns]);
+    }
+    rd.release();
+    EXPECT_EQ(ring.consumer(), ring.producer());
+    EXPECT_GT(ring.producer(), c);
   }
 }
 

@@ -28,6 +28,16 @@ const volatile __u32 wakeup_bytes_small = 1 << 20;
 const volatile __u32 wakeup_bytes_spill = 1 << 20;
 /* 0 when there is no spill ring (a kernel buffer of 8 MiB or less): a full big ring is a drop. */
 const volatile __u8 spill = 1;
+/* 1: small copies are gathered per CPU and reach the small ring in batches (see batch below);
+ * 0: one ring record each. */
+const volatile __u8 batch = 1;
+/* A batch's first record waits at most this long (plus the softirq's own delay) for the rest. */
+const volatile __u64 batch_flush_ns = 1000000;
+
+#define CLOCK_MONOTONIC 1
+#ifndef BPF_F_TIMER_CPU_PIN
+#define BPF_F_TIMER_CPU_PIN (1ULL << 1) /* kernel 6.7; not in older UAPI headers */
+#endif
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -56,6 +66,30 @@ struct {
   __type(key, __u32);
   __type(value, struct bpftap_counters);
 } counters SEC(".maps");
+
+/* Small copies, gathered per CPU: a ring reservation and commit cost ~50 ns (a lock, the
+ * record header, the producer position), as much as the rest of a 64-byte packet's work
+ * (bench/results/2026-11-27-stages.md). Records (a bpftap_pkt_hdr, cap_len bytes, padding to 8)
+ * are appended to this CPU's batch, and the batch goes to the small ring as one ring record when
+ * the next one does not fit, or when its timer fires: batch_flush_ns after the first record.
+ * The timer is pinned to the CPU, and its callback runs in softirq there, so it never runs in
+ * the middle of this CPU's hook (softirq, or bottom halves disabled). One entry per CPU. */
+struct cpu_batch {
+  struct bpf_timer timer;
+  __u32 used;  /* bytes of records in data */
+  __u8 armed;  /* the timer is pending */
+  __u8 ready;  /* the timer is initialised */
+  __u8 pad[2];
+  /* Room past BPFTAP_BATCH_BYTES only so the verifier sees every write within the value. */
+  __u8 data[BPFTAP_BATCH_BYTES + sizeof(struct bpftap_pkt_hdr) + BPFTAP_SMALL_RECORD];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1); /* the number of possible CPUs, set at load */
+  __type(key, __u32);
+  __type(value, struct cpu_batch);
+} batches SEC(".maps");
 
 static __always_inline __u32 min_u32(__u32 a, __u32 b) { return a < b ? a : b; }
 
@@ -158,6 +192,67 @@ static __always_inline int emit_ring(struct __sk_buff *skb, const struct bpftap_
   return -1;
 }
 
+/* Sends this CPU's batch to the small ring. 0 when it went (or was empty); otherwise the ring is
+ * full and the batch stays, to be tried again. */
+static __always_inline long batch_flush(struct cpu_batch *b) {
+  __u64 used = b->used;
+  if (used == 0)
+    return 0;
+  if (used > BPFTAP_BATCH_BYTES) { /* cannot happen; keeps the verifier's bound */
+    b->used = 0;
+    return 0;
+  }
+  __u64 span = BPF_RINGBUF_HDR_SZ + used;
+  __u64 avail = bpf_ringbuf_query(&ring_small, BPF_RB_AVAIL_DATA);
+  __u64 flags = avail < wakeup_bytes_small && avail + span >= wakeup_bytes_small ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+  long err = bpf_ringbuf_output(&ring_small, b->data, used, flags);
+  if (err == 0)
+    b->used = 0;
+  return err;
+}
+
+static int batch_timer(void *map, __u32 *key, struct cpu_batch *b) {
+  b->armed = 0;
+  if (batch_flush(b) != 0 && bpf_timer_start(&b->timer, batch_flush_ns, BPF_F_TIMER_CPU_PIN) == 0)
+    b->armed = 1; /* the ring is full: again later */
+  return 0;
+}
+
+/* Appends a small copy to this CPU's batch. 0 when it is there, -1 when it is a drop (the ring
+ * and the batch are full), 1 when there is no batch for this CPU (the caller writes the record
+ * to the ring itself). */
+static __always_inline int emit_batch(struct __sk_buff *skb, const struct bpftap_pkt_hdr *hdr) {
+  __u32 cpu = bpf_get_smp_processor_id();
+  struct cpu_batch *b = bpf_map_lookup_elem(&batches, &cpu);
+  if (!b)
+    return 1;
+  __u64 len = hdr->cap_len;
+  asm volatile("" : "+r"(len)); /* no 32-bit copies of it */
+  if (len > BPFTAP_SMALL_RECORD)
+    return 1;
+  __u64 need = sizeof(*hdr) + ((len + 7) & ~7ull);
+  if (b->used + need > BPFTAP_BATCH_BYTES && batch_flush(b) != 0)
+    return -1;
+  __u64 off = b->used & (BPFTAP_BATCH_BYTES - 1);
+  struct bpftap_pkt_hdr *rec = (void *)(b->data + off);
+  *rec = *hdr;
+  if (len > 0 && bpf_skb_load_bytes(skb, 0, rec + 1, len) < 0)
+    return -1;
+  b->used = off + need;
+  if (!b->armed) {
+    if (!b->ready) {
+      bpf_timer_init(&b->timer, &batches, CLOCK_MONOTONIC);
+      bpf_timer_set_callback(&b->timer, batch_timer);
+      b->ready = 1;
+    }
+    if (bpf_timer_start(&b->timer, batch_flush_ns, BPF_F_TIMER_CPU_PIN) == 0)
+      b->armed = 1;
+    else
+      batch_flush(b); /* no timer (a kernel before 6.7): one record per batch */
+  }
+  return 0;
+}
+
 static __always_inline int emit_perf(struct __sk_buff *skb, const struct bpftap_pkt_hdr *hdr) {
   /* The helper appends cap_len bytes of the skb itself (linear or not) after the header. */
   __u64 flags = BPF_F_CURRENT_CPU | ((__u64)hdr->cap_len << 32);
@@ -190,7 +285,14 @@ static __always_inline int tap(struct __sk_buff *skb, __u8 dir) {
   hdr.vlan_tci = vtag & 0xffff;
   hdr.dir = dir;
 
-  int err = output == BPFTAP_OUT_PERFBUF ? emit_perf(skb, &hdr) : emit_ring(skb, &hdr);
+  int err;
+  if (output == BPFTAP_OUT_PERFBUF) {
+    err = emit_perf(skb, &hdr);
+  } else {
+    err = batch ? emit_batch(skb, &hdr) : 1;
+    if (err > 0)
+      err = emit_ring(skb, &hdr);
+  }
   if (err)
     c->dropped++;
   return TC_ACT_UNSPEC;
