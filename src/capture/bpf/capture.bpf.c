@@ -3,7 +3,8 @@
  * (a tcpdump expression translated from cBPF and spliced in at load time in place of
  * bpftap_filter's body); accepted packets are copied, truncated, to a ring or perf buffer.
  * There are three rings: copies of up to BPFTAP_SMALL_RECORD bytes go to a small one (a few MiB,
- * which the TLB covers, so that a million small packets a second touch no cold page), longer
+ * which the TLB covers, so that a million small packets a second touch no cold page), gathered
+ * per CPU and written there in batches (struct cpu_batch below), longer
  * ones to a big one, also of a few MiB, which the cache still holds when the program comes round
  * to a record's place again. When the big one is full (the reader held back), longer copies
  * spill into the spill ring (enough for a quarter second of GSO frames), whose cold memory only
