@@ -28,7 +28,9 @@ void add_capture_options(CLI::App *cmd, CaptureArgs &a) {
   cmd->add_option("-B,--buffer-size", a.buffer_kib, "kernel buffer size in KiB (power of two for the ring buffer; "
                                                     "default: 8-128 MiB by the snapshot length and interfaces); "
                                                     "copies of at most 512 bytes go to a ring of their own, "
-                                                    "of 8 MiB or more, never bigger than this")
+                                                    "of 8 MiB or more, never bigger than this; above 8 MiB, "
+                                                    "longer copies go to an 8 MiB ring and this buffer takes "
+                                                    "what that one cannot hold while the reader is behind")
       ->check(CLI::Range(0u, 1u << 20));
   cmd->add_option("--buffer", a.buffer, "kernel-to-user transport: ring (ring buffers shared by all CPUs) or perf (per-CPU)")
       ->check(CLI::IsMember({"ring", "perf"}));
