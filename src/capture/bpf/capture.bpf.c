@@ -68,9 +68,10 @@ struct {
   __type(value, struct bpftap_counters);
 } counters SEC(".maps");
 
-/* Small copies, gathered per CPU: a ring reservation and commit cost ~50 ns (a lock, the
- * record header, the producer position), as much as the rest of a 64-byte packet's work
- * (bench/results/2026-11-27-stages.md). Records (a bpftap_pkt_hdr, cap_len bytes, padding to 8)
+/* Small copies, gathered per CPU: a ring reservation and commit (a lock, the record header, the
+ * producer position) once per batch instead of once per packet saved ~20 ns of a 64-byte
+ * packet's time in the softirq (bpf_stats, bench/results/2026-12-06-f.md). Records (a
+ * bpftap_pkt_hdr, cap_len bytes, padding to 8)
  * are appended to this CPU's batch, and the batch goes to the small ring as one ring record when
  * the next one does not fit, or when its timer fires: batch_flush_ns after the first record.
  * The timer is pinned to the CPU, and its callback runs in softirq there, so it never runs in
