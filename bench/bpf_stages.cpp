@@ -126,6 +126,9 @@ std::unique_ptr<CaptureProgram> load_capture(const std::string &expr, uint32_t s
   CaptureProgramOptions o;
   o.snaplen = snaplen;
   o.batch = batch;
+  // Batches go when full, as at any high rate: a test run holds off preemption but not softirqs,
+  // and a timer due during the runs could flush a batch in the middle of one.
+  o.batch_flush_ns = 50'000'000;
   o.ring_bytes = 1u << 26;
   if (!expr.empty()) {
     Result<std::vector<bpf_insn>> f = build_filter(expr, snaplen, "lo");

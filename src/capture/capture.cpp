@@ -430,15 +430,21 @@ Result<std::vector<InterfaceStats>> Capture::finish(PacketSink &sink) {
     std::lock_guard lock(s.mu);
     for (auto &sl : s.slots) sl.hooks.clear();  // detach first: nothing new arrives after this
   }
-  // The batches of small copies still in the kernel are committed by their timers, within
-  // kBatchFlushNs: let them.
-  if (s.rings) {
-    timespec pause{0, static_cast<long>(2 * kBatchFlushNs)};
-    nanosleep(&pause, nullptr);
-  }
   // Twice: a program that ran as its hook went away may still have been committing.
   for (int i = 0; i < 2 && !s.count_reached(); i++)
     if (auto r = s.round(sink, 0, true); !r) return tl::unexpected(r.error());
+  // The batches of small copies still in the kernel are committed by their timers within
+  // kBatchFlushNs, or, if they found the ring full, at the timer's next try after the rounds
+  // above made room: read until a wait that long brings nothing (bounded: 20 waits).
+  for (int i = 0; s.rings && i < 20 && !s.count_reached(); i++) {
+    timespec pause{0, static_cast<long>(2 * kBatchFlushNs)};
+    nanosleep(&pause, nullptr);
+    uint64_t before = s.total_captured;
+    bool waiting = false;
+    for (const auto &r : s.rings->rings()) waiting |= r.waiting() > 0;
+    if (auto r = s.round(sink, 0, true); !r) return tl::unexpected(r.error());
+    if (!waiting && s.total_captured == before) break;
+  }
   return stats();
 }
 

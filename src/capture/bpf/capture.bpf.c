@@ -221,13 +221,13 @@ static int batch_timer(void *map, __u32 *key, struct cpu_batch *b) {
 }
 
 /* Appends a small copy to this CPU's batch. 0 when it is there, -1 when it is a drop (the ring
- * and the batch are full), 1 when there is no batch for this CPU (the caller writes the record
- * to the ring itself). */
+ * and the batch are full), 1 when it is not a small copy (the caller writes it to a ring of
+ * its own). */
 static __always_inline int emit_batch(struct __sk_buff *skb, const struct bpftap_pkt_hdr *hdr) {
   __u32 cpu = bpf_get_smp_processor_id();
   struct cpu_batch *b = bpf_map_lookup_elem(&batches, &cpu);
   if (!b)
-    return 1;
+    return -1; /* cannot happen (an entry per possible CPU); a lone record would not parse as a batch */
   __u64 len = hdr->cap_len;
   asm volatile("" : "+r"(len)); /* no 32-bit copies of it */
   if (len > BPFTAP_SMALL_RECORD)
@@ -247,10 +247,15 @@ static __always_inline int emit_batch(struct __sk_buff *skb, const struct bpftap
       bpf_timer_set_callback(&b->timer, batch_timer);
       b->ready = 1;
     }
-    if (bpf_timer_start(&b->timer, batch_flush_ns, BPF_F_TIMER_CPU_PIN) == 0)
+    if (bpf_timer_start(&b->timer, batch_flush_ns, BPF_F_TIMER_CPU_PIN) == 0) {
       b->armed = 1;
-    else
-      batch_flush(b); /* no timer (a kernel before 6.7): one record per batch */
+    } else if (batch_flush(b) != 0) {
+      /* No pinned timer (a kernel before 6.7): every copy goes at once, a batch of one, and
+       * one that cannot is taken back out and counted, so nothing waits for a timer that
+       * will not come. */
+      b->used = off;
+      return -1;
+    }
   }
   return 0;
 }
