@@ -89,21 +89,21 @@ Row time_prog(const std::string &stage, int prog_fd, const std::vector<uint8_t> 
     o.ctx_in = &ctx;
     o.ctx_size_in = sizeof ctx;
     o.repeat = g_repeat;
+    auto test_run = [&] {
+      if (int err = bpf_prog_test_run_opts(prog_fd, &o)) {
+        std::fprintf(stderr, "bpf_stages: %s: test run: %s\n", stage.c_str(), std::strerror(-err));
+        std::exit(1);
+      }
+    };
     if (r < 0) {  // the warm-up, in chunks of g_repeat runs
       uint64_t runs = (64u << 20) / (frame.size() + 48) + 1;
       for (uint64_t done = 0; done < runs; done += g_repeat) {
         if (done) between();
-        if (int err = bpf_prog_test_run_opts(prog_fd, &o)) {
-          std::fprintf(stderr, "bpf_stages: %s: test run: %s\n", stage.c_str(), std::strerror(-err));
-          std::exit(1);
-        }
+        test_run();
       }
       continue;
     }
-    if (int err = bpf_prog_test_run_opts(prog_fd, &o)) {
-      std::fprintf(stderr, "bpf_stages: %s: test run: %s\n", stage.c_str(), std::strerror(-err));
-      std::exit(1);
-    }
+    test_run();
     row.ns.push_back(o.duration);
   }
   return row;

@@ -99,13 +99,7 @@ public:
       return UINT64_MAX;
     }
     uint64_t pos = producer_;
-    bpftap_pkt_hdr h{};
-    h.ts_tai_ns = ts;
-    h.ifindex = ifindex;
-    h.wire_len = uint32_t(bytes.size() + 4);  // as if a snaplen had cut 4 bytes
-    h.snap_len = uint32_t(bytes.size());
-    h.cap_len = uint32_t(bytes.size());
-    h.dir = dir;
+    bpftap_pkt_hdr h = header(ts, ifindex, bytes.size(), dir);
     put(pos + kRecHdr, &h, sizeof h);
     put(pos + kRecHdr + sizeof h, bytes.data(), bytes.size());
     std::vector<uint8_t> garbage(slack + (record_span(len) - kRecHdr - len), 0xEE);
@@ -122,13 +116,7 @@ public:
   uint64_t append_batch(const std::vector<std::tuple<uint64_t, uint32_t, std::vector<uint8_t>>> &recs) {
     std::vector<uint8_t> body;
     for (const auto &[ts, ifindex, bytes] : recs) {
-      bpftap_pkt_hdr h{};
-      h.ts_tai_ns = ts;
-      h.ifindex = ifindex;
-      h.wire_len = uint32_t(bytes.size() + 4);
-      h.snap_len = uint32_t(bytes.size());
-      h.cap_len = uint32_t(bytes.size());
-      h.dir = BPFTAP_DIR_IN;
+      bpftap_pkt_hdr h = header(ts, ifindex, bytes.size(), BPFTAP_DIR_IN);
       const auto *hb = reinterpret_cast<const uint8_t *>(&h);
       body.insert(body.end(), hb, hb + sizeof h);
       body.insert(body.end(), bytes.begin(), bytes.end());
@@ -159,6 +147,18 @@ public:
   bool wraps(uint64_t pos, uint64_t payload) const { return (pos & (size_ - 1)) + kRecHdr + payload > size_; }
 
 private:
+  // The program's header of a packet record of `n` bytes.
+  static bpftap_pkt_hdr header(uint64_t ts, uint32_t ifindex, size_t n, uint8_t dir) {
+    bpftap_pkt_hdr h{};
+    h.ts_tai_ns = ts;
+    h.ifindex = ifindex;
+    h.wire_len = uint32_t(n + 4);  // as if a snaplen had cut 4 bytes
+    h.snap_len = uint32_t(n);
+    h.cap_len = uint32_t(n);
+    h.dir = dir;
+    return h;
+  }
+
   // Writes at ring position `pos`, wrapping around the end of the data area (as the kernel's
   // second mapping would), so both mappings hold the same record.
   void put(uint64_t pos, const void *src, size_t n) {
